@@ -1,0 +1,601 @@
+//! The only raw-pointer code of the module: nginx's header filter chain, the switch of an
+//! upstream answer to nginx's upgraded relay, the `recv`/`send` interposition that carries
+//! half-closes, the shared counters zone, variables and the status handler.
+//!
+//! How a hijack is carried, without patching nginx:
+//! 1. `ngx_http_upstream_send_response()` calls `ngx_http_send_header()` *before* it looks at
+//!    `u->upgrade`. Our header filter runs first in the chain (dynamic modules load last), so
+//!    for a `200` hijack it sets `u->upgrade` and nginx enters its upgraded relay as it does
+//!    for a `101`.
+//! 2. The upgraded relay ends everything at the first EOF it sees, and it sees EOFs only
+//!    through the connections' `recv`. We interpose on `recv`/`send` of both connections of a
+//!    hijacked request: an EOF is hidden and turned into `shutdown(SHUT_WR)` on the other
+//!    connection once the bytes read before it are written ([`crate::tunnel`] decides).
+//!
+//! Invariants relied on (nginx 1.22 to 1.28):
+//! - during the relay, `c->data` of the client connection and of the upstream connection is the
+//!   main request (`ngx_http_upstream_connect()` sets the latter; the former is HTTP/1.x's);
+//! - the relay's buffers fill only through `src->recv` and drain only through `dst->send`;
+//! - the upstream connection is closed by `ngx_http_upstream_finalize_request()` before the
+//!   request pool is destroyed, and `ngx_get_connection()` gives a reused `ngx_connection_t`
+//!   fresh `recv`/`send` pointers, so only the client connection needs restoring.
+
+use core::ffi::{c_char, c_void};
+use core::mem;
+use core::ptr;
+use core::sync::atomic::{AtomicPtr, Ordering};
+
+use ngx::ffi::{
+    ngx_buf_t, ngx_chain_t, ngx_command_t, ngx_conf_t, ngx_connection_t,
+    ngx_create_temp_buf, ngx_http_add_variable, ngx_http_core_loc_conf_t, ngx_http_core_module,
+    ngx_http_discard_request_body, ngx_http_output_filter, ngx_http_output_header_filter_pt,
+    ngx_http_request_t, ngx_http_send_header, ngx_http_top_header_filter, ngx_http_upstream_t,
+    ngx_http_variable_value_t, ngx_int_t, ngx_pool_cleanup_add, ngx_pcalloc, ngx_recv_pt,
+    ngx_send_pt, ngx_shared_memory_add, ngx_shm_zone_t, ngx_slab_calloc, ngx_slab_pool_t,
+    ngx_str_t, ngx_uint_t, shutdown, SSL_shutdown, NGX_AGAIN, NGX_ERROR,
+    NGX_HTTP_GET, NGX_HTTP_HEAD, NGX_HTTP_NOT_ALLOWED, NGX_HTTP_VAR_NOCACHEABLE,
+    NGX_HTTP_VERSION_11, NGX_OK, SHUT_WR,
+};
+use ngx::core::NGX_CONF_OK;
+use ngx::http::HttpModuleLocationConf;
+use ngx::ngx_string;
+
+use crate::conf::{parse_flag, LocConf};
+use crate::hijack::{classify, Hijack, Response};
+use crate::metrics::Counters;
+use crate::tunnel::{Dir, OnEof, OnSent, Tunnel};
+use crate::{conf_error, ngx_http_dockgate_module, str_bytes, Module};
+
+/// The next header filter in nginx's chain, saved when ours is installed.
+static mut NEXT_HEADER_FILTER: ngx_http_output_header_filter_pt = None;
+
+/// The counters in the `dockgate` shared zone; null until the zone is initialised.
+static COUNTERS: AtomicPtr<Counters> = AtomicPtr::new(ptr::null_mut());
+
+/// Size of the shared zone: one slab page pool holding a [`Counters`].
+const ZONE_SIZE: usize = 64 * 1024;
+
+fn counters() -> Option<&'static Counters> {
+    // SAFETY: the pointer is null or points into the shared zone, mapped for the life of
+    // every process that can read this static.
+    unsafe { COUNTERS.load(Ordering::Relaxed).as_ref() }
+}
+
+// === impl directives ===
+
+/// `dockgate on|off;`
+pub(crate) unsafe extern "C" fn set_dockgate(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY:
+    // - `conf` is this module's location conf, created by `create_loc_conf` as `LocConf`;
+    // - `cf.args` is an array of `ngx_str_t` with 2 elements (NGX_CONF_FLAG).
+    let (conf, args) = unsafe {
+        let conf = conf.cast::<LocConf>().as_mut();
+        let args = (*cf).args.as_ref().map(|a| a.as_slice::<ngx_str_t>());
+        (conf, args)
+    };
+    let (Some(conf), Some([_, value])) = (conf, args) else {
+        return conf_error(c"invalid arguments");
+    };
+    if conf.enable.is_some() {
+        return conf_error(c"is duplicate");
+    }
+    match parse_flag(str_bytes(value)) {
+        Some(on) => {
+            conf.enable = Some(on);
+            NGX_CONF_OK
+        }
+        None => conf_error(c"invalid value: it must be \"on\" or \"off\""),
+    }
+}
+
+/// `dockgate_status;`
+pub(crate) unsafe extern "C" fn set_dockgate_status(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    _conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: during location parsing, `cf.ctx` is an `ngx_http_conf_ctx_t` whose
+    // `loc_conf[ngx_http_core_module.ctx_index]` is the core module's location conf.
+    let clcf = unsafe {
+        let ctx = (*cf).ctx.cast::<ngx::ffi::ngx_http_conf_ctx_t>();
+        (*(*ctx).loc_conf.add(ngx_http_core_module.ctx_index)).cast::<ngx_http_core_loc_conf_t>()
+    };
+    // SAFETY: `clcf` was just read from a live configuration context.
+    let Some(clcf) = (unsafe { clcf.as_mut() }) else {
+        return conf_error(c"no location configuration");
+    };
+    if clcf.handler.is_some() {
+        return conf_error(c"is duplicate");
+    }
+    clcf.handler = Some(status_handler);
+    NGX_CONF_OK
+}
+
+// === impl configuration hooks ===
+
+const VAR_HIJACK: ngx_str_t = ngx_string!("dockgate_hijack");
+const VAR_HALF_CLOSE: ngx_str_t = ngx_string!("dockgate_half_close");
+
+/// Registers `$dockgate_hijack` and `$dockgate_half_close`.
+pub(crate) unsafe fn add_variables(cf: *mut ngx_conf_t) -> ngx_int_t {
+    for (name, getter) in [
+        (VAR_HIJACK, hijack_variable as VarGetter),
+        (VAR_HALF_CLOSE, half_close_variable as VarGetter),
+    ] {
+        let mut name = name;
+        // SAFETY: `cf` is live; nginx copies the name into its own pool.
+        let var = unsafe {
+            ngx_http_add_variable(cf, &mut name, NGX_HTTP_VAR_NOCACHEABLE as ngx_uint_t)
+        };
+        // SAFETY: a non-null result is a variable owned by the configuration.
+        let Some(var) = (unsafe { var.as_mut() }) else {
+            return NGX_ERROR as ngx_int_t;
+        };
+        var.get_handler = Some(getter);
+    }
+    NGX_OK as ngx_int_t
+}
+
+/// Installs the header filter and declares the shared counters zone.
+pub(crate) unsafe fn init_http(cf: *mut ngx_conf_t) -> ngx_int_t {
+    // SAFETY: postconfiguration runs single-threaded in the master, before any request;
+    // this is how every nginx filter module chains itself.
+    unsafe {
+        NEXT_HEADER_FILTER = ngx_http_top_header_filter;
+        ngx_http_top_header_filter = Some(header_filter);
+    }
+
+    let mut name = ngx_string!("dockgate");
+    // SAFETY: `cf` is live; the tag is the module's static, identical across reloads, so
+    // nginx hands the same zone (and counters) to the new cycle.
+    let zone: *mut ngx_shm_zone_t = unsafe {
+        ngx_shared_memory_add(
+            cf,
+            &mut name,
+            ZONE_SIZE,
+            ptr::addr_of_mut!(ngx_http_dockgate_module).cast(),
+        )
+    };
+    // SAFETY: a non-null zone is owned by the cycle being configured.
+    let Some(zone) = (unsafe { zone.as_mut() }) else {
+        return NGX_ERROR as ngx_int_t;
+    };
+    zone.init = Some(init_zone);
+    NGX_OK as ngx_int_t
+}
+
+/// Places the counters in the zone, or takes over the previous cycle's on reload.
+unsafe extern "C" fn init_zone(zone: *mut ngx_shm_zone_t, old: *mut c_void) -> ngx_int_t {
+    // SAFETY: nginx calls this with the zone it declared for us, mapped and slab-initialised.
+    let zone = unsafe { &mut *zone };
+    let counters = if old.is_null() {
+        // SAFETY: `shm.addr` starts with the slab pool nginx initialised for this zone.
+        unsafe {
+            ngx_slab_calloc(
+                zone.shm.addr.cast::<ngx_slab_pool_t>(),
+                mem::size_of::<Counters>(),
+            )
+        }
+    } else {
+        old
+    };
+    if counters.is_null() {
+        return NGX_ERROR as ngx_int_t;
+    }
+    // Zeroed memory is a valid `Counters` (all atomics at 0).
+    zone.data = counters;
+    COUNTERS.store(counters.cast(), Ordering::Relaxed);
+    NGX_OK as ngx_int_t
+}
+
+// === impl header filter ===
+
+/// Per-request state of a hijacked stream, in the request pool.
+struct Stream {
+    kind: Hijack,
+    tunnel: Tunnel,
+    client: *mut ngx_connection_t,
+    upstream: *mut ngx_connection_t,
+    client_recv: ngx_recv_pt,
+    client_send: ngx_send_pt,
+    upstream_recv: ngx_recv_pt,
+    upstream_send: ngx_send_pt,
+}
+
+unsafe extern "C" fn header_filter(r: *mut ngx_http_request_t) -> ngx_int_t {
+    // SAFETY: nginx calls header filters with a live request; NEXT_HEADER_FILTER was set
+    // before this filter could be called.
+    let (r, next) = unsafe { (&mut *r, NEXT_HEADER_FILTER) };
+    let Some(next) = next else {
+        return NGX_ERROR as ngx_int_t;
+    };
+    // SAFETY: a non-null `r.upstream` is this request's upstream.
+    let upstream = unsafe { r.upstream.as_mut() };
+    let enabled = Module::location_conf(&*r).is_some_and(LocConf::enabled);
+    let (Some(u), true) = (upstream, enabled) else {
+        // SAFETY: passing the request on unchanged.
+        return unsafe { next(r) };
+    };
+    if !ptr::eq(r, r.main) || r.http_version > NGX_HTTP_VERSION_11 as ngx_uint_t {
+        // Subrequests and HTTP/2 streams cannot be upgraded.
+        // SAFETY: as above.
+        return unsafe { next(r) };
+    }
+
+    let resp = Response {
+        status: r.headers_out.status,
+        upgrade_accepted: u.upgrade() != 0,
+        content_type: str_bytes(&r.headers_out.content_type),
+        has_content_length: r.headers_out.content_length_n >= 0,
+        chunked: u.headers_in.chunked() != 0,
+        path: str_bytes(&r.uri),
+    };
+    let Some(kind) = classify(&resp) else {
+        // SAFETY: as above.
+        return unsafe { next(r) };
+    };
+
+    let rc = if kind == Hijack::Upgrade {
+        // SAFETY: as above.
+        unsafe { next(r) }
+    } else {
+        // A 200 hijack: have nginx relay it as it relays a 101, never reuse the upstream
+        // connection, and answer without chunking or keep-alive.
+        u.set_upgrade(1);
+        u.set_keepalive(0);
+        r.set_keepalive(0);
+        // SAFETY: `r` is live; see `without_chunking`.
+        unsafe { without_chunking(r, next) }
+    };
+    if rc == NGX_ERROR as ngx_int_t || rc > NGX_OK as ngx_int_t {
+        return rc;
+    }
+    // SAFETY: the header is out; nginx switches to the upgraded relay right after we return.
+    if unsafe { start_stream(r, u, kind) }.is_none() {
+        return NGX_ERROR as ngx_int_t;
+    }
+    rc
+}
+
+/// Calls the rest of the header filter chain with chunked transfer encoding off, so the
+/// chunked filter marks the response "delimited by close" instead of adding
+/// `Transfer-Encoding`: a hijacked stream carries raw bytes.
+unsafe fn without_chunking(
+    r: &mut ngx_http_request_t,
+    next: unsafe extern "C" fn(*mut ngx_http_request_t) -> ngx_int_t,
+) -> ngx_int_t {
+    // SAFETY:
+    // - `r.loc_conf[ngx_http_core_module.ctx_index]` is the core location conf of `r`;
+    // - a worker is single-threaded and header filters never run in thread pools, so the
+    //   flag is restored before any other request can read it.
+    unsafe {
+        let clcf = (*r.loc_conf.add(ngx_http_core_module.ctx_index))
+            .cast::<ngx_http_core_loc_conf_t>();
+        let Some(clcf) = clcf.as_mut() else {
+            return NGX_ERROR as ngx_int_t;
+        };
+        let saved = mem::replace(&mut clcf.chunked_transfer_encoding, 0);
+        let rc = next(r);
+        clcf.chunked_transfer_encoding = saved;
+        rc
+    }
+}
+
+/// Records the stream and interposes on both connections' `recv`/`send`.
+unsafe fn start_stream(
+    r: &mut ngx_http_request_t,
+    u: &mut ngx_http_upstream_t,
+    kind: Hijack,
+) -> Option<()> {
+    let client = r.connection;
+    let upstream = u.peer.connection;
+    if client.is_null() || upstream.is_null() {
+        return None;
+    }
+    // SAFETY: both connections are live for the request; `header_in` and `u.buffer` are
+    // valid buffers of this request (possibly empty).
+    unsafe {
+        let pending_to_upstream = buf_len(&*r.header_in);
+        let pending_to_client = buf_len(&u.buffer);
+
+        let stream = ngx_pcalloc(r.pool, mem::size_of::<Stream>()).cast::<Stream>();
+        let cleanup = ngx_pool_cleanup_add(r.pool, 0);
+        if stream.is_null() || cleanup.is_null() {
+            return None;
+        }
+        stream.write(Stream {
+            kind,
+            tunnel: Tunnel::new(pending_to_upstream, pending_to_client),
+            client,
+            upstream,
+            client_recv: (*client).recv,
+            client_send: (*client).send,
+            upstream_recv: (*upstream).recv,
+            upstream_send: (*upstream).send,
+        });
+        *r.ctx.add(ngx_http_dockgate_module.ctx_index) = stream.cast();
+        (*cleanup).handler = Some(end_stream);
+        (*cleanup).data = stream.cast();
+
+        (*client).recv = Some(client_recv);
+        (*client).send = Some(client_send);
+        (*upstream).recv = Some(upstream_recv);
+        (*upstream).send = Some(upstream_send);
+    }
+    if let Some(c) = counters() {
+        c.stream_started(kind);
+    }
+    Some(())
+}
+
+fn buf_len(b: &ngx_buf_t) -> usize {
+    (b.last as usize).saturating_sub(b.pos as usize)
+}
+
+/// Request pool cleanup: the stream is over.
+unsafe extern "C" fn end_stream(data: *mut c_void) {
+    // SAFETY: `data` is the `Stream` registered with this cleanup; the client connection
+    // outlives the request pool (it is closed after `ngx_http_free_request()`), and nothing
+    // but `start_stream` replaced its `recv`/`send`, so the saved ones are current again.
+    unsafe {
+        let stream = &*data.cast::<Stream>();
+        let client = &mut *stream.client;
+        client.recv = stream.client_recv;
+        client.send = stream.client_send;
+    }
+    if let Some(c) = counters() {
+        c.stream_ended();
+    }
+}
+
+// === impl recv/send interposition ===
+
+/// The stream whose request owns connection `c`.
+///
+/// # Safety
+/// `c` is a connection whose `recv`/`send` we replaced; see the module invariants.
+unsafe fn stream_of<'a>(c: *mut ngx_connection_t) -> &'a mut Stream {
+    // SAFETY: per the invariants, `c.data` is the main request, whose module ctx is the
+    // `Stream` set by `start_stream` before the wrappers were installed.
+    unsafe {
+        let r = (*c).data.cast::<ngx_http_request_t>();
+        let stream = (*(*r).ctx.add(ngx_http_dockgate_module.ctx_index)).cast::<Stream>();
+        debug_assert!(!stream.is_null());
+        &mut *stream
+    }
+}
+
+unsafe extern "C" fn client_recv(c: *mut ngx_connection_t, buf: *mut u8, size: usize) -> isize {
+    // SAFETY: installed on the client connection of a stream.
+    unsafe {
+        let s = stream_of(c);
+        let n = call(s.client_recv, c, buf, size);
+        relay_received(s, Dir::ToUpstream, n)
+    }
+}
+
+unsafe extern "C" fn upstream_recv(c: *mut ngx_connection_t, buf: *mut u8, size: usize) -> isize {
+    // SAFETY: installed on the upstream connection of a stream.
+    unsafe {
+        let s = stream_of(c);
+        let n = call(s.upstream_recv, c, buf, size);
+        relay_received(s, Dir::ToClient, n)
+    }
+}
+
+unsafe extern "C" fn upstream_send(c: *mut ngx_connection_t, buf: *mut u8, size: usize) -> isize {
+    // SAFETY: installed on the upstream connection of a stream.
+    unsafe {
+        let s = stream_of(c);
+        let n = call(s.upstream_send, c, buf, size);
+        relay_sent(s, Dir::ToUpstream, n)
+    }
+}
+
+unsafe extern "C" fn client_send(c: *mut ngx_connection_t, buf: *mut u8, size: usize) -> isize {
+    // SAFETY: installed on the client connection of a stream.
+    unsafe {
+        let s = stream_of(c);
+        let n = call(s.client_send, c, buf, size);
+        relay_sent(s, Dir::ToClient, n)
+    }
+}
+
+/// Calls a saved `recv`/`send`; a missing one (never set by nginx) is an error.
+unsafe fn call(f: ngx_recv_pt, c: *mut ngx_connection_t, buf: *mut u8, size: usize) -> isize {
+    match f {
+        // SAFETY: the saved function is nginx's own for this connection.
+        Some(f) => unsafe { f(c, buf, size) },
+        None => NGX_ERROR as isize,
+    }
+}
+
+impl Stream {
+    /// The connection a direction reads from.
+    fn source(&self, dir: Dir) -> *mut ngx_connection_t {
+        match dir {
+            Dir::ToUpstream => self.client,
+            Dir::ToClient => self.upstream,
+        }
+    }
+
+    /// The connection a direction writes to.
+    fn destination(&self, dir: Dir) -> *mut ngx_connection_t {
+        self.source(dir.other())
+    }
+}
+
+unsafe fn relay_received(s: &mut Stream, dir: Dir, n: isize) -> isize {
+    if n > 0 {
+        s.tunnel.received(dir, n as usize);
+        if let Some(c) = counters() {
+            c.bytes(dir, n as usize);
+        }
+        return n;
+    }
+    if n != 0 {
+        return n; // NGX_AGAIN, or an error nginx handles as it always does.
+    }
+    match s.tunnel.on_eof(dir) {
+        OnEof::Report => 0,
+        OnEof::Hide { shut_now } => {
+            // SAFETY: the source connection is live; its read event is owned by it.
+            unsafe { (*(*s.source(dir)).read).set_eof(0) };
+            if shut_now {
+                // SAFETY: the destination connection is live.
+                unsafe { shut_write(s.destination(dir), dir) };
+            }
+            NGX_AGAIN as isize
+        }
+    }
+}
+
+unsafe fn relay_sent(s: &mut Stream, dir: Dir, n: isize) -> isize {
+    if n <= 0 {
+        return n;
+    }
+    match s.tunnel.sent(dir, n as usize) {
+        OnSent::Nothing => {}
+        // SAFETY (both arms): the connections are live for the stream's request.
+        OnSent::Shut => unsafe { shut_write(s.destination(dir), dir) },
+        OnSent::ShutAndFinish => unsafe {
+            shut_write(s.destination(dir), dir);
+            // Both directions are done: report the hidden EOF so the relay finalizes.
+            (*(*s.source(dir)).read).set_eof(1);
+        },
+    }
+    n
+}
+
+/// Shuts the write side of `c`: a TLS `close_notify` on TLS connections (a TCP half-close
+/// would cut the record stream), `shutdown(SHUT_WR)` otherwise.
+unsafe fn shut_write(c: *mut ngx_connection_t, dir: Dir) {
+    // SAFETY: `c` is a live connection; `c.ssl`, when set, holds its OpenSSL object.
+    unsafe {
+        let c = &mut *c;
+        match c.ssl.as_mut() {
+            Some(ssl) => {
+                SSL_shutdown(ssl.connection);
+            }
+            None => {
+                shutdown(c.fd, SHUT_WR as i32);
+            }
+        }
+    }
+    if let Some(c) = counters() {
+        c.half_closed(dir);
+    }
+}
+
+// === impl variables ===
+
+type VarGetter = unsafe extern "C" fn(
+    *mut ngx_http_request_t,
+    *mut ngx_http_variable_value_t,
+    usize,
+) -> ngx_int_t;
+
+unsafe extern "C" fn hijack_variable(
+    r: *mut ngx_http_request_t,
+    v: *mut ngx_http_variable_value_t,
+    _data: usize,
+) -> ngx_int_t {
+    // SAFETY: nginx passes a live request and a value slot to fill.
+    unsafe { set_variable(&mut *v, stream_ctx(r).map(|s| s.kind.as_str())) }
+}
+
+unsafe extern "C" fn half_close_variable(
+    r: *mut ngx_http_request_t,
+    v: *mut ngx_http_variable_value_t,
+    _data: usize,
+) -> ngx_int_t {
+    // SAFETY: as above.
+    let value = unsafe { stream_ctx(r) }.and_then(|s| {
+        match (
+            s.tunnel.is_shut(Dir::ToUpstream),
+            s.tunnel.is_shut(Dir::ToClient),
+        ) {
+            (true, true) => Some("both"),
+            (true, false) => Some(Dir::ToUpstream.as_str()),
+            (false, true) => Some(Dir::ToClient.as_str()),
+            (false, false) => None,
+        }
+    });
+    // SAFETY: as above.
+    unsafe { set_variable(&mut *v, value) }
+}
+
+/// The stream of request `r`, if it was hijacked.
+unsafe fn stream_ctx<'a>(r: *mut ngx_http_request_t) -> Option<&'a Stream> {
+    // SAFETY: `r` is live; its module ctx slot is null or our `Stream`.
+    unsafe {
+        let r = (*r).main;
+        (*(*r).ctx.add(ngx_http_dockgate_module.ctx_index))
+            .cast::<Stream>()
+            .as_ref()
+    }
+}
+
+fn set_variable(v: &mut ngx_http_variable_value_t, value: Option<&'static str>) -> ngx_int_t {
+    match value {
+        Some(s) => {
+            v.set_len(s.len() as u32);
+            v.set_valid(1);
+            v.set_no_cacheable(0);
+            v.set_not_found(0);
+            v.data = s.as_ptr().cast_mut();
+        }
+        None => v.set_not_found(1),
+    }
+    NGX_OK as ngx_int_t
+}
+
+// === impl status handler ===
+
+unsafe extern "C" fn status_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
+    // SAFETY: nginx calls content handlers with a live request.
+    let r = unsafe { &mut *r };
+    if r.method & (NGX_HTTP_GET | NGX_HTTP_HEAD) as ngx_uint_t == 0 {
+        return NGX_HTTP_NOT_ALLOWED as ngx_int_t;
+    }
+    // SAFETY: as above.
+    let rc = unsafe { ngx_http_discard_request_body(r) };
+    if rc != NGX_OK as ngx_int_t {
+        return rc;
+    }
+    let body = counters().map(Counters::render).unwrap_or_default();
+
+    r.headers_out.status = 200;
+    r.headers_out.content_length_n = body.len() as i64;
+    const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+    r.headers_out.content_type_len = CONTENT_TYPE.len();
+    r.headers_out.content_type = ngx_str_t {
+        len: CONTENT_TYPE.len(),
+        data: CONTENT_TYPE.as_ptr().cast_mut(),
+    };
+    // SAFETY: headers are set; nginx owns the rest of the response.
+    let rc = unsafe { ngx_http_send_header(r) };
+    if rc == NGX_ERROR as ngx_int_t || rc > NGX_OK as ngx_int_t || r.header_only() != 0 {
+        return rc;
+    }
+    // SAFETY: the buffer comes from the request pool and is sized for the body.
+    unsafe {
+        let b = ngx_create_temp_buf(r.pool, body.len().max(1));
+        let Some(b) = b.as_mut() else {
+            return NGX_ERROR as ngx_int_t;
+        };
+        ptr::copy_nonoverlapping(body.as_ptr(), b.last, body.len());
+        b.last = b.last.add(body.len());
+        b.set_last_buf(1);
+        b.set_last_in_chain(1);
+        let mut out = ngx_chain_t {
+            buf: b,
+            next: ptr::null_mut(),
+        };
+        ngx_http_output_filter(r, &mut out)
+    }
+}
