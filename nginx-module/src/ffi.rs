@@ -25,26 +25,26 @@ use core::mem;
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, Ordering};
 
+use ngx::core::NGX_CONF_OK;
 use ngx::ffi::{
-    ngx_buf_t, ngx_chain_t, ngx_command_t, ngx_conf_t, ngx_connection_t,
-    ngx_create_temp_buf, ngx_http_add_variable, ngx_http_core_loc_conf_t, ngx_http_core_module,
+    ngx_buf_t, ngx_chain_t, ngx_command_t, ngx_conf_t, ngx_connection_t, ngx_create_temp_buf,
+    ngx_http_add_variable, ngx_http_core_loc_conf_t, ngx_http_core_module,
     ngx_http_discard_request_body, ngx_http_output_filter, ngx_http_output_header_filter_pt,
     ngx_http_request_t, ngx_http_send_header, ngx_http_top_header_filter, ngx_http_upstream_t,
-    ngx_http_variable_value_t, ngx_int_t, ngx_pool_cleanup_add, ngx_pcalloc, ngx_recv_pt,
+    ngx_http_variable_value_t, ngx_int_t, ngx_pcalloc, ngx_pool_cleanup_add, ngx_recv_pt,
     ngx_send_pt, ngx_shared_memory_add, ngx_shm_zone_t, ngx_slab_calloc, ngx_slab_pool_t,
-    ngx_str_t, ngx_uint_t, shutdown, SSL_shutdown, NGX_AGAIN, NGX_ERROR,
-    NGX_HTTP_GET, NGX_HTTP_HEAD, NGX_HTTP_NOT_ALLOWED, NGX_HTTP_VAR_NOCACHEABLE,
-    NGX_HTTP_VERSION_11, NGX_OK, SHUT_WR,
+    ngx_str_t, ngx_uint_t, shutdown, SSL_shutdown, NGX_AGAIN, NGX_ERROR, NGX_HTTP_GET,
+    NGX_HTTP_HEAD, NGX_HTTP_NOT_ALLOWED, NGX_HTTP_VAR_NOCACHEABLE, NGX_HTTP_VERSION_11, NGX_OK,
+    SHUT_WR,
 };
-use ngx::core::NGX_CONF_OK;
 use ngx::http::HttpModuleLocationConf;
 use ngx::ngx_string;
 
 use crate::conf::{parse_flag, LocConf};
 use crate::hijack::{classify, Hijack, Response};
 use crate::metrics::Counters;
+use crate::module::{ngx_http_dockgate_module, Module};
 use crate::tunnel::{Dir, OnEof, OnSent, Tunnel};
-use crate::{conf_error, ngx_http_dockgate_module, str_bytes, Module};
 
 /// The next header filter in nginx's chain, saved when ours is installed.
 static mut NEXT_HEADER_FILTER: ngx_http_output_header_filter_pt = None;
@@ -128,9 +128,8 @@ pub(crate) unsafe fn add_variables(cf: *mut ngx_conf_t) -> ngx_int_t {
     ] {
         let mut name = name;
         // SAFETY: `cf` is live; nginx copies the name into its own pool.
-        let var = unsafe {
-            ngx_http_add_variable(cf, &mut name, NGX_HTTP_VAR_NOCACHEABLE as ngx_uint_t)
-        };
+        let var =
+            unsafe { ngx_http_add_variable(cf, &mut name, NGX_HTTP_VAR_NOCACHEABLE as ngx_uint_t) };
         // SAFETY: a non-null result is a variable owned by the configuration.
         let Some(var) = (unsafe { var.as_mut() }) else {
             return NGX_ERROR as ngx_int_t;
@@ -273,8 +272,8 @@ unsafe fn without_chunking(
     // - a worker is single-threaded and header filters never run in thread pools, so the
     //   flag is restored before any other request can read it.
     unsafe {
-        let clcf = (*r.loc_conf.add(ngx_http_core_module.ctx_index))
-            .cast::<ngx_http_core_loc_conf_t>();
+        let clcf =
+            (*r.loc_conf.add(ngx_http_core_module.ctx_index)).cast::<ngx_http_core_loc_conf_t>();
         let Some(clcf) = clcf.as_mut() else {
             return NGX_ERROR as ngx_int_t;
         };
@@ -597,5 +596,22 @@ unsafe extern "C" fn status_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
             next: ptr::null_mut(),
         };
         ngx_http_output_filter(r, &mut out)
+    }
+}
+
+// === impl helpers ===
+
+/// A directive handler's error, as nginx expects it: a static C string.
+fn conf_error(msg: &'static core::ffi::CStr) -> *mut c_char {
+    msg.as_ptr().cast_mut()
+}
+
+/// `ngx_str_t` as bytes; empty for a null pointer.
+fn str_bytes(s: &ngx_str_t) -> &[u8] {
+    if s.data.is_null() || s.len == 0 {
+        &[]
+    } else {
+        // SAFETY: a non-null `ngx_str_t` points at `len` readable bytes.
+        unsafe { core::slice::from_raw_parts(s.data, s.len) }
     }
 }

@@ -23,7 +23,11 @@ pub enum Hijack {
 
 impl Hijack {
     /// All kinds, in the order used for metrics.
-    pub const ALL: [Hijack; 3] = [Hijack::Upgrade, Hijack::RawStream, Hijack::MultiplexedStream];
+    pub const ALL: [Hijack; 3] = [
+        Hijack::Upgrade,
+        Hijack::RawStream,
+        Hijack::MultiplexedStream,
+    ];
 
     /// The value of `$dockgate_hijack` and of the `kind` metric label.
     pub fn as_str(self) -> &'static str {

@@ -1,8 +1,9 @@
 //! `ngx_http_dockgate_module`: carries Docker's hijacked streams (attach, exec, BuildKit
 //! sessions) through stock nginx in full duplex, with TCP half-close in both directions.
 //!
-//! Unsafe code lives in [`ffi`] only; [`hijack`], [`tunnel`], [`metrics`] and [`conf`] are
-//! plain Rust, unit-tested without nginx.
+//! Unsafe code lives in `ffi` and in the statics of `module` only; [`hijack`], [`tunnel`],
+//! [`metrics`] and [`conf`] are plain Rust, unit-tested without nginx. Unit-test builds leave
+//! `ffi` and `module` out: they name nginx symbols that only a running nginx resolves.
 //!
 //! Directives:
 //! - `dockgate on|off;` (location, default `off`): switch hijacked upstream answers to
@@ -12,105 +13,15 @@
 //! Variables: `$dockgate_hijack` (`upgrade`, `raw-stream`, `multiplexed-stream`, or empty) and
 //! `$dockgate_half_close` (`to_upstream`, `to_client`, `both`, or empty).
 
-use core::ffi::{c_char, c_void};
-use core::ptr;
-
-use ngx::ffi::{
-    ngx_command_t, ngx_conf_t, ngx_http_module_t, ngx_int_t, ngx_module_t, ngx_str_t,
-    ngx_uint_t, NGX_CONF_FLAG, NGX_CONF_NOARGS, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET,
-    NGX_HTTP_MODULE, NGX_HTTP_SRV_CONF,
-};
-use ngx::http::{HttpModule, HttpModuleLocationConf};
-use ngx::ngx_string;
-
 pub mod conf;
-mod ffi;
 pub mod hijack;
 pub mod metrics;
 pub mod tunnel;
 
-/// The module's hooks into nginx's configuration cycle.
-pub struct Module;
+#[cfg(not(test))]
+mod ffi;
+#[cfg(not(test))]
+mod module;
 
-impl HttpModule for Module {
-    fn module() -> &'static ngx_module_t {
-        // SAFETY: nginx writes the module's indices once, while loading it, before any
-        // request; afterwards the static is only read.
-        unsafe { &*ptr::addr_of!(ngx_http_dockgate_module) }
-    }
-
-    unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
-        // SAFETY: nginx passes the live configuration context of the `http` block.
-        unsafe { ffi::add_variables(cf) }
-    }
-
-    unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
-        // SAFETY: as above; the filter chain and shared zones may be changed only now.
-        unsafe { ffi::init_http(cf) }
-    }
-}
-
-// SAFETY: the location configuration created by `create_loc_conf` is a `LocConf`.
-unsafe impl HttpModuleLocationConf for Module {
-    type LocationConf = conf::LocConf;
-}
-
-static mut NGX_HTTP_DOCKGATE_COMMANDS: [ngx_command_t; 3] = [
-    ngx_command_t {
-        name: ngx_string!("dockgate"),
-        type_: (NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_FLAG) as ngx_uint_t,
-        set: Some(ffi::set_dockgate),
-        conf: NGX_HTTP_LOC_CONF_OFFSET,
-        offset: 0,
-        post: ptr::null_mut(),
-    },
-    ngx_command_t {
-        name: ngx_string!("dockgate_status"),
-        type_: (NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS) as ngx_uint_t,
-        set: Some(ffi::set_dockgate_status),
-        conf: NGX_HTTP_LOC_CONF_OFFSET,
-        offset: 0,
-        post: ptr::null_mut(),
-    },
-    ngx_command_t::empty(),
-];
-
-static NGX_HTTP_DOCKGATE_MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
-    preconfiguration: Some(Module::preconfiguration),
-    postconfiguration: Some(Module::postconfiguration),
-    create_main_conf: None,
-    init_main_conf: None,
-    create_srv_conf: None,
-    merge_srv_conf: None,
-    create_loc_conf: Some(Module::create_loc_conf),
-    merge_loc_conf: Some(Module::merge_loc_conf),
-};
-
-#[cfg(feature = "export-modules")]
-ngx::ngx_modules!(ngx_http_dockgate_module);
-
-#[used]
-#[allow(non_upper_case_globals)]
-#[cfg_attr(not(feature = "export-modules"), no_mangle)]
-pub static mut ngx_http_dockgate_module: ngx_module_t = ngx_module_t {
-    ctx: ptr::addr_of!(NGX_HTTP_DOCKGATE_MODULE_CTX) as *mut c_void,
-    // SAFETY (of nginx's use): the table is read by nginx while parsing configuration only.
-    commands: unsafe { ptr::addr_of_mut!(NGX_HTTP_DOCKGATE_COMMANDS[0]) },
-    type_: NGX_HTTP_MODULE as ngx_uint_t,
-    ..ngx_module_t::default()
-};
-
-/// A directive handler's error, as nginx expects it: a static C string.
-pub(crate) fn conf_error(msg: &'static core::ffi::CStr) -> *mut c_char {
-    msg.as_ptr().cast_mut()
-}
-
-/// `ngx_str_t` as bytes; empty for a null pointer.
-pub(crate) fn str_bytes(s: &ngx_str_t) -> &[u8] {
-    if s.data.is_null() || s.len == 0 {
-        &[]
-    } else {
-        // SAFETY: a non-null `ngx_str_t` points at `len` readable bytes.
-        unsafe { core::slice::from_raw_parts(s.data, s.len) }
-    }
-}
+#[cfg(not(test))]
+pub use module::ngx_http_dockgate_module;

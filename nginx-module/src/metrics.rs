@@ -120,7 +120,10 @@ mod tests {
             "dockgate_half_closes_total{direction=\"to_client\"} 0",
             "# TYPE dockgate_hijacked_streams_active gauge",
         ] {
-            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
         }
         assert!(text.ends_with('\n'));
     }

@@ -13,7 +13,11 @@ fn resp<'a>(status: usize, content_type: &'a str, path: &'a str) -> Response<'a>
 
 #[test]
 fn upgrade_only_when_nginx_accepted_it() {
-    let mut r = resp(101, "application/vnd.docker.raw-stream", "/v1.41/exec/ab/start");
+    let mut r = resp(
+        101,
+        "application/vnd.docker.raw-stream",
+        "/v1.41/exec/ab/start",
+    );
     assert_eq!(classify(&r), None);
     r.upgrade_accepted = true;
     assert_eq!(classify(&r), Some(Hijack::Upgrade));
@@ -32,7 +36,11 @@ fn plain_200_hijacks_on_attach_and_exec_start() {
         "/v1.41/containers/my-name/attach/",
         "/docker/v1.41/containers/abc/attach",
     ] {
-        assert_eq!(classify(&resp(200, raw, path)), Some(Hijack::RawStream), "{path}");
+        assert_eq!(
+            classify(&resp(200, raw, path)),
+            Some(Hijack::RawStream),
+            "{path}"
+        );
         assert_eq!(
             classify(&resp(200, mux, path)),
             Some(Hijack::MultiplexedStream),
@@ -63,7 +71,10 @@ fn logs_and_other_streams_are_left_alone() {
     logs.chunked = true;
     assert_eq!(classify(&logs), None);
     // Even unchunked, logs is not a hijacking endpoint.
-    assert_eq!(classify(&resp(200, mux, "/v1.41/containers/abc/logs")), None);
+    assert_eq!(
+        classify(&resp(200, mux, "/v1.41/containers/abc/logs")),
+        None
+    );
     // A hijack media type with a length is an ordinary body.
     let mut sized = resp(200, mux, "/containers/abc/attach");
     sized.has_content_length = true;

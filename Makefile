@@ -1,0 +1,50 @@
+# dockgate: `make run` serves the gateway, `make test` runs every test.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+.PHONY: help deps dockerd images module module-vendored modules run test test-unit test-e2e bench lint
+
+help:
+	@echo "make run    start the gateway on tcp://127.0.0.1:2375 (and a unix socket, TLS on :2376)"
+	@echo "make test   build everything and run all tests"
+	@echo "make bench  gateway vs direct socket figures (bench/RESULTS.md)"
+
+deps:
+	@scripts/install-deps.sh
+
+dockerd: deps
+	@scripts/start-dockerd.sh
+
+images: dockerd
+	@scripts/test-images.sh
+
+module: deps
+	@scripts/build-module.sh debian
+
+module-vendored: deps
+	@scripts/build-module.sh vendored
+
+modules: module module-vendored
+
+run: module
+	@scripts/run-gateway.sh
+
+lint:
+	cargo fmt --all -- --check
+	NGINX_SOURCE_DIR=$(CURDIR)/build/nginx-debian/src NGINX_BUILD_DIR=$(CURDIR)/build/nginx-debian/build \
+		CARGO_TARGET_DIR=$(CURDIR)/target/debian cargo clippy --locked -p dockgate-module --all-targets -- -D warnings
+	cargo clippy --locked -p dockgate-tests --all-targets -- -D warnings
+
+# Unit tests of the module's pure parts (no nginx process needed).
+test-unit: module
+	NGINX_SOURCE_DIR=$(CURDIR)/build/nginx-debian/src NGINX_BUILD_DIR=$(CURDIR)/build/nginx-debian/build \
+		CARGO_TARGET_DIR=$(CURDIR)/target/debian cargo test --locked -p dockgate-module --release --lib
+
+# End-to-end suites: real docker CLIs, dockerd and both nginx builds.
+test-e2e: modules images
+	cargo test --locked -p dockgate-tests --release -- --test-threads=$${DOCKGATE_TEST_THREADS:-4}
+
+test: lint test-unit test-e2e
+
+bench: modules images
+	bench/run.sh
