@@ -37,6 +37,7 @@ http {
     proxy_temp_path $run/tmp/proxy;
     include $repo/nginx-conf/dockgate-http.conf;
     include $repo/nginx-conf/dockerd-upstream.conf;
+    access_log $run/logs/dockgate-access.log dockgate;
     server {
         listen 127.0.0.1:2375;
         listen unix:$run/docker.sock;

@@ -222,6 +222,7 @@ impl Gateway {
              fastcgi_temp_path {dir}/tmp_fastcgi;\nuwsgi_temp_path {dir}/tmp_uwsgi;\n\
              scgi_temp_path {dir}/tmp_scgi;\n\
              include {http_conf};\n\
+             access_log {dir}/logs/dockgate-access.log dockgate;\n\
              upstream dockerd {{ server unix:{dockerd}; keepalive 32; }}\n\
              server {{\n  listen 127.0.0.1:{port};\n  listen unix:{sock};\n  include {api};\n}}\n\
              server {{\n  listen 127.0.0.1:{tls_port} ssl;\n\
