@@ -46,6 +46,7 @@ curl -sf --unix-socket "$dockerd_sock" http://d/_ping >/dev/null ||
 DOCKER_HOST=unix://$dockerd_sock docker image inspect busybox:latest >/dev/null 2>&1 ||
     die "no busybox:latest image (scripts/test-images.sh)"
 
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 tmp=$(mktemp -d /tmp/dockgate-bench.XXXXXX)
 nginx_pids=()
 cleanup() {
@@ -262,8 +263,8 @@ DOCKER_HOST=${host[direct]} docker run -d --network none --name "$container" bus
 log "container $container started"
 
 # ---------------------------------------------------------------- stream measurements
-# Each run prints "<seconds> <bytes>" (bytes: "-" when none came back) and returns nonzero
-# when the stream failed (short count, CLI error, timeout).
+# Each run prints "<seconds> <bytes> <CLI exit status>" (bytes: "-" when no count came back)
+# and returns nonzero when the stream failed (short count, CLI error, timeout).
 now() { date +%s%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'; }
 
@@ -273,8 +274,8 @@ stream_out_once() {
     got=$(DOCKER_HOST=${host[$name]} timeout "$stream_timeout" \
         docker exec "$container" sh -c "head -c $bytes /dev/zero" 2>"$tmp/err" | wc -c) || rc=$?
     t1=$(now)
-    # pipefail: rc is the CLI's (or timeout's) status.
-    echo "$(secs "$t0" "$t1") $got"
+    # pipefail: rc is the CLI's (or timeout's: 124) status.
+    echo "$(secs "$t0" "$t1") $got $rc"
     [ "$rc" = 0 ] && [ "$got" = "$bytes" ]
 }
 
@@ -285,7 +286,7 @@ stream_in_once() {
         docker exec -i "$container" sh -c 'wc -c' 2>"$tmp/err") || rc=$?
     t1=$(now)
     got=$(echo "$got" | tr -d '[:space:]')
-    echo "$(secs "$t0" "$t1") ${got:--}"
+    echo "$(secs "$t0" "$t1") ${got:--} $rc"
     [ "$rc" = 0 ] && [ "$got" = "$bytes" ]
 }
 
@@ -296,24 +297,29 @@ ratio() { awk -v d="$1" -v s="$2" 'BEGIN { printf "%.2fx", d / s }'; }
 declare -A result
 # measure KIND(out|in) NAME: fills result[KIND,NAME] (text) and result[KIND,NAME,s] (median s)
 measure() {
-    local kind=$1 name=$2 i line ok=0 fails=() times=()
+    local kind=$1 name=$2 i line s got rc ok=0 fails=() times=() codes=()
     for i in $(seq 1 "$runs"); do
         if line=$("stream_${kind}_once" "$name"); then
+            read -r s got rc <<<"$line"
             ok=$((ok + 1))
-            times+=("${line%% *}")
-            log "$kind $name run $i: ${line% *} s, ${line#* } bytes"
+            times+=("$s")
+            log "$kind $name run $i: $s s, $got bytes"
         else
-            fails+=("${line#* }")
-            log "$kind $name run $i: FAILED after ${line% *} s, received ${line#* } bytes;" \
-                "$(tr '\n' ' ' <"$tmp/err" | cut -c1-200)"
+            read -r s got rc <<<"$line"
+            fails+=("$got")
+            codes+=("$rc")
+            log "$kind $name run $i: FAILED after $s s, received $got bytes, CLI exit $rc;" \
+                "stderr: $(tr '\n' ' ' <"$tmp/err" | cut -c1-200)"
         fi
     done
+    local exits
+    exits=$(printf '%s\n' "${codes[@]}" | sort -u | paste -sd/ -)
     if [ "$ok" = "$runs" ]; then
         result[$kind,$name,s]=$(printf '%s\n' "${times[@]}" | median)
     elif [ "$ok" = 0 ]; then
-        result[$kind,$name]="fails: $(printf '%s, ' "${fails[@]}" | sed 's/, $//') of $bytes bytes received (${runs}/${runs} runs)"
+        result[$kind,$name]="fails: $(printf '%s, ' "${fails[@]}" | sed 's/, $//') of $bytes bytes received, CLI exit $exits (${runs}/${runs} runs)"
     else
-        result[$kind,$name]="fails in $((runs - ok))/${runs} runs (received: $(printf '%s, ' "${fails[@]}" | sed 's/, $//'))"
+        result[$kind,$name]="fails in $((runs - ok))/${runs} runs (received: $(printf '%s, ' "${fails[@]}" | sed 's/, $//'), CLI exit $exits)"
         result[$kind,$name,s]=$(printf '%s\n' "${times[@]}" | median)
     fi
 }
@@ -383,11 +389,22 @@ lat_cell() {
     local cell="p50 ${p50} µs, p99 ${p99} µs, ${rps} req/s"
     if [ "$name" != direct ] && [ "${result[lat,$path,direct]}" != fail ]; then
         read -r d50 _ <<<"${result[lat,$path,direct]}"
-        cell="$cell (p50 +$((p50 - d50)) µs)"
+        cell="$cell (p50 $(printf '%+d' $((p50 - d50))) µs vs direct)"
     fi
     echo "$cell"
 }
 
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+echo "# dockgate bench, $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo
+echo "- machine: $(nproc) CPUs ($cpu_model), $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) RAM, Linux $(uname -r)"
+echo "- nginx: Debian $("$debian_nginx" -v 2>&1 | sed 's/.*nginx\///')$(
+    [ -x "$vendored_nginx" ] && echo ", vendored $("$vendored_nginx" -v 2>&1 | sed 's/.*nginx\///')"), worker_processes 2"
+echo "- dockerd $(DOCKER_HOST=${host[direct]} docker version -f '{{.Server.Version}}' 2>/dev/null), docker CLI $(docker version -f '{{.Client.Version}}' 2>/dev/null)"
+echo "- load average at start: $load_start; at end: $load_end"
+echo "- streams: $bytes bytes, $runs runs each, median; latency: $lat_requests requests after 200 warm-up, one connection"
+echo
 {
     header="| figure |"
     rule="|---|"

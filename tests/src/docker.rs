@@ -246,9 +246,15 @@ impl Container {
 
     /// Starts `busybox <cmd>` detached with stdin open, on the dockerd at `sock`.
     pub fn start_on(sock: &str, tag: &str, cmd: &[&str]) -> Container {
+        Container::start_with(sock, tag, &[], cmd)
+    }
+
+    /// As [`Container::start_on`], with extra `docker run` options.
+    pub fn start_with(sock: &str, tag: &str, options: &[&str], cmd: &[&str]) -> Container {
         let name = crate::unique_name(tag);
         let mut args = vec!["run", "-d", "-i", "--network", "none", "--name", &name];
-        args.extend(["busybox"]);
+        args.extend(options);
+        args.push("busybox");
         args.extend(cmd);
         let out = Command::new(Cli::Current.path())
             .args(&args)

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod docker;
+pub mod engine;
 pub mod nginx;
 pub mod raw;
 pub mod scenarios;
