@@ -28,14 +28,15 @@ use core::sync::atomic::{AtomicPtr, Ordering};
 use ngx::core::NGX_CONF_OK;
 use ngx::ffi::{
     ngx_buf_t, ngx_chain_t, ngx_command_t, ngx_conf_t, ngx_connection_t, ngx_create_temp_buf,
-    ngx_http_add_variable, ngx_http_core_loc_conf_t, ngx_http_core_module,
-    ngx_http_discard_request_body, ngx_http_output_filter, ngx_http_output_header_filter_pt,
-    ngx_http_request_t, ngx_http_send_header, ngx_http_top_header_filter, ngx_http_upstream_t,
-    ngx_http_variable_value_t, ngx_int_t, ngx_pcalloc, ngx_pool_cleanup_add, ngx_recv_pt,
-    ngx_send_pt, ngx_shared_memory_add, ngx_shm_zone_t, ngx_slab_calloc, ngx_slab_pool_t,
-    ngx_str_t, ngx_uint_t, shutdown, SSL_shutdown, NGX_AGAIN, NGX_ERROR, NGX_HTTP_GET,
-    NGX_HTTP_HEAD, NGX_HTTP_NOT_ALLOWED, NGX_HTTP_VAR_NOCACHEABLE, NGX_HTTP_VERSION_11, NGX_OK,
-    SHUT_WR,
+    ngx_hash_elt_t, ngx_hash_key, ngx_http_add_variable, ngx_http_core_loc_conf_t,
+    ngx_http_core_main_conf_t, ngx_http_core_module, ngx_http_discard_request_body,
+    ngx_http_header_handler_pt, ngx_http_header_t, ngx_http_output_filter,
+    ngx_http_output_header_filter_pt, ngx_http_request_t, ngx_http_send_header,
+    ngx_http_top_header_filter, ngx_http_upstream_t, ngx_http_variable_value_t, ngx_int_t,
+    ngx_palloc, ngx_pcalloc, ngx_pool_cleanup_add, ngx_recv_pt, ngx_send_pt, ngx_shared_memory_add,
+    ngx_shm_zone_t, ngx_slab_calloc, ngx_slab_pool_t, ngx_str_t, ngx_table_elt_t, ngx_uint_t,
+    shutdown, SSL_shutdown, AF_UNIX, NGX_AGAIN, NGX_ERROR, NGX_HTTP_GET, NGX_HTTP_HEAD,
+    NGX_HTTP_NOT_ALLOWED, NGX_HTTP_VAR_NOCACHEABLE, NGX_HTTP_VERSION_11, NGX_OK, SHUT_WR,
 };
 use ngx::http::HttpModuleLocationConf;
 use ngx::ngx_string;
@@ -164,6 +165,9 @@ pub(crate) unsafe fn init_http(cf: *mut ngx_conf_t) -> ngx_int_t {
         return NGX_ERROR as ngx_int_t;
     };
     zone.init = Some(init_zone);
+
+    // SAFETY: `cf` is the `http` block's context; its headers_in hash is built already.
+    unsafe { accept_empty_host_on_unix_sockets(cf) };
     NGX_OK as ngx_int_t
 }
 
@@ -189,6 +193,96 @@ unsafe extern "C" fn init_zone(zone: *mut ngx_shm_zone_t, old: *mut c_void) -> n
     zone.data = counters;
     COUNTERS.store(counters.cast(), Ordering::Relaxed);
     NGX_OK as ngx_int_t
+}
+
+// === impl empty Host on unix sockets ===
+
+/// nginx's own `Host` header handler, saved when ours replaces it in a cycle's hash.
+static mut ORIGINAL_HOST_HANDLER: ngx_http_header_handler_pt = None;
+
+/// The authority given to requests that arrive on a unix socket with an empty `Host`.
+const UNIX_SOCKET_HOST: &str = "localhost";
+
+/// Docker's Go clients send `Host:` with an empty value on hijack requests over unix sockets
+/// (RFC 9112 allows it when the target has no authority), and nginx answers `400 client sent
+/// invalid host header`. For this cycle only, point the `host` entry of the request header
+/// hash at a copy of nginx's entry whose handler first gives such requests a host name. The
+/// shared `ngx_http_headers_in` table is left untouched, so a later cycle without the module
+/// is unaffected. If the hash does not look as expected, nothing is changed.
+unsafe fn accept_empty_host_on_unix_sockets(cf: *mut ngx_conf_t) {
+    // SAFETY:
+    // - `cf.ctx` is the `http` block's `ngx_http_conf_ctx_t`, and the core module's main conf
+    //   holds `headers_in_hash`, built before postconfiguration (ngx_http_block());
+    // - hash elements are laid out as `ngx_hash_init()` writes them: `value`, `len`, then
+    //   `len` name bytes, the next element aligned to a pointer;
+    // - the copy lives in the cycle's pool, as long as the hash that points at it.
+    unsafe {
+        let ctx = (*cf).ctx.cast::<ngx::ffi::ngx_http_conf_ctx_t>();
+        let cmcf = (*(*ctx).main_conf.add(ngx_http_core_module.ctx_index))
+            .cast::<ngx_http_core_main_conf_t>();
+        let Some(cmcf) = cmcf.as_mut() else {
+            return;
+        };
+        let hash = &cmcf.headers_in_hash;
+        if hash.buckets.is_null() || hash.size == 0 {
+            return;
+        }
+        let mut name = *b"host";
+        let key = ngx_hash_key(name.as_mut_ptr(), name.len());
+        let mut elt = *hash.buckets.add(key % hash.size);
+        if elt.is_null() {
+            return;
+        }
+        while !(*elt).value.is_null() {
+            let len = usize::from((*elt).len);
+            let elt_name = core::slice::from_raw_parts((*elt).name.as_ptr(), len);
+            if elt_name == b"host" {
+                break;
+            }
+            let next = (*elt).name.as_ptr().add(len) as usize;
+            let align = mem::size_of::<*mut c_void>();
+            elt = ((next + align - 1) & !(align - 1)) as *mut ngx_hash_elt_t;
+        }
+        let original = (*elt).value.cast::<ngx_http_header_t>();
+        let Some(original) = original.as_ref() else {
+            return;
+        };
+        let copy =
+            ngx_palloc((*cf).pool, mem::size_of::<ngx_http_header_t>()).cast::<ngx_http_header_t>();
+        if copy.is_null() {
+            return;
+        }
+        copy.write(ngx_http_header_t {
+            handler: Some(empty_host_handler),
+            ..*original
+        });
+        ORIGINAL_HOST_HANDLER = original.handler;
+        (*elt).value = copy.cast();
+    }
+}
+
+unsafe extern "C" fn empty_host_handler(
+    r: *mut ngx_http_request_t,
+    h: *mut ngx_table_elt_t,
+    offset: ngx_uint_t,
+) -> ngx_int_t {
+    // SAFETY: nginx calls header handlers with the live request and the header just parsed;
+    // the saved handler is nginx's own, set before this one could be installed.
+    unsafe {
+        let c = &*(*r).connection;
+        let on_unix_socket =
+            !c.sockaddr.is_null() && i32::from((*c.sockaddr).sa_family) == AF_UNIX as i32;
+        if (*h).value.len == 0 && on_unix_socket {
+            (*h).value = ngx_str_t {
+                len: UNIX_SOCKET_HOST.len(),
+                data: UNIX_SOCKET_HOST.as_ptr().cast_mut(),
+            };
+        }
+        match ORIGINAL_HOST_HANDLER {
+            Some(original) => original(r, h, offset),
+            None => NGX_OK as ngx_int_t,
+        }
+    }
 }
 
 // === impl header filter ===
@@ -373,6 +467,10 @@ unsafe extern "C" fn client_recv(c: *mut ngx_connection_t, buf: *mut u8, size: u
     unsafe {
         let s = stream_of(c);
         let n = call(s.client_recv, c, buf, size);
+        if relay_over(c) {
+            // nginx's lingering close reads the client after the relay: plain reads.
+            return n;
+        }
         relay_received(s, Dir::ToUpstream, n)
     }
 }
@@ -400,7 +498,26 @@ unsafe extern "C" fn client_send(c: *mut ngx_connection_t, buf: *mut u8, size: u
     unsafe {
         let s = stream_of(c);
         let n = call(s.client_send, c, buf, size);
+        if relay_over(c) {
+            return n;
+        }
         relay_sent(s, Dir::ToClient, n)
+    }
+}
+
+/// Whether the relay of the request owning client connection `c` has ended: nginx closes
+/// the upstream connection and clears `u->peer.connection` when it finalizes the relay.
+///
+/// # Safety
+/// `c` is the client connection of a stream; see the module invariants.
+unsafe fn relay_over(c: *mut ngx_connection_t) -> bool {
+    // SAFETY: `c.data` is the main request, alive until the request pool (and with it the
+    // cleanup that removes our wrappers) is destroyed.
+    unsafe {
+        let r = (*c).data.cast::<ngx_http_request_t>();
+        (*r).upstream
+            .as_ref()
+            .map_or(true, |u| u.peer.connection.is_null())
     }
 }
 

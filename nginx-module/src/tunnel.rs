@@ -9,6 +9,11 @@
 //!   the opposite connection once every byte read before the EOF has been written there;
 //! - once both directions are finished, let nginx see an EOF so it finalizes the request.
 //!
+//! nginx may call `recv` again on a source that already reported EOF (epoll reports the
+//! readable state again with every write-ready edge): a repeated EOF must get the same answer
+//! as the first. Reporting a repeated, hidden EOF would let nginx finalize while the other
+//! direction still has bytes in its buffer, truncating the stream.
+//!
 //! Bytes pending in a direction are counted, not looked up: the relay's buffer only fills
 //! through our `recv` wrapper and only drains through our `send` wrapper.
 
@@ -63,19 +68,18 @@ pub enum OnSent {
 struct Half {
     /// Bytes read from the source and not yet written to the destination.
     pending: usize,
-    /// The source reported EOF (hidden from nginx).
+    /// The source reported EOF.
     eof: bool,
     /// The destination's write side was shut: this direction is finished.
     shut: bool,
+    /// nginx was let see this source's EOF (the relay ends once this direction drains).
+    reported: bool,
 }
 
 /// Per-stream state: one [`Half`] per [`Dir`].
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Tunnel {
     halves: [Half; 2],
-    /// nginx was let see an EOF: the relay is ending, and every later EOF (e.g. read by
-    /// nginx's lingering close) must be reported as it is.
-    finished: bool,
 }
 
 impl Tunnel {
@@ -102,31 +106,37 @@ impl Tunnel {
         self.half(dir).pending += n;
     }
 
-    /// `dir`'s source reported EOF.
+    /// `dir`'s source reported EOF (again, possibly).
     pub fn on_eof(&mut self, dir: Dir) -> OnEof {
-        if self.finished || self.is_shut(dir.other()) {
-            self.finished = true;
+        let other_shut = self.is_shut(dir.other());
+        let half = self.half(dir);
+        if half.reported {
             return OnEof::Report;
         }
-        let half = self.half(dir);
-        half.eof = true;
-        let shut_now = half.pending == 0 && !half.shut;
-        if shut_now {
-            half.shut = true;
+        if half.eof {
+            return OnEof::Hide { shut_now: false };
         }
+        half.eof = true;
+        if other_shut {
+            half.reported = true;
+            return OnEof::Report;
+        }
+        let shut_now = half.pending == 0;
+        half.shut = shut_now;
         OnEof::Hide { shut_now }
     }
 
     /// `n` bytes were written to `dir`'s destination.
     pub fn sent(&mut self, dir: Dir, n: usize) -> OnSent {
+        let other_shut = self.is_shut(dir.other());
         let half = self.half(dir);
         half.pending = half.pending.saturating_sub(n);
-        if !half.eof || half.shut || half.pending != 0 {
+        if !half.eof || half.shut || half.reported || half.pending != 0 {
             return OnSent::Nothing;
         }
         half.shut = true;
-        if self.is_shut(dir.other()) {
-            self.finished = true;
+        if other_shut {
+            half.reported = true;
             OnSent::ShutAndFinish
         } else {
             OnSent::Shut

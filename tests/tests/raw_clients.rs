@@ -228,3 +228,32 @@ fn engine_down_is_a_docker_shaped_error() {
         "{body}"
     );
 }
+
+#[test]
+fn empty_host_is_accepted_on_unix_sockets_only() {
+    // Docker's Go clients send `Host:` empty on hijack requests over unix sockets.
+    let gws = gateways();
+    let c = Container::start("emptyhost");
+    for gw in &gws {
+        for (label, target, status) in [
+            ("unix", Target::Unix(gw.unix_socket.clone()), 201),
+            ("tcp", Target::Tcp(gw.port), 400),
+        ] {
+            let mut conn = Conn::connect(&target).unwrap();
+            let body = "{\"Cmd\":[\"true\"]}";
+            let req = format!(
+                "POST /v1.41/containers/{}/exec HTTP/1.1\r\nHost: \r\nContent-Type: application/json\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                c.name,
+                body.len()
+            );
+            conn.write_all(req.as_bytes()).unwrap();
+            let head = conn.read_head().unwrap();
+            assert_eq!(
+                head.status, status,
+                "{} {label}: {}",
+                gw.opts.flavor, head.raw
+            );
+        }
+    }
+}

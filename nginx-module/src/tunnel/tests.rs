@@ -63,16 +63,24 @@ fn bytes_read_before_the_switch_count_as_pending() {
 }
 
 #[test]
-fn once_finished_every_eof_is_reported() {
-    // After the relay ends, nginx's lingering close reads the client to EOF: it must see it.
+fn a_repeated_client_eof_never_ends_the_relay_early() {
+    // Regression: the client's EOF, hidden, was seen again while dockerd's last bytes were
+    // still buffered; reporting it let nginx finalize and drop them.
     let mut t = Tunnel::new(0, 0);
     assert_eq!(t.on_eof(Dir::ToUpstream), OnEof::Hide { shut_now: true });
+    t.received(Dir::ToClient, 20488);
     assert_eq!(t.on_eof(Dir::ToClient), OnEof::Report);
-    assert_eq!(t.on_eof(Dir::ToUpstream), OnEof::Report);
+    assert_eq!(t.on_eof(Dir::ToUpstream), OnEof::Hide { shut_now: false });
+    // Once reported, an EOF stays reported: nginx keeps its eof flag.
+    assert_eq!(t.on_eof(Dir::ToClient), OnEof::Report);
+}
 
+#[test]
+fn the_last_direction_to_drain_finishes_and_stays_reported() {
     let mut t = Tunnel::new(0, 4);
     assert_eq!(t.on_eof(Dir::ToClient), OnEof::Hide { shut_now: false });
     assert_eq!(t.on_eof(Dir::ToUpstream), OnEof::Hide { shut_now: true });
     assert_eq!(t.sent(Dir::ToClient, 4), OnSent::ShutAndFinish);
-    assert_eq!(t.on_eof(Dir::ToUpstream), OnEof::Report);
+    assert_eq!(t.on_eof(Dir::ToClient), OnEof::Report);
+    assert_eq!(t.on_eof(Dir::ToUpstream), OnEof::Hide { shut_now: false });
 }
