@@ -3,9 +3,11 @@
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use dockgate_tests::docker::Container;
-use dockgate_tests::nginx::{Flavor, Gateway, SYSTEM_DOCKERD};
+use dockgate_tests::nginx::{tls, Flavor, Gateway, SYSTEM_DOCKERD};
 use dockgate_tests::raw::{self, demux, exec_create, exec_start, Conn, Head, Target};
 use dockgate_tests::wait_until;
 
@@ -159,7 +161,7 @@ fn upstream_close_first_is_relayed_as_a_half_close_to_the_client() {
         drop(conn);
     }
     for gw in &gws {
-        assert!(wait_until(std::time::Duration::from_secs(5), || gw
+        assert!(wait_until(Duration::from_secs(5), || gw
             .metric("dockgate_hijacked_streams_active")
             == 0));
         assert!(gw.metric("dockgate_half_closes_total{direction=\"to_client\"}") >= 1);
@@ -255,5 +257,69 @@ fn empty_host_is_accepted_on_unix_sockets_only() {
                 gw.opts.flavor, head.raw
             );
         }
+    }
+}
+
+#[test]
+fn tls_upstream_close_first_reaches_the_client_as_close_notify() {
+    // openssl s_client keeps reading while its stdin (our pipe) stays open: only the
+    // gateway's close_notify, relaying dockerd's close, can end it.
+    let gws = gateways();
+    let c = Container::start("tlsmirror");
+    let tls = tls();
+    for gw in &gws {
+        let id = exec_create(
+            &Target::Tcp(gw.port),
+            &c.name,
+            &["sh", "-c", "echo bye"],
+            true,
+        );
+        let body = "{\"Detach\":false,\"Tty\":false}";
+        let req = format!(
+            "POST /v1.41/exec/{id}/start HTTP/1.1\r\nHost: docker\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let mut client = Command::new("openssl")
+            .args(["s_client", "-quiet", "-connect"])
+            .arg(format!("127.0.0.1:{}", gw.tls_port))
+            .arg("-cert")
+            .arg(tls.client_dir.join("cert.pem"))
+            .arg("-key")
+            .arg(tls.client_dir.join("key.pem"))
+            .arg("-CAfile")
+            .arg(&tls.ca)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("openssl s_client");
+        let mut stdin = client.stdin.take().unwrap();
+        stdin.write_all(req.as_bytes()).unwrap();
+        let started = Instant::now();
+        let ended = wait_until(Duration::from_secs(10), || {
+            matches!(client.try_wait(), Ok(Some(_)))
+        });
+        if !ended {
+            let _ = client.kill();
+        }
+        let mut out = Vec::new();
+        client.stdout.take().unwrap().read_to_end(&mut out).unwrap();
+        drop(stdin);
+        let _ = client.wait();
+        assert!(
+            ended,
+            "{}: the TLS client was not told the stream ended ({:?})",
+            gw.opts.flavor,
+            started.elapsed()
+        );
+        let (stdout, _) = demux(&out[out.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4..]);
+        assert_eq!(
+            String::from_utf8_lossy(&stdout),
+            "bye\n",
+            "{}",
+            gw.opts.flavor
+        );
+        assert!(gw.metric("dockgate_half_closes_total{direction=\"to_client\"}") >= 1);
     }
 }
