@@ -3,7 +3,8 @@
 #   tcp://127.0.0.1:2375          plain, loopback only
 #   unix://$PWD/run/docker.sock   unix socket
 #   tcp://127.0.0.1:2376          TLS with client certificates (certs in run/tls/client)
-# Ctrl-C or SIGTERM stops nginx, and dockerd if this script started it.
+# Ctrl-C or SIGTERM stops nginx (fast shutdown: open streams are cut), and dockerd if this
+# script started it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -58,7 +59,7 @@ rm -f "$run/docker.sock"
 
 stop() {
     trap - INT TERM EXIT
-    [ -n "${nginx_pid:-}" ] && kill -QUIT "$nginx_pid" 2>/dev/null && wait "$nginx_pid" 2>/dev/null
+    [ -n "${nginx_pid:-}" ] && kill -TERM "$nginx_pid" 2>/dev/null && wait "$nginx_pid" 2>/dev/null
     if [ -f "$dockerd_pid_file" ]; then
         kill "$(cat "$dockerd_pid_file")" 2>/dev/null || true
         rm -f "$dockerd_pid_file"
