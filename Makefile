@@ -29,7 +29,7 @@ modules: module module-vendored
 run: module
 	@scripts/run-gateway.sh
 
-lint:
+lint: module
 	cargo fmt --all -- --check
 	NGINX_SOURCE_DIR=$(CURDIR)/build/nginx-debian/src NGINX_BUILD_DIR=$(CURDIR)/build/nginx-debian/build \
 		CARGO_TARGET_DIR=$(CURDIR)/target/debian cargo clippy --locked -p dockgate-module --all-targets -- -D warnings
