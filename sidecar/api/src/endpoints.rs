@@ -1,0 +1,986 @@
+//! The Docker Engine API's endpoints, one row each, grouped as in Docker's API reference.
+//!
+//! A row gives the method, the path template (after the optional `/vX.Y` prefix), the kind
+//! roles allow or deny, the route nginx takes, the resource a tenant may own, and a doc line.
+//! Templates use `{id}` for one segment and `{name*}` for one or more segments (image and
+//! plugin references contain `/`), as dockerd's router does. An endpoint missing here is
+//! unknown, and the sidecar refuses unknown endpoints.
+
+use std::fmt;
+
+use crate::uri::CanonicalUri;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Put,
+    Delete,
+}
+
+impl Method {
+    pub fn parse(s: &str) -> Option<Method> {
+        Some(match s {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "DELETE" => Method::Delete,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+        })
+    }
+}
+
+/// What an endpoint lets a caller do; roles allow kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// Reads state: lists, inspects, logs, stats, events, archives out.
+    Read,
+    /// Changes containers: create, start, stop, remove, copy in, commit.
+    Write,
+    /// Runs commands in or attaches to containers.
+    Exec,
+    /// Builds images (and BuildKit sessions).
+    Build,
+    /// Pulls, pushes, tags, loads, removes images.
+    Image,
+    /// Creates, connects, removes networks.
+    Network,
+    /// Creates and removes volumes.
+    Volume,
+    /// Daemon-wide: registry login, pruning caches.
+    System,
+    /// Swarm, nodes, services, tasks, secrets, configs.
+    Swarm,
+    /// Plugins: they run with the daemon's privileges.
+    Plugin,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 10] = [
+        Kind::Read,
+        Kind::Write,
+        Kind::Exec,
+        Kind::Build,
+        Kind::Image,
+        Kind::Network,
+        Kind::Volume,
+        Kind::System,
+        Kind::Swarm,
+        Kind::Plugin,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Read => "read",
+            Kind::Write => "write",
+            Kind::Exec => "exec",
+            Kind::Build => "build",
+            Kind::Image => "image",
+            Kind::Network => "network",
+            Kind::Volume => "volume",
+            Kind::System => "system",
+            Kind::Swarm => "swarm",
+            Kind::Plugin => "plugin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// How nginx carries an approved request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// Straight to dockerd: the URI says everything that matters.
+    Direct,
+    /// Through the sidecar, which reads the JSON body (privileges live there) and forwards.
+    Mediated,
+    /// Straight to dockerd, long-lived: hijacked or streaming for as long as it lasts.
+    Stream,
+}
+
+/// The kind of object an endpoint's `{id}`/`{name*}` names (tenants own these).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Resource {
+    None,
+    Container,
+    Exec,
+    Image,
+    Network,
+    Volume,
+    Node,
+    Service,
+    Task,
+    Secret,
+    Config,
+    Plugin,
+}
+
+/// One row of the table.
+#[derive(Debug)]
+pub struct Endpoint {
+    pub method: Method,
+    pub template: &'static str,
+    pub kind: Kind,
+    pub route: Route,
+    pub resource: Resource,
+    pub doc: &'static str,
+}
+
+const fn ep(
+    method: Method,
+    template: &'static str,
+    kind: Kind,
+    route: Route,
+    resource: Resource,
+    doc: &'static str,
+) -> Endpoint {
+    Endpoint {
+        method,
+        template,
+        kind,
+        route,
+        resource,
+        doc,
+    }
+}
+
+use Kind::*;
+use Method::{Delete, Get, Head, Post, Put};
+use Resource as R;
+use Route::{Direct, Mediated, Stream};
+
+/// Every endpoint of the Engine API up to v1.50. Order matters only where templates
+/// overlap: literal rows come before `{id}`/`{name*}` rows that could also match.
+pub static ENDPOINTS: &[Endpoint] = &[
+    // === Containers ===
+    ep(
+        Get,
+        "/containers/json",
+        Read,
+        Direct,
+        R::None,
+        "List containers",
+    ),
+    ep(
+        Post,
+        "/containers/create",
+        Write,
+        Mediated,
+        R::Container,
+        "Create a container",
+    ),
+    ep(
+        Post,
+        "/containers/prune",
+        Write,
+        Direct,
+        R::None,
+        "Delete stopped containers",
+    ),
+    ep(
+        Get,
+        "/containers/{id}/json",
+        Read,
+        Direct,
+        R::Container,
+        "Inspect a container",
+    ),
+    ep(
+        Get,
+        "/containers/{id}/top",
+        Read,
+        Direct,
+        R::Container,
+        "List processes running inside a container",
+    ),
+    ep(
+        Get,
+        "/containers/{id}/logs",
+        Read,
+        Stream,
+        R::Container,
+        "Get container logs",
+    ),
+    ep(
+        Get,
+        "/containers/{id}/changes",
+        Read,
+        Direct,
+        R::Container,
+        "Get changes on a container's filesystem",
+    ),
+    ep(
+        Get,
+        "/containers/{id}/export",
+        Read,
+        Stream,
+        R::Container,
+        "Export a container",
+    ),
+    ep(
+        Get,
+        "/containers/{id}/stats",
+        Read,
+        Stream,
+        R::Container,
+        "Get container stats based on resource usage",
+    ),
+    ep(
+        Post,
+        "/containers/{id}/resize",
+        Write,
+        Direct,
+        R::Container,
+        "Resize a container TTY",
+    ),
+    ep(
+        Post,
+        "/containers/{id}/start",
+        Write,
+        Direct,
+        R::Container,
+        "Start a container",
+    ),
+    ep(
+        Post,
+        "/containers/{id}/stop",
+        Write,
+        Direct,
+        R::Container,
+        "Stop a container",
+    ),
+    ep(
+        Post,
+        "/containers/{id}/restart",
+        Write,
+        Direct,
+        R::Container,
+        "Restart a container",
+    ),
+    ep(
+        Post,
+        "/containers/{id}/kill",
+        Write,
+        Direct,
+        R::Container,
+        "Kill a container",
+    ),
+    ep(
+        Post,
+        "/containers/{id}/update",
+        Write,
+        Mediated,
+        R::Container,
+        "Update a container",
+    ),
+    ep(
+        Post,
+        "/containers/{id}/rename",
+        Write,
+        Direct,
+        R::Container,
+        "Rename a container",
+    ),
+    ep(
+        Post,
+        "/containers/{id}/pause",
+        Write,
+        Direct,
+        R::Container,
+        "Pause a container",
+    ),
+    ep(
+        Post,
+        "/containers/{id}/unpause",
+        Write,
+        Direct,
+        R::Container,
+        "Unpause a container",
+    ),
+    ep(
+        Post,
+        "/containers/{id}/attach",
+        Exec,
+        Stream,
+        R::Container,
+        "Attach to a container",
+    ),
+    ep(
+        Get,
+        "/containers/{id}/attach/ws",
+        Exec,
+        Stream,
+        R::Container,
+        "Attach to a container via a websocket",
+    ),
+    ep(
+        Post,
+        "/containers/{id}/wait",
+        Read,
+        Stream,
+        R::Container,
+        "Wait for a container",
+    ),
+    ep(
+        Delete,
+        "/containers/{id}",
+        Write,
+        Direct,
+        R::Container,
+        "Remove a container",
+    ),
+    ep(
+        Head,
+        "/containers/{id}/archive",
+        Read,
+        Direct,
+        R::Container,
+        "Get information about files in a container",
+    ),
+    ep(
+        Get,
+        "/containers/{id}/archive",
+        Read,
+        Stream,
+        R::Container,
+        "Get an archive of a filesystem resource in a container",
+    ),
+    ep(
+        Put,
+        "/containers/{id}/archive",
+        Write,
+        Stream,
+        R::Container,
+        "Extract an archive of files or folders to a directory in a container",
+    ),
+    ep(
+        Post,
+        "/containers/{id}/exec",
+        Exec,
+        Mediated,
+        R::Container,
+        "Create an exec instance",
+    ),
+    // === Exec ===
+    ep(
+        Post,
+        "/exec/{id}/start",
+        Exec,
+        Stream,
+        R::Exec,
+        "Start an exec instance",
+    ),
+    ep(
+        Post,
+        "/exec/{id}/resize",
+        Exec,
+        Direct,
+        R::Exec,
+        "Resize an exec instance",
+    ),
+    ep(
+        Get,
+        "/exec/{id}/json",
+        Read,
+        Direct,
+        R::Exec,
+        "Inspect an exec instance",
+    ),
+    // === Images ===
+    ep(Get, "/images/json", Read, Direct, R::None, "List images"),
+    ep(Post, "/build", Build, Stream, R::Image, "Build an image"),
+    ep(
+        Post,
+        "/build/prune",
+        Build,
+        Direct,
+        R::None,
+        "Delete builder cache",
+    ),
+    ep(
+        Post,
+        "/build/cancel",
+        Build,
+        Direct,
+        R::None,
+        "Cancel a build",
+    ),
+    ep(
+        Post,
+        "/images/create",
+        Image,
+        Stream,
+        R::Image,
+        "Create an image (pull or import)",
+    ),
+    ep(
+        Get,
+        "/images/search",
+        Read,
+        Direct,
+        R::None,
+        "Search images",
+    ),
+    ep(
+        Post,
+        "/images/prune",
+        Image,
+        Direct,
+        R::None,
+        "Delete unused images",
+    ),
+    ep(
+        Get,
+        "/images/get",
+        Read,
+        Stream,
+        R::Image,
+        "Export several images",
+    ),
+    ep(
+        Post,
+        "/images/load",
+        Image,
+        Stream,
+        R::Image,
+        "Import images",
+    ),
+    ep(
+        Get,
+        "/images/{name*}/json",
+        Read,
+        Direct,
+        R::Image,
+        "Inspect an image",
+    ),
+    ep(
+        Get,
+        "/images/{name*}/history",
+        Read,
+        Direct,
+        R::Image,
+        "Get the history of an image",
+    ),
+    ep(
+        Post,
+        "/images/{name*}/push",
+        Image,
+        Stream,
+        R::Image,
+        "Push an image",
+    ),
+    ep(
+        Post,
+        "/images/{name*}/tag",
+        Image,
+        Direct,
+        R::Image,
+        "Tag an image",
+    ),
+    ep(
+        Get,
+        "/images/{name*}/get",
+        Read,
+        Stream,
+        R::Image,
+        "Export an image",
+    ),
+    ep(
+        Delete,
+        "/images/{name*}",
+        Image,
+        Direct,
+        R::Image,
+        "Remove an image",
+    ),
+    ep(
+        Post,
+        "/commit",
+        Write,
+        Mediated,
+        R::Container,
+        "Create a new image from a container",
+    ),
+    // === Networks ===
+    ep(Get, "/networks", Read, Direct, R::None, "List networks"),
+    ep(
+        Post,
+        "/networks/create",
+        Network,
+        Mediated,
+        R::Network,
+        "Create a network",
+    ),
+    ep(
+        Post,
+        "/networks/prune",
+        Network,
+        Direct,
+        R::None,
+        "Delete unused networks",
+    ),
+    ep(
+        Get,
+        "/networks/{id}",
+        Read,
+        Direct,
+        R::Network,
+        "Inspect a network",
+    ),
+    ep(
+        Delete,
+        "/networks/{id}",
+        Network,
+        Direct,
+        R::Network,
+        "Remove a network",
+    ),
+    ep(
+        Post,
+        "/networks/{id}/connect",
+        Network,
+        Mediated,
+        R::Network,
+        "Connect a container to a network",
+    ),
+    ep(
+        Post,
+        "/networks/{id}/disconnect",
+        Network,
+        Mediated,
+        R::Network,
+        "Disconnect a container from a network",
+    ),
+    // === Volumes ===
+    ep(Get, "/volumes", Read, Direct, R::None, "List volumes"),
+    ep(
+        Post,
+        "/volumes/create",
+        Volume,
+        Mediated,
+        R::Volume,
+        "Create a volume",
+    ),
+    ep(
+        Post,
+        "/volumes/prune",
+        Volume,
+        Direct,
+        R::None,
+        "Delete unused volumes",
+    ),
+    ep(
+        Get,
+        "/volumes/{name}",
+        Read,
+        Direct,
+        R::Volume,
+        "Inspect a volume",
+    ),
+    ep(
+        Put,
+        "/volumes/{name}",
+        Swarm,
+        Mediated,
+        R::Volume,
+        "Update a cluster volume",
+    ),
+    ep(
+        Delete,
+        "/volumes/{name}",
+        Volume,
+        Direct,
+        R::Volume,
+        "Remove a volume",
+    ),
+    // === Swarm ===
+    ep(Get, "/swarm", Read, Direct, R::None, "Inspect swarm"),
+    ep(
+        Post,
+        "/swarm/init",
+        Swarm,
+        Mediated,
+        R::None,
+        "Initialize a new swarm",
+    ),
+    ep(
+        Post,
+        "/swarm/join",
+        Swarm,
+        Mediated,
+        R::None,
+        "Join an existing swarm",
+    ),
+    ep(
+        Post,
+        "/swarm/leave",
+        Swarm,
+        Direct,
+        R::None,
+        "Leave a swarm",
+    ),
+    ep(
+        Post,
+        "/swarm/update",
+        Swarm,
+        Mediated,
+        R::None,
+        "Update a swarm",
+    ),
+    ep(
+        Get,
+        "/swarm/unlockkey",
+        Swarm,
+        Direct,
+        R::None,
+        "Get the unlock key",
+    ),
+    ep(
+        Post,
+        "/swarm/unlock",
+        Swarm,
+        Mediated,
+        R::None,
+        "Unlock a locked manager",
+    ),
+    ep(Get, "/nodes", Read, Direct, R::None, "List nodes"),
+    ep(Get, "/nodes/{id}", Read, Direct, R::Node, "Inspect a node"),
+    ep(
+        Delete,
+        "/nodes/{id}",
+        Swarm,
+        Direct,
+        R::Node,
+        "Delete a node",
+    ),
+    ep(
+        Post,
+        "/nodes/{id}/update",
+        Swarm,
+        Mediated,
+        R::Node,
+        "Update a node",
+    ),
+    ep(Get, "/services", Read, Direct, R::None, "List services"),
+    ep(
+        Post,
+        "/services/create",
+        Swarm,
+        Mediated,
+        R::Service,
+        "Create a service",
+    ),
+    ep(
+        Get,
+        "/services/{id}",
+        Read,
+        Direct,
+        R::Service,
+        "Inspect a service",
+    ),
+    ep(
+        Delete,
+        "/services/{id}",
+        Swarm,
+        Direct,
+        R::Service,
+        "Delete a service",
+    ),
+    ep(
+        Post,
+        "/services/{id}/update",
+        Swarm,
+        Mediated,
+        R::Service,
+        "Update a service",
+    ),
+    ep(
+        Get,
+        "/services/{id}/logs",
+        Read,
+        Stream,
+        R::Service,
+        "Get service logs",
+    ),
+    ep(Get, "/tasks", Read, Direct, R::None, "List tasks"),
+    ep(Get, "/tasks/{id}", Read, Direct, R::Task, "Inspect a task"),
+    ep(
+        Get,
+        "/tasks/{id}/logs",
+        Read,
+        Stream,
+        R::Task,
+        "Get task logs",
+    ),
+    ep(Get, "/secrets", Read, Direct, R::None, "List secrets"),
+    ep(
+        Post,
+        "/secrets/create",
+        Swarm,
+        Mediated,
+        R::Secret,
+        "Create a secret",
+    ),
+    ep(
+        Get,
+        "/secrets/{id}",
+        Read,
+        Direct,
+        R::Secret,
+        "Inspect a secret",
+    ),
+    ep(
+        Delete,
+        "/secrets/{id}",
+        Swarm,
+        Direct,
+        R::Secret,
+        "Delete a secret",
+    ),
+    ep(
+        Post,
+        "/secrets/{id}/update",
+        Swarm,
+        Mediated,
+        R::Secret,
+        "Update a secret",
+    ),
+    ep(Get, "/configs", Read, Direct, R::None, "List configs"),
+    ep(
+        Post,
+        "/configs/create",
+        Swarm,
+        Mediated,
+        R::Config,
+        "Create a config",
+    ),
+    ep(
+        Get,
+        "/configs/{id}",
+        Read,
+        Direct,
+        R::Config,
+        "Inspect a config",
+    ),
+    ep(
+        Delete,
+        "/configs/{id}",
+        Swarm,
+        Direct,
+        R::Config,
+        "Delete a config",
+    ),
+    ep(
+        Post,
+        "/configs/{id}/update",
+        Swarm,
+        Mediated,
+        R::Config,
+        "Update a config",
+    ),
+    // === Plugins ===
+    ep(Get, "/plugins", Read, Direct, R::None, "List plugins"),
+    ep(
+        Get,
+        "/plugins/privileges",
+        Read,
+        Direct,
+        R::None,
+        "Get plugin privileges",
+    ),
+    ep(
+        Post,
+        "/plugins/pull",
+        Plugin,
+        Mediated,
+        R::Plugin,
+        "Install a plugin",
+    ),
+    ep(
+        Post,
+        "/plugins/create",
+        Plugin,
+        Stream,
+        R::Plugin,
+        "Create a plugin",
+    ),
+    ep(
+        Get,
+        "/plugins/{name*}/json",
+        Read,
+        Direct,
+        R::Plugin,
+        "Inspect a plugin",
+    ),
+    ep(
+        Post,
+        "/plugins/{name*}/enable",
+        Plugin,
+        Direct,
+        R::Plugin,
+        "Enable a plugin",
+    ),
+    ep(
+        Post,
+        "/plugins/{name*}/disable",
+        Plugin,
+        Direct,
+        R::Plugin,
+        "Disable a plugin",
+    ),
+    ep(
+        Post,
+        "/plugins/{name*}/upgrade",
+        Plugin,
+        Mediated,
+        R::Plugin,
+        "Upgrade a plugin",
+    ),
+    ep(
+        Post,
+        "/plugins/{name*}/push",
+        Plugin,
+        Stream,
+        R::Plugin,
+        "Push a plugin",
+    ),
+    ep(
+        Post,
+        "/plugins/{name*}/set",
+        Plugin,
+        Mediated,
+        R::Plugin,
+        "Configure a plugin",
+    ),
+    ep(
+        Delete,
+        "/plugins/{name*}",
+        Plugin,
+        Direct,
+        R::Plugin,
+        "Remove a plugin",
+    ),
+    // === System ===
+    ep(
+        Post,
+        "/auth",
+        System,
+        Mediated,
+        R::None,
+        "Check registry credentials",
+    ),
+    ep(
+        Get,
+        "/info",
+        Read,
+        Direct,
+        R::None,
+        "Get system information",
+    ),
+    ep(Get, "/version", Read, Direct, R::None, "Get version"),
+    ep(Get, "/_ping", Read, Direct, R::None, "Ping"),
+    ep(Head, "/_ping", Read, Direct, R::None, "Ping"),
+    ep(Get, "/events", Read, Stream, R::None, "Monitor events"),
+    ep(
+        Get,
+        "/system/df",
+        Read,
+        Direct,
+        R::None,
+        "Get data usage information",
+    ),
+    ep(
+        Get,
+        "/distribution/{name*}/json",
+        Read,
+        Direct,
+        R::Image,
+        "Get image information from the registry",
+    ),
+    ep(
+        Post,
+        "/session",
+        Build,
+        Stream,
+        R::None,
+        "Start an interactive session (BuildKit, h2c)",
+    ),
+    ep(
+        Post,
+        "/grpc",
+        Build,
+        Stream,
+        R::None,
+        "BuildKit's gRPC endpoint (h2c)",
+    ),
+];
+
+/// A request matched to its endpoint, with the values of the template's parameters.
+#[derive(Debug)]
+pub struct Match {
+    pub endpoint: &'static Endpoint,
+    /// The `{id}` or `{name*}` value (segments joined with `/`), if the template has one.
+    pub param: Option<String>,
+}
+
+/// The endpoint a request is for; `None` when the API has no such endpoint.
+pub fn find(method: Method, uri: &CanonicalUri) -> Option<Match> {
+    ENDPOINTS
+        .iter()
+        .filter(|e| e.method == method)
+        .find_map(|e| matches(e.template, &uri.segments).map(|param| Match { endpoint: e, param }))
+}
+
+/// Matches a template against path segments; `Some(param)` on success.
+fn matches(template: &str, segments: &[String]) -> Option<Option<String>> {
+    let parts: Vec<&str> = template[1..].split('/').collect();
+    match parts.iter().position(|p| *p == "{name*}") {
+        None => {
+            if parts.len() != segments.len() {
+                return None;
+            }
+            let mut param = None;
+            for (p, s) in parts.iter().zip(segments) {
+                match *p {
+                    "{id}" | "{name}" => param = Some(s.clone()),
+                    literal if literal == s => {}
+                    _ => return None,
+                }
+            }
+            Some(param)
+        }
+        Some(star) => {
+            let (head, tail) = (&parts[..star], &parts[star + 1..]);
+            // `{name*}` takes at least one segment.
+            if segments.len() < head.len() + tail.len() + 1 {
+                return None;
+            }
+            let name_end = segments.len() - tail.len();
+            let head_ok = head
+                .iter()
+                .zip(&segments[..head.len()])
+                .all(|(p, s)| p == s);
+            let tail_ok = tail.iter().zip(&segments[name_end..]).all(|(p, s)| p == s);
+            (head_ok && tail_ok).then(|| Some(segments[head.len()..name_end].join("/")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
