@@ -1,0 +1,242 @@
+//! JSON as dockerd's Go decoder sees it.
+//!
+//! Go's `encoding/json`, decoding an object into a struct, matches each member to a field by
+//! exact name or else case-insensitively (with Unicode simple folding: `ſ` is `s`, `K` (Kelvin)
+//! is `k`), and a later member overwrites an earlier one. A policy reading `"Privileged"` while
+//! dockerd reads `"privileged"` or a second `"Privileged"` is the classic bypass. So [`parse`]
+//! keeps every member in order, and [`Value::validate`] refuses objects where two members
+//! resolve to the same field (for struct-typed objects) or repeat a key exactly (for maps);
+//! after that, [`Value::field`] finds the one member dockerd will use.
+
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+
+/// A JSON value with object members kept in document order, duplicates included.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Number(serde_json::Number),
+    String(String),
+    Array(Vec<Value>),
+    Object(Vec<(String, Value)>),
+}
+
+/// Why a body cannot be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BodyError {
+    /// Not JSON (the message is serde_json's, with line and column).
+    Malformed(String),
+    /// Two members of one object resolve to the same field: `path` names the object.
+    AmbiguousKey { path: String, key: String },
+}
+
+impl fmt::Display for BodyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BodyError::Malformed(e) => write!(f, "malformed JSON body: {e}"),
+            BodyError::AmbiguousKey { path, key } => write!(
+                f,
+                "JSON body has the key {key:?} more than once (ignoring case) in {path}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for BodyError {}
+
+/// Parses a body. The empty body is `null`, as dockerd treats it.
+pub fn parse(body: &[u8]) -> Result<Value, BodyError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(body).map_err(|e| BodyError::Malformed(e.to_string()))
+}
+
+/// Go's case folding for field names: ASCII case, plus the two non-ASCII characters that
+/// fold to ASCII letters (`ſ` U+017F to `s`, `K` U+212A to `k`).
+fn fold(c: char) -> char {
+    match c {
+        '\u{017F}' => 's',
+        '\u{212A}' => 'k',
+        c => c.to_ascii_lowercase(),
+    }
+}
+
+/// Whether Go's decoder would put member `key` into struct field `field`.
+pub fn go_field_matches(key: &str, field: &str) -> bool {
+    key.chars().map(fold).eq(field.chars().map(fold))
+}
+
+/// Object members whose values are Go maps (keys matched exactly, case kept), by field name.
+/// Everything else that is an object decodes into a struct.
+const MAP_FIELDS: &[&str] = &[
+    "Labels",
+    "ExposedPorts",
+    "Volumes",
+    "DriverOpts",
+    "Options",
+    "Sysctls",
+    "StorageOpt",
+    "Config",
+    "PortBindings",
+    "Tmpfs",
+    "Annotations",
+    "EndpointsConfig",
+    "DriverOptions",
+    "BuildArgs",
+];
+
+impl Value {
+    /// Refuses objects that two decoders could resolve differently: in struct-typed objects,
+    /// two members matching one field name (ignoring case); in map-typed objects (see
+    /// `MAP_FIELDS`), one key twice.
+    pub fn validate(&self) -> Result<(), BodyError> {
+        self.validate_at("the body", false)
+    }
+
+    fn validate_at(&self, path: &str, is_map: bool) -> Result<(), BodyError> {
+        match self {
+            Value::Object(members) => {
+                for (i, (k, v)) in members.iter().enumerate() {
+                    let clash = members[..i].iter().any(|(seen, _)| {
+                        if is_map {
+                            seen == k
+                        } else {
+                            go_field_matches(seen, k)
+                        }
+                    });
+                    if clash {
+                        return Err(BodyError::AmbiguousKey {
+                            path: path.to_string(),
+                            key: k.clone(),
+                        });
+                    }
+                    let child_is_map = !is_map && MAP_FIELDS.iter().any(|m| go_field_matches(k, m));
+                    v.validate_at(k, child_is_map)?;
+                }
+                Ok(())
+            }
+            Value::Array(items) => items.iter().try_for_each(|v| v.validate_at(path, false)),
+            _ => Ok(()),
+        }
+    }
+
+    /// The member Go would decode into struct field `name` (after [`Value::validate`], at most
+    /// one matches). `null` members count as absent, as Go leaves the field unset.
+    pub fn field(&self, name: &str) -> Option<&Value> {
+        match self {
+            Value::Object(members) => members
+                .iter()
+                .rev()
+                .find(|(k, _)| go_field_matches(k, name))
+                .map(|(_, v)| v)
+                .filter(|v| !matches!(v, Value::Null)),
+            _ => None,
+        }
+    }
+
+    /// Follows a path of struct fields: `body.path(&["HostConfig", "Privileged"])`.
+    pub fn path(&self, names: &[&str]) -> Option<&Value> {
+        names.iter().try_fold(self, |v, name| v.field(name))
+    }
+
+    /// Members of an object (for maps), in order.
+    pub fn members(&self) -> &[(String, Value)] {
+        match self {
+            Value::Object(m) => m,
+            _ => &[],
+        }
+    }
+
+    /// Items of an array; nothing for anything else.
+    pub fn items(&self) -> &[Value] {
+        match self {
+            Value::Array(a) => a,
+            _ => &[],
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Go's truthiness for a `bool` field: only JSON `true` sets it.
+    pub fn is_true(&self) -> bool {
+        matches!(self, Value::Bool(true))
+    }
+
+    /// Whether this is an array with no items (`[]`, as opposed to absent or `null`).
+    pub fn is_empty_array(&self) -> bool {
+        matches!(self, Value::Array(a) if a.is_empty())
+    }
+}
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(ValueVisitor)
+    }
+}
+
+struct ValueVisitor;
+
+impl<'de> Visitor<'de> for ValueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        serde_json::Number::from_f64(v)
+            .map(Value::Number)
+            .ok_or_else(|| E::custom("non-finite number"))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(v) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut members = Vec::new();
+        while let Some((k, v)) = map.next_entry::<String, Value>()? {
+            members.push((k, v));
+        }
+        Ok(Value::Object(members))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,15 @@
+//! dockgate-policy: reads Docker API request bodies exactly as dockerd's Go decoder does, and
+//! decides with small, named rules whether they ask for privileges. Pure Rust: no I/O, no
+//! unsafe code; enforcement (answering, forwarding) lives in the sidecar.
+//!
+//! - [`gojson`] parses JSON keeping every object member in order and finds fields the way
+//!   Go's `encoding/json` does (case-insensitive, with Unicode folds), refusing bodies whose
+//!   members two decoders could resolve differently.
+//! - [`rules`] holds one rule per file; [`conservative`] runs those that refuse escapes to the
+//!   host.
+#![forbid(unsafe_code)]
+
+pub mod gojson;
+pub mod rules;
+
+pub use rules::{conservative, Refusal, Request};

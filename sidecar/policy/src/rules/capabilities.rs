@@ -1,0 +1,36 @@
+//! `capabilities`: added capabilities (CAP_SYS_ADMIN, CAP_SYS_MODULE, ...) break out of the
+//! container; `HostConfig.Capabilities` replaces the default set altogether.
+
+use super::{strings, Conservative, Refusal, Request, Rule};
+
+pub static RULE: Rule = Rule {
+    name: "capabilities",
+    doc: "Refuses --cap-add outside the configured allowlist (ALL always), and the Capabilities field.",
+    check,
+};
+
+fn check(req: &Request<'_>, settings: &Conservative) -> Result<(), Refusal> {
+    if req.template != "/containers/create" {
+        return Ok(());
+    }
+    let Some(host) = req.host_config() else {
+        return Ok(());
+    };
+    if host.field("Capabilities").is_some() {
+        return Err(RULE.refuse("setting the capability set (Capabilities) is not allowed"));
+    }
+    let bare = |c: &str| {
+        c.trim()
+            .to_ascii_uppercase()
+            .trim_start_matches("CAP_")
+            .to_string()
+    };
+    for cap in strings(host.field("CapAdd")) {
+        let cap = bare(cap);
+        let allowed = cap != "ALL" && settings.cap_allowlist.iter().any(|a| bare(a) == cap);
+        if !allowed {
+            return Err(RULE.refuse(format!("adding capability {cap} is not allowed")));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,288 @@
+use std::path::PathBuf;
+
+use super::*;
+use crate::gojson::parse;
+
+fn settings() -> Conservative {
+    Conservative {
+        bind_allowlist: vec![PathBuf::from("/srv/ci-cache"), PathBuf::from("/tmp/shared")],
+        cap_allowlist: vec!["NET_ADMIN".into()],
+    }
+}
+
+fn decide(template: &str, query: &[(&str, &str)], body: &str) -> Result<(), Refusal> {
+    let body = parse(body.as_bytes()).unwrap();
+    body.validate().unwrap();
+    let query: Vec<(String, String)> = query
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    conservative(
+        &Request {
+            template,
+            query: &query,
+            body: &body,
+        },
+        &settings(),
+    )
+}
+
+fn create(body: &str) -> Result<(), Refusal> {
+    decide("/containers/create", &[], body)
+}
+
+#[track_caller]
+fn refused_by(result: Result<(), Refusal>, rule: &str) {
+    match result {
+        Err(r) => assert_eq!(r.rule, rule, "{r}"),
+        Ok(()) => panic!("accepted, expected a refusal by {rule}"),
+    }
+}
+
+#[test]
+fn ordinary_requests_pass() {
+    for body in [
+        "",
+        r#"{"Image": "busybox", "Cmd": ["echo", "hi"]}"#,
+        r#"{"Image": "busybox", "HostConfig": {"NetworkMode": "none", "Binds": ["data:/data", "/srv/ci-cache/job1:/cache:ro"]}}"#,
+        r#"{"HostConfig": {"NetworkMode": "bridge", "IpcMode": "private", "PidMode": "", "Privileged": false}}"#,
+        r#"{"HostConfig": {"CapAdd": ["net_admin"], "CapDrop": ["ALL"], "SecurityOpt": ["no-new-privileges"]}}"#,
+        r#"{"HostConfig": {"Mounts": [{"Type": "tmpfs", "Target": "/run"}, {"Type": "volume", "Source": "v", "Target": "/v"}, {"Type": "bind", "Source": "/tmp/shared", "Target": "/s"}]}}"#,
+        r#"{"HostConfig": {"MaskedPaths": null, "ReadonlyPaths": ["/proc/bus"], "Devices": []}}"#,
+    ] {
+        assert_eq!(create(body), Ok(()), "{body}");
+    }
+    assert_eq!(
+        decide(
+            "/containers/{id}/exec",
+            &[],
+            r#"{"Cmd": ["sh"], "Privileged": false}"#
+        ),
+        Ok(())
+    );
+    assert_eq!(
+        decide(
+            "/volumes/create",
+            &[],
+            r#"{"Name": "v", "DriverOpts": {"type": "tmpfs", "device": "tmpfs", "o": "size=100m"}}"#
+        ),
+        Ok(())
+    );
+    assert_eq!(
+        decide("/build", &[("networkmode", "default"), ("t", "app")], ""),
+        Ok(())
+    );
+}
+
+#[test]
+fn escape_corpus_is_refused_by_the_right_rule() {
+    let cases: &[(&str, &str)] = &[
+        (r#"{"HostConfig": {"Privileged": true}}"#, "privileged"),
+        (r#"{"hostconfig": {"privileged": true}}"#, "privileged"),
+        (r#"{"HOSTCONFIG": {"\u0050RIVILEGED": true}}"#, "privileged"),
+        (
+            r#"{"HostConfig": {"CapAdd": ["SYS_ADMIN"]}}"#,
+            "capabilities",
+        ),
+        (
+            r#"{"HostConfig": {"CapAdd": ["cap_sys_module"]}}"#,
+            "capabilities",
+        ),
+        (r#"{"HostConfig": {"CapAdd": ["ALL"]}}"#, "capabilities"),
+        (
+            r#"{"HostConfig": {"Capabilities": ["CAP_SYS_ADMIN"]}}"#,
+            "capabilities",
+        ),
+        (
+            r#"{"HostConfig": {"Devices": [{"PathOnHost": "/dev/sda", "PathInContainer": "/dev/sda", "CgroupPermissions": "rwm"}]}}"#,
+            "devices",
+        ),
+        (
+            r#"{"HostConfig": {"DeviceCgroupRules": ["a *:* rwm"]}}"#,
+            "devices",
+        ),
+        (
+            r#"{"HostConfig": {"DeviceRequests": [{"Count": -1, "Capabilities": [["gpu"]]}]}}"#,
+            "devices",
+        ),
+        (r#"{"HostConfig": {"NetworkMode": "host"}}"#, "namespaces"),
+        (r#"{"HostConfig": {"NetworkMode": "HOST"}}"#, "namespaces"),
+        (
+            r#"{"HostConfig": {"NetworkMode": "container:victim"}}"#,
+            "namespaces",
+        ),
+        (r#"{"HostConfig": {"PidMode": "host"}}"#, "namespaces"),
+        (
+            r#"{"HostConfig": {"PidMode": "container:abc"}}"#,
+            "namespaces",
+        ),
+        (r#"{"HostConfig": {"IpcMode": "host"}}"#, "namespaces"),
+        (r#"{"HostConfig": {"UTSMode": "host"}}"#, "namespaces"),
+        (r#"{"HostConfig": {"UsernsMode": "host"}}"#, "namespaces"),
+        (r#"{"HostConfig": {"CgroupnsMode": "host"}}"#, "namespaces"),
+        (
+            r#"{"HostConfig": {"SecurityOpt": ["seccomp=unconfined"]}}"#,
+            "security_opts",
+        ),
+        (
+            r#"{"HostConfig": {"SecurityOpt": ["seccomp:unconfined"]}}"#,
+            "security_opts",
+        ),
+        (
+            r#"{"HostConfig": {"SecurityOpt": ["apparmor=unconfined"]}}"#,
+            "security_opts",
+        ),
+        (
+            r#"{"HostConfig": {"SecurityOpt": ["label=disable"]}}"#,
+            "security_opts",
+        ),
+        (
+            r#"{"HostConfig": {"SecurityOpt": ["label:type:spc_t"]}}"#,
+            "security_opts",
+        ),
+        (
+            r#"{"HostConfig": {"SecurityOpt": ["systempaths=unconfined"]}}"#,
+            "security_opts",
+        ),
+        (r#"{"HostConfig": {"MaskedPaths": []}}"#, "security_opts"),
+        (r#"{"HostConfig": {"ReadonlyPaths": []}}"#, "security_opts"),
+        (r#"{"HostConfig": {"Binds": ["/:/host"]}}"#, "binds"),
+        (r#"{"HostConfig": {"Binds": ["/etc:/etc:ro"]}}"#, "binds"),
+        (
+            r#"{"HostConfig": {"Binds": ["/var/run/docker.sock:/var/run/docker.sock"]}}"#,
+            "binds",
+        ),
+        (
+            r#"{"HostConfig": {"Binds": ["/run/docker.sock:/s"]}}"#,
+            "binds",
+        ),
+        (
+            r#"{"HostConfig": {"Binds": ["/srv/ci-cache/../../etc:/x"]}}"#,
+            "binds",
+        ),
+        (
+            r#"{"HostConfig": {"Binds": ["/srv/ci-cachex:/x"]}}"#,
+            "binds",
+        ),
+        (r#"{"HostConfig": {"Binds": ["//etc:/x"]}}"#, "binds"),
+        (
+            r#"{"HostConfig": {"Mounts": [{"Type": "bind", "Source": "/", "Target": "/host"}]}}"#,
+            "binds",
+        ),
+        (
+            r#"{"HostConfig": {"Mounts": [{"type": "BIND", "source": "/etc", "target": "/x"}]}}"#,
+            "binds",
+        ),
+        (
+            r#"{"HostConfig": {"Mounts": [{"Type": "volume", "Target": "/x", "VolumeOptions": {"DriverConfig": {"Name": "local", "Options": {"type": "none", "o": "bind", "device": "/etc"}}}}]}}"#,
+            "binds",
+        ),
+        (
+            r#"{"HostConfig": {"Mounts": [{"Type": "npipe", "Source": "x", "Target": "/x"}]}}"#,
+            "binds",
+        ),
+        (r#"{"HostConfig": {"CgroupParent": "/"}}"#, "cgroup_parent"),
+    ];
+    for (body, rule) in cases {
+        match create(body) {
+            Err(r) => assert_eq!(r.rule, *rule, "{body}: {r}"),
+            Ok(()) => panic!("{body} was accepted"),
+        }
+    }
+    assert!(cases.len() >= 35);
+}
+
+#[test]
+fn other_endpoints_are_checked_too() {
+    refused_by(
+        decide(
+            "/containers/{id}/exec",
+            &[],
+            r#"{"Cmd": ["sh"], "privileged": true}"#,
+        ),
+        "privileged",
+    );
+    refused_by(
+        decide(
+            "/containers/{id}/update",
+            &[],
+            r#"{"Devices": [{"PathOnHost": "/dev/sda"}]}"#,
+        ),
+        "devices",
+    );
+    refused_by(
+        decide("/containers/{id}/update", &[], r#"{"CgroupParent": "x"}"#),
+        "cgroup_parent",
+    );
+    refused_by(
+        decide(
+            "/volumes/create",
+            &[],
+            r#"{"Name": "v", "DriverOpts": {"type": "none", "o": "bind", "device": "/"}}"#,
+        ),
+        "volume_binds",
+    );
+    refused_by(
+        decide(
+            "/volumes/create",
+            &[],
+            r#"{"Name": "v", "Driver": "local", "DriverOpts": {"o": "ro,rbind", "device": "/etc"}}"#,
+        ),
+        "volume_binds",
+    );
+    refused_by(decide("/build", &[("networkmode", "host")], ""), "build");
+    refused_by(
+        decide("/build", &[("cgroupparent", "/x")], ""),
+        "cgroup_parent",
+    );
+}
+
+#[test]
+fn refusals_say_what_and_name_the_rule() {
+    let r = create(r#"{"HostConfig": {"Privileged": true}}"#).unwrap_err();
+    assert_eq!(r.message, "privileged containers are not allowed");
+    assert_eq!(
+        r.to_string(),
+        "privileged containers are not allowed (rule privileged)"
+    );
+    let r = create(r#"{"HostConfig": {"Binds": ["/etc:/etc"]}}"#).unwrap_err();
+    assert!(
+        r.message.contains("/srv/ci-cache, /tmp/shared"),
+        "{}",
+        r.message
+    );
+}
+
+#[test]
+fn every_rule_is_documented_and_uniquely_named() {
+    for (i, rule) in RULES.iter().enumerate() {
+        assert!(
+            !rule.doc.is_empty() && rule.doc.ends_with('.'),
+            "{}",
+            rule.name
+        );
+        assert!(
+            RULES[i + 1..].iter().all(|r| r.name != rule.name),
+            "{}",
+            rule.name
+        );
+    }
+}
+
+#[test]
+fn the_endpoints_rules_name_exist_in_the_api_table() {
+    for template in [
+        "/containers/create",
+        "/containers/{id}/exec",
+        "/containers/{id}/update",
+        "/volumes/create",
+        "/build",
+    ] {
+        assert!(
+            dockgate_api::endpoints::ENDPOINTS
+                .iter()
+                .any(|e| e.template == template),
+            "{template}"
+        );
+    }
+}
