@@ -20,7 +20,8 @@
 #   BENCH_BYTES (1073741824)  BENCH_RUNS (3)  BENCH_STREAM_TIMEOUT (180 s per stream)
 #   BENCH_LAT_REQUESTS (5000 per endpoint and path)  BENCH_LAT_ROUNDS (5)
 #   BENCH_WRK_SECONDS (10)  BENCH_WRK_CONNS (16)  BENCH_VENDORED (1: add the nginx 1.28 column)
-#   BENCH_QUIET_WAIT (120: seconds to wait for an idle machine before starting; 0: don't)
+#   BENCH_QUIET_WAIT (60: seconds to wait, before each measurement, for the machine to be
+#   under 20 % busy; 0: don't)  BENCH_QUIET_BUDGET (600: total seconds of such waiting)
 set -euo pipefail
 export LC_ALL=C
 cd "$(dirname "$0")/.."
@@ -34,7 +35,8 @@ lat_rounds=${BENCH_LAT_ROUNDS:-5}
 wrk_seconds=${BENCH_WRK_SECONDS:-10}
 wrk_conns=${BENCH_WRK_CONNS:-16}
 want_vendored=${BENCH_VENDORED:-1}
-quiet_wait=${BENCH_QUIET_WAIT:-120}
+quiet_wait=${BENCH_QUIET_WAIT:-60}
+quiet_budget=${BENCH_QUIET_BUDGET:-600}
 dockerd_sock=/var/run/docker.sock
 debian_nginx=/usr/sbin/nginx
 debian_module=$repo/build/debian/ngx_http_dockgate_module.so
@@ -92,20 +94,21 @@ cpu_busy() {
         split(a, x, " "); split(b, y, " ")
         t = y[2] - x[2]; printf "%.0f", (t > 0 ? 100 * (y[1] - x[1]) / t : 0) }'
 }
-# Before each measurement: wait (up to $quiet_wait s) until the machine is under 20 % busy,
-# so other work (a test suite, a build) disturbs the figures less. Records the busy share
-# each measurement started with in $busy.
+# Before each measurement: wait (up to $quiet_wait s, $quiet_budget s in all) until the
+# machine is under 20 % busy, so other work (a test suite, a build) disturbs the figures
+# less. Records the busy share each measurement started with in $busy.
 busy=0
 busy_seen=()
 quiet_gate() {
     busy=$(cpu_busy)
-    if [ "$quiet_wait" -gt 0 ] && [ "$busy" -gt 20 ]; then
+    if [ "$quiet_wait" -gt 0 ] && [ "$busy" -gt 20 ] && [ "$quiet_budget" -gt 0 ]; then
         log "machine ${busy}% busy; waiting up to ${quiet_wait}s for it to calm down"
-        local deadline=$((SECONDS + quiet_wait))
-        while [ "$SECONDS" -lt "$deadline" ]; do
+        local t0=$SECONDS wait=$((quiet_wait < quiet_budget ? quiet_wait : quiet_budget))
+        while [ $((SECONDS - t0)) -lt "$wait" ]; do
             busy=$(cpu_busy)
             [ "$busy" -le 20 ] && break
         done
+        quiet_budget=$((quiet_budget - (SECONDS - t0)))
     fi
     busy_seen+=("$busy")
 }
@@ -373,10 +376,30 @@ else
     log "vendored nginx 1.28 + module not built or disabled: no column for it"
 fi
 
-DOCKER_HOST=${host[direct]} docker run -d --network none --name "$container" busybox:latest \
-    sleep 3600 >/dev/null
-container_started=1
+start_container() {
+    DOCKER_HOST=${host[direct]} docker run -d --network none --name "$container" busybox:latest \
+        sleep 3600 >/dev/null
+    container_started=1
+}
+start_container
 log "container $container started"
+
+# After a stream, the container must be back to its one `sleep`: when a tunnel breaks (stock
+# nginx), dockerd lets the exec run on and discards its output, which would steal CPU from
+# the next measurement. Wait up to 10 s, then replace the container.
+replaced=0
+settle_container() {
+    local _ n
+    for _ in $(seq 1 50); do
+        n=$(DOCKER_HOST=${host[direct]} docker top "$container" -o pid 2>/dev/null | tail -n +2 | wc -l)
+        [ "$n" -le 1 ] && return 0
+        sleep 0.2
+    done
+    log "execs still running in $container after 10 s: replacing the container"
+    DOCKER_HOST=${host[direct]} docker rm -f "$container" >/dev/null
+    start_container
+    replaced=$((replaced + 1))
+}
 
 # CPU seconds (user + system) used so far by the worker processes of nginx NAME (0: direct).
 workers_cpu() {
@@ -435,6 +458,7 @@ for kind in out in; do
                     "$bytes bytes, CLI exit $rc (machine ${busy}% busy before);" \
                     "stderr: $(tr '\n' ' ' <"$tmp/err" | cut -c1-200)"
             fi
+            settle_container
         done
     done
 done
@@ -546,7 +570,7 @@ lat_cell() {
         read -r d50 _ <<<"${lat[$path,direct]}"
         cell="$cell; **p50 $(printf '%+d' $((p50 - d50))) µs** vs direct"
     fi
-    [ "$reopens" -gt 0 ] && cell="$cell ($reopens reconnects)"
+    [ "$reopens" -gt 0 ] && cell="$cell (reconnects: $reopens)"
     echo "$cell"
 }
 
@@ -558,7 +582,7 @@ echo "- nginx: Debian $debian_version${vendored_version:+, nginx.org $vendored_v
 echo "- dockerd $(DOCKER_HOST=${host[direct]} docker version -f '{{.Server.Version}}' 2>/dev/null), docker CLI $(docker version -f '{{.Client.Version}}' 2>/dev/null)"
 echo "- machine busy (all CPUs, 1 s sample): ${busy_start}% at start, ${busy_end}% at end; before measurements: max ${busy_max}%, over 20% before $busy_over of ${#busy_seen[@]}; load average at start $load_start, at end $load_end"
 echo "- modules (sha256, built): $module_note; repository at $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')"
-echo "- streams: $mib each, $runs rounds, median (interleaved: each round takes every endpoint in turn)"
+echo "- streams: $mib each, $runs rounds, median (interleaved: each round takes every endpoint in turn); container replaced $replaced times because a broken stream's exec ran on"
 echo "- latency: one keep-alive connection per endpoint, 200 warm-up requests, then $lat_requests requests in $lat_rounds interleaved rounds"
 echo
 header="| figure |"

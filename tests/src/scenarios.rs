@@ -160,21 +160,26 @@ pub fn all() -> Vec<Scenario> {
             stdout_has: "\n",
             ..SCENARIO
         },
+        // Each build adds a file holding its own `$N`, so no two builds (direct and gateway,
+        // parallel tests) produce the same image ID, which one run's cleanup would remove from
+        // under another.
         Scenario {
             name: "build_50mb_context",
-            script: "mkdir $W/ctx && bash -c 'yes ctx | head -c 52428800' >$W/ctx/blob \
-                     && printf 'FROM scratch\\nCOPY blob /blob\\n' >$W/ctx/Dockerfile \
+            script: "mkdir $W/ctx && bash -c 'yes ctx | head -c 52428800' >$W/ctx/blob && echo $N >$W/ctx/id \
+                     && printf 'FROM scratch\\nCOPY blob id /\\n' >$W/ctx/Dockerfile \
                      && DOCKER_BUILDKIT=0 docker build -q -t $N $W/ctx >/dev/null 2>$W/err \
-                     && docker image inspect -f '{{.Size}}' $N",
-            stdout_has: "52428800\n",
+                     && size=$(docker image inspect -f '{{.Size}}' $N) \
+                     && [ \"$size\" = $(( 52428800 + ${#N} + 1 )) ] && echo size-ok",
+            stdout_has: "size-ok\n",
             ..SCENARIO
         },
         Scenario {
             name: "build_buildkit_session",
-            script: "mkdir $W/ctx && echo hi >$W/ctx/f && printf 'FROM scratch\\nCOPY f /f\\n' >$W/ctx/Dockerfile \
+            script: "mkdir $W/ctx && echo $N >$W/ctx/id && printf 'FROM scratch\\nCOPY id /\\n' >$W/ctx/Dockerfile \
                      && DOCKER_BUILDKIT=1 docker build -q -t $N $W/ctx >/dev/null \
-                     && docker image inspect -f '{{.Size}}' $N",
-            stdout_has: "3\n",
+                     && size=$(docker image inspect -f '{{.Size}}' $N) \
+                     && [ \"$size\" = $(( ${#N} + 1 )) ] && echo size-ok",
+            stdout_has: "size-ok\n",
             only: Some(Cli::Debian),
             ..SCENARIO
         },

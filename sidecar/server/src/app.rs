@@ -1,0 +1,271 @@
+//! The sidecar's HTTP service, as a testable `app()`:
+//! - `/_dockgate/auth`: nginx's `auth_request` target, deciding from the request head;
+//! - `/_dockgate/metrics`: Prometheus text;
+//! - anything else: the mediated route, where nginx sends requests whose body carries
+//!   privileges; the body is read (bounded), checked, and forwarded to dockerd.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+use dockgate_policy::gojson;
+use http_body_util::{BodyExt, Limited};
+
+use crate::config::Config;
+use crate::decision::{decide, identify, Identity, Refusal, Transport};
+use crate::forward::forward;
+use crate::metrics::Metrics;
+
+/// Shared state of the service.
+pub struct AppState {
+    pub config: Config,
+    pub metrics: Metrics,
+}
+
+pub fn app(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/_dockgate/auth", any(auth))
+        .route("/_dockgate/metrics", get(metrics))
+        .fallback(mediated)
+        .with_state(state)
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// `auth_request` contract: 2xx allows, 401/403 refuse; anything else is a gateway error.
+async fn auth(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let started = Instant::now();
+    let t = Transport {
+        listener: header(&headers, "x-dockgate-listener").unwrap_or(""),
+        client_verify: header(&headers, "x-dockgate-client-verify"),
+        client_fingerprint: header(&headers, "x-dockgate-client-fingerprint"),
+        authorization: header(&headers, "authorization"),
+    };
+    let method = header(&headers, "x-original-method").unwrap_or("");
+    let uri = header(&headers, "x-original-uri").unwrap_or("");
+    let who = identify(&s.config, &t);
+    let decision = who
+        .as_ref()
+        .map_err(Clone::clone)
+        .and_then(|who| decide(&s.config, who, method, uri, None));
+    let kind = decision
+        .as_ref()
+        .map(|a| a.endpoint.kind.as_str())
+        .unwrap_or("-");
+    let response = match (&who, decision) {
+        (Ok(who), Ok(allowed)) => {
+            audit(who, t.listener, method, uri, "allow", None, 200);
+            let upstream = if allowed.mediated {
+                "dockgate_sidecar"
+            } else {
+                "dockerd"
+            };
+            let mut r = StatusCode::NO_CONTENT.into_response();
+            let h = r.headers_mut();
+            set(h, "x-dockgate-uri", &allowed.uri.to_string());
+            set(h, "x-dockgate-upstream", upstream);
+            set(h, "x-dockgate-user", &who.user);
+            set(h, "x-dockgate-role", &who.role);
+            s.metrics.decision("allow", kind, started.elapsed());
+            r
+        }
+        (who, Err(refusal)) => {
+            let anonymous = Identity {
+                user: "-".into(),
+                role: "-".into(),
+            };
+            let who = who.as_ref().unwrap_or(&anonymous);
+            audit(
+                who,
+                t.listener,
+                method,
+                uri,
+                "refuse",
+                refusal.rule,
+                refusal.status,
+            );
+            s.metrics.decision("refuse", kind, started.elapsed());
+            refused_for_auth_request(&refusal)
+        }
+        (Err(_), Ok(_)) => unreachable!("a decision needs an identity"),
+    };
+    response
+}
+
+/// A refusal in `auth_request`'s terms: 401 or 403, with the real status and the Docker
+/// error body in headers for nginx's error page.
+fn refused_for_auth_request(r: &Refusal) -> Response {
+    let status = if r.status == 401 {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::FORBIDDEN
+    };
+    let mut resp = status.into_response();
+    let h = resp.headers_mut();
+    set(h, "x-dockgate-status", &r.status.to_string());
+    set(h, "x-dockgate-error", &r.json());
+    if r.status == 401 {
+        set(h, "www-authenticate", "Bearer realm=\"dockgate\"");
+    }
+    resp
+}
+
+/// A refusal answered directly (mediated route): the real status and the JSON body.
+fn refused(r: &Refusal) -> Response {
+    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::FORBIDDEN);
+    let mut resp = (status, r.json()).into_response();
+    set(resp.headers_mut(), "content-type", "application/json");
+    resp
+}
+
+fn set(h: &mut HeaderMap, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        h.insert(HeaderName::from_static(name), v);
+    }
+}
+
+fn audit(
+    who: &Identity,
+    listener: &str,
+    method: &str,
+    uri: &str,
+    verdict: &str,
+    rule: Option<&str>,
+    status: u16,
+) {
+    tracing::info!(
+        target: "dockgate::audit",
+        user = %who.user,
+        role = %who.role,
+        listener,
+        method,
+        uri,
+        verdict,
+        rule = rule.unwrap_or("-"),
+        status,
+        "decision"
+    );
+}
+
+async fn metrics(State(s): State<Arc<AppState>>) -> Response {
+    let mut r = s.metrics.render().into_response();
+    set(
+        r.headers_mut(),
+        "content-type",
+        "text/plain; version=0.0.4; charset=utf-8",
+    );
+    r
+}
+
+/// The mediated route: nginx forwarded an approved request whose body carries privileges.
+async fn mediated(State(s): State<Arc<AppState>>, req: Request) -> Response {
+    let started = Instant::now();
+    let (parts, body) = req.into_parts();
+    // nginx sets these from the auth answer, replacing anything the client sent.
+    let who = match (
+        header(&parts.headers, "x-dockgate-user"),
+        header(&parts.headers, "x-dockgate-role"),
+    ) {
+        (Some(user), Some(role)) if !user.is_empty() && !role.is_empty() => Identity {
+            user: user.into(),
+            role: role.into(),
+        },
+        _ => {
+            return refused(&Refusal {
+                status: 403,
+                message: "dockgate: the mediated route is only for requests nginx approved".into(),
+                rule: None,
+            })
+        }
+    };
+    let listener = header(&parts.headers, "x-dockgate-listener")
+        .unwrap_or("-")
+        .to_string();
+    let method = parts.method.as_str().to_string();
+    let uri = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+
+    let body = match read_body(body, s.config.max_body_bytes).await {
+        Ok(b) => b,
+        Err(r) => {
+            audit(&who, &listener, &method, &uri, "refuse", None, r.status);
+            s.metrics.decision("refuse", "-", started.elapsed());
+            return refused(&r);
+        }
+    };
+    let value = match gojson::parse(&body).and_then(|v| v.validate().map(|()| v)) {
+        Ok(v) => v,
+        Err(e) => {
+            let r = Refusal {
+                status: 400,
+                message: format!("dockgate: {e}"),
+                rule: None,
+            };
+            audit(&who, &listener, &method, &uri, "refuse", None, 400);
+            s.metrics.decision("refuse", "-", started.elapsed());
+            return refused(&r);
+        }
+    };
+    match decide(&s.config, &who, &method, &uri, Some(&value)) {
+        Err(r) => {
+            audit(&who, &listener, &method, &uri, "refuse", r.rule, r.status);
+            s.metrics.decision("refuse", "-", started.elapsed());
+            refused(&r)
+        }
+        Ok(allowed) => {
+            audit(&who, &listener, &method, &uri, "allow", None, 200);
+            s.metrics
+                .decision("allow", allowed.endpoint.kind.as_str(), started.elapsed());
+            match forward(
+                &s.config.dockerd,
+                parts.method,
+                &allowed.uri.to_string(),
+                &parts.headers,
+                body,
+            )
+            .await
+            {
+                Ok(resp) => resp,
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "forwarding to dockerd failed");
+                    refused(&Refusal {
+                        status: 502,
+                        message: "dockgate: the Docker engine behind this gateway is unreachable"
+                            .into(),
+                        rule: None,
+                    })
+                }
+            }
+        }
+    }
+}
+
+/// Reads a body (Content-Length or chunked: nginx passes either) up to `limit` bytes.
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, Refusal> {
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Refusal {
+            status: 413,
+            message: format!("dockgate: request body larger than {limit} bytes"),
+            rule: None,
+        }),
+        Err(e) => Err(Refusal {
+            status: 400,
+            message: format!("dockgate: could not read the request body: {e}"),
+            rule: None,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,344 @@
+//! The sidecar's configuration: a TOML file read once at start-up into a typed [`Config`].
+//! Every problem is reported with its line and key, all of them at once, before exiting.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::PathBuf;
+
+use dockgate_api::endpoints::Kind;
+use dockgate_policy::rules::Conservative;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use toml::Spanned;
+
+/// The configuration `dockgate serve` uses when given none: anonymous access with the
+/// `developer` role on the loopback and unix-socket listeners, `conservative` policy.
+pub const DEFAULT: &str = include_str!("default.toml");
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    policy: RawPolicy,
+    roles: BTreeMap<String, RawRole>,
+    #[serde(default)]
+    users: Vec<RawUser>,
+    listeners: BTreeMap<String, RawListener>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<Spanned<String>>,
+    dockerd: Option<String>,
+    max_body_bytes: Option<u64>,
+    log_format: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    #[serde(default)]
+    conservative: RawConservative,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConservative {
+    #[serde(default)]
+    bind_allowlist: Vec<Spanned<String>>,
+    #[serde(default)]
+    cap_allowlist: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRole {
+    allow: Vec<Spanned<String>>,
+    #[serde(default)]
+    policies: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUser {
+    name: String,
+    role: Spanned<String>,
+    #[serde(default)]
+    cert_fingerprints: Vec<String>,
+    #[serde(default)]
+    token_sha256: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawListener {
+    anonymous_role: Option<Spanned<String>>,
+}
+
+/// Where the sidecar listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Listen {
+    Unix(PathBuf),
+    Tcp(std::net::SocketAddr),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A role: the endpoint kinds it may use and the body policies applied to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Role {
+    pub name: String,
+    pub kinds: Vec<Kind>,
+    pub conservative: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    pub role: String,
+    /// SHA-1 fingerprints as nginx's `$ssl_client_fingerprint` prints them (lowercase hex).
+    pub cert_fingerprints: Vec<String>,
+    /// SHA-256 (lowercase hex) of each accepted token.
+    pub token_sha256: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listener {
+    pub anonymous_role: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: Listen,
+    pub dockerd: PathBuf,
+    pub max_body_bytes: usize,
+    pub log_format: LogFormat,
+    pub conservative: Conservative,
+    pub roles: BTreeMap<String, Role>,
+    pub users: Vec<User>,
+    pub listeners: BTreeMap<String, Listener>,
+}
+
+/// Configuration problems, each with its line and key.
+#[derive(Debug)]
+pub struct ConfigErrors {
+    pub file: String,
+    pub errors: Vec<String>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}: {e}", self.file)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Hashes a token as the config stores it.
+pub fn token_hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl Config {
+    /// Parses and checks `text` (from `file`, for messages).
+    pub fn parse(file: &str, text: &str) -> Result<Config, ConfigErrors> {
+        let fail = |errors: Vec<String>| ConfigErrors {
+            file: file.to_string(),
+            errors,
+        };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            // toml's message already names the line, column and key.
+            fail(vec![e.to_string().trim_end().replace('\n', "\n    ")])
+        })?;
+        let mut errors = Vec::new();
+        let line = |span: Range<usize>| text[..span.start.min(text.len())].lines().count().max(1);
+        let mut err = |span: Range<usize>, key: &str, msg: String| {
+            errors.push(format!("line {}: {key}: {msg}", line(span)));
+        };
+
+        let listen = match &raw.server.listen {
+            None => Listen::Unix(PathBuf::from("/run/dockgate/sidecar.sock")),
+            Some(l) => match l.get_ref().strip_prefix("unix:") {
+                Some(path) => Listen::Unix(PathBuf::from(path)),
+                None => match l.get_ref().parse() {
+                    Ok(addr) => Listen::Tcp(addr),
+                    Err(_) => {
+                        err(
+                            l.span(),
+                            "server.listen",
+                            format!("{:?} is neither unix:PATH nor IP:PORT", l.get_ref()),
+                        );
+                        Listen::Tcp(([127, 0, 0, 1], 0).into())
+                    }
+                },
+            },
+        };
+        let log_format = match raw
+            .server
+            .log_format
+            .as_ref()
+            .map(|f| (f.get_ref().as_str(), f.span()))
+        {
+            None | Some(("text", _)) => LogFormat::Text,
+            Some(("json", _)) => LogFormat::Json,
+            Some((other, span)) => {
+                err(
+                    span,
+                    "server.log_format",
+                    format!("{other:?} is not \"text\" or \"json\""),
+                );
+                LogFormat::Text
+            }
+        };
+
+        let mut roles = BTreeMap::new();
+        for (name, role) in &raw.roles {
+            let mut kinds = Vec::new();
+            for k in &role.allow {
+                match k.get_ref().as_str() {
+                    "all" => kinds.extend(Kind::ALL),
+                    s => match Kind::parse(s) {
+                        Some(kind) => kinds.push(kind),
+                        None => err(
+                            k.span(),
+                            &format!("roles.{name}.allow"),
+                            format!(
+                                "unknown kind {s:?} (known: all, {})",
+                                Kind::ALL.map(Kind::as_str).join(", ")
+                            ),
+                        ),
+                    },
+                }
+            }
+            let mut conservative = false;
+            for p in &role.policies {
+                match p.get_ref().as_str() {
+                    "conservative" => conservative = true,
+                    other => err(
+                        p.span(),
+                        &format!("roles.{name}.policies"),
+                        format!("unknown policy {other:?} (known: conservative)"),
+                    ),
+                }
+            }
+            roles.insert(
+                name.clone(),
+                Role {
+                    name: name.clone(),
+                    kinds,
+                    conservative,
+                },
+            );
+        }
+
+        let mut users = Vec::new();
+        for (i, u) in raw.users.iter().enumerate() {
+            if !roles.contains_key(u.role.get_ref()) {
+                err(
+                    u.role.span(),
+                    &format!("users[{i}].role"),
+                    format!("no role named {:?}", u.role.get_ref()),
+                );
+            }
+            for t in &u.token_sha256 {
+                let ok =
+                    t.get_ref().len() == 64 && t.get_ref().bytes().all(|b| b.is_ascii_hexdigit());
+                if !ok {
+                    err(
+                        t.span(),
+                        &format!("users[{i}].token_sha256"),
+                        "must be 64 hex digits: the SHA-256 of the token (`dockgate hash-token`)"
+                            .into(),
+                    );
+                }
+            }
+            users.push(User {
+                name: u.name.clone(),
+                role: u.role.get_ref().clone(),
+                cert_fingerprints: u
+                    .cert_fingerprints
+                    .iter()
+                    .map(|f| f.replace(':', "").to_ascii_lowercase())
+                    .collect(),
+                token_sha256: u
+                    .token_sha256
+                    .iter()
+                    .map(|t| t.get_ref().to_ascii_lowercase())
+                    .collect(),
+            });
+        }
+
+        let mut listeners = BTreeMap::new();
+        for (name, l) in &raw.listeners {
+            if let Some(r) = &l.anonymous_role {
+                if !roles.contains_key(r.get_ref()) {
+                    err(
+                        r.span(),
+                        &format!("listeners.{name}.anonymous_role"),
+                        format!("no role named {:?}", r.get_ref()),
+                    );
+                }
+            }
+            listeners.insert(
+                name.clone(),
+                Listener {
+                    anonymous_role: l.anonymous_role.as_ref().map(|r| r.get_ref().clone()),
+                },
+            );
+        }
+
+        let mut bind_allowlist = Vec::new();
+        for p in &raw.policy.conservative.bind_allowlist {
+            if p.get_ref().starts_with('/') && !p.get_ref().split('/').any(|c| c == "..") {
+                bind_allowlist.push(PathBuf::from(p.get_ref()));
+            } else {
+                err(
+                    p.span(),
+                    "policy.conservative.bind_allowlist",
+                    format!("{:?} must be an absolute path without '..'", p.get_ref()),
+                );
+            }
+        }
+
+        if !errors.is_empty() {
+            return Err(fail(errors));
+        }
+        Ok(Config {
+            listen,
+            dockerd: PathBuf::from(
+                raw.server
+                    .dockerd
+                    .unwrap_or_else(|| "/var/run/docker.sock".into()),
+            ),
+            max_body_bytes: raw.server.max_body_bytes.unwrap_or(1 << 20) as usize,
+            log_format,
+            conservative: Conservative {
+                bind_allowlist,
+                cap_allowlist: raw.policy.conservative.cap_allowlist,
+            },
+            roles,
+            users,
+            listeners,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

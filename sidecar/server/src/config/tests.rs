@@ -1,0 +1,60 @@
+use super::*;
+
+#[test]
+fn the_default_config_is_valid() {
+    let c = Config::parse("default.toml", DEFAULT).unwrap();
+    assert_eq!(
+        c.listeners["loopback"].anonymous_role.as_deref(),
+        Some("developer")
+    );
+    assert!(c.listeners["tls"].anonymous_role.is_none());
+    assert!(c.roles["developer"].conservative);
+    assert!(!c.roles["developer"].kinds.contains(&Kind::Swarm));
+    assert_eq!(c.roles["admin"].kinds.len(), Kind::ALL.len());
+}
+
+#[test]
+fn every_error_names_its_line_and_key() {
+    let text = r#"
+[roles.dev]
+allow = ["read", "rooot"]
+policies = ["lax"]
+
+[[users]]
+name = "alice"
+role = "nobody"
+token_sha256 = ["abc"]
+
+[listeners.tls]
+anonymous_role = "ghost"
+"#;
+    let e = Config::parse("bad.toml", text).unwrap_err();
+    let all = e.to_string();
+    for want in [
+        "bad.toml: line 3: roles.dev.allow: unknown kind \"rooot\"",
+        "bad.toml: line 4: roles.dev.policies: unknown policy \"lax\"",
+        "bad.toml: line 8: users[0].role: no role named \"nobody\"",
+        "bad.toml: line 9: users[0].token_sha256: must be 64 hex digits",
+        "bad.toml: line 12: listeners.tls.anonymous_role: no role named \"ghost\"",
+    ] {
+        assert!(all.contains(want), "missing {want:?} in:\n{all}");
+    }
+    assert_eq!(e.errors.len(), 5);
+}
+
+#[test]
+fn unknown_keys_and_syntax_errors_name_the_line() {
+    let e = Config::parse("x.toml", "[roles.a]\nallow = []\nalow = []\n[listeners]\n").unwrap_err();
+    assert!(e.to_string().contains("line 3"), "{e}");
+    assert!(e.to_string().contains("alow"), "{e}");
+    let e = Config::parse("x.toml", "[roles\n").unwrap_err();
+    assert!(e.to_string().contains("line 1"), "{e}");
+}
+
+#[test]
+fn tokens_are_stored_hashed() {
+    assert_eq!(
+        token_hash("secret"),
+        "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b"
+    );
+}

@@ -1,0 +1,160 @@
+use super::*;
+use crate::config::{token_hash, Config, DEFAULT};
+
+fn config() -> Config {
+    let mut text = DEFAULT.to_string();
+    text += &format!(
+        "\n[[users]]\nname = \"alice\"\nrole = \"admin\"\ncert_fingerprints = [\"AA:BB:CC\"]\ntoken_sha256 = [\"{}\"]\n",
+        token_hash("s3cret")
+    );
+    Config::parse("test.toml", &text).unwrap()
+}
+
+fn anon() -> Identity {
+    identify(
+        &config(),
+        &Transport {
+            listener: "loopback",
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+fn identity_comes_from_certificate_token_or_listener() {
+    let c = config();
+    let who = |t: Transport<'_>| identify(&c, &t);
+    assert_eq!(anon().user, "anonymous");
+    assert_eq!(
+        who(Transport {
+            listener: "tls",
+            client_verify: Some("SUCCESS"),
+            client_fingerprint: Some("aabbcc"),
+            ..Default::default()
+        })
+        .unwrap()
+        .user,
+        "alice"
+    );
+    let r = who(Transport {
+        listener: "tls",
+        client_verify: Some("SUCCESS"),
+        client_fingerprint: Some("ffff"),
+        ..Default::default()
+    })
+    .unwrap_err();
+    assert_eq!(r.status, 403);
+    // A certificate nginx did not verify does not count.
+    let r = who(Transport {
+        listener: "tls",
+        client_verify: Some("FAILED:unable to verify"),
+        client_fingerprint: Some("aabbcc"),
+        ..Default::default()
+    })
+    .unwrap_err();
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        who(Transport {
+            listener: "tls",
+            authorization: Some("Bearer s3cret"),
+            ..Default::default()
+        })
+        .unwrap()
+        .role,
+        "admin"
+    );
+    // Basic with the token as password (docker's HttpHeaders or a proxy user).
+    assert_eq!(
+        who(Transport {
+            listener: "tls",
+            authorization: Some("Basic YWxpY2U6czNjcmV0"),
+            ..Default::default()
+        })
+        .unwrap()
+        .user,
+        "alice"
+    );
+    let r = who(Transport {
+        listener: "loopback",
+        authorization: Some("Bearer wrong"),
+        ..Default::default()
+    })
+    .unwrap_err();
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        who(Transport {
+            listener: "nope",
+            ..Default::default()
+        })
+        .unwrap_err()
+        .status,
+        403
+    );
+}
+
+#[test]
+fn roles_allow_kinds_and_unknown_endpoints_are_refused() {
+    let c = config();
+    let ok = decide(&c, &anon(), "GET", "/v1.41/containers/json", None).unwrap();
+    assert_eq!(ok.uri.to_string(), "/v1.41/containers/json");
+    assert!(!ok.mediated);
+    let r = decide(&c, &anon(), "POST", "/v1.41/swarm/init", None).unwrap_err();
+    assert_eq!(r.status, 403);
+    assert!(
+        r.message
+            .contains("role developer may not use swarm endpoints"),
+        "{}",
+        r.message
+    );
+    let r = decide(&c, &anon(), "GET", "/v1.41/debug/pprof", None).unwrap_err();
+    assert_eq!(
+        r.message,
+        "dockgate: GET /debug/pprof is not an allowed Docker API endpoint"
+    );
+    let r = decide(&c, &anon(), "GET", "/v1.41/containers/../json", None).unwrap_err();
+    assert_eq!(r.status, 400);
+    let admin = Identity {
+        user: "alice".into(),
+        role: "admin".into(),
+    };
+    let ok = decide(&c, &admin, "POST", "/v1.41/containers/create", None).unwrap();
+    assert!(
+        !ok.mediated,
+        "admin has no body policy: straight to dockerd"
+    );
+}
+
+#[test]
+fn privilege_carrying_bodies_are_mediated_and_checked() {
+    let c = config();
+    let ok = decide(
+        &c,
+        &anon(),
+        "POST",
+        "/v%31.41/containers/create?name=x",
+        None,
+    )
+    .unwrap();
+    assert!(ok.mediated);
+    assert_eq!(ok.uri.to_string(), "/v1.41/containers/create?name=x");
+    let body = dockgate_policy::gojson::parse(br#"{"HostConfig": {"Privileged": true}}"#).unwrap();
+    let r = decide(&c, &anon(), "POST", "/v1.41/containers/create", Some(&body)).unwrap_err();
+    assert_eq!(r.rule, Some("privileged"));
+    assert_eq!(
+        r.json(),
+        r#"{"message":"dockgate: privileged containers are not allowed"}"#
+    );
+    // Query rules apply at the head.
+    let r = decide(&c, &anon(), "POST", "/v1.41/build?networkmode=host", None).unwrap_err();
+    assert_eq!(r.rule, Some("build"));
+}
+
+#[test]
+fn refusal_json_is_header_safe() {
+    let r = Refusal::new(403, "nom \"é\"\n");
+    assert!(r.json().is_ascii());
+    assert!(!r.json().contains('\n'));
+    let back: serde_json::Value = serde_json::from_str(&r.json()).unwrap();
+    assert_eq!(back["message"], "dockgate: nom \"é\"\n");
+}

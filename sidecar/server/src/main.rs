@@ -1,0 +1,268 @@
+/*!
+`dockgate`: the sidecar nginx consults for every Docker API request.
+
+    dockgate serve [--config FILE]          decide for nginx (auth_request) and mediate bodies
+    dockgate check-config FILE              validate a configuration; errors name line and key
+    dockgate explain [--config FILE] --as WHO METHOD URI [--body FILE]
+                                            print the decision `serve` would make
+    dockgate hash-token TOKEN               the token_sha256 value to put in the config
+
+WHO is a user name from the configuration, or `anonymous@LISTENER`.
+Without --config, the built-in default configuration is used.
+*/
+#![forbid(unsafe_code)]
+
+mod app;
+mod config;
+mod decision;
+mod forward;
+mod metrics;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use dockgate_policy::gojson;
+use tracing_subscriber::EnvFilter;
+
+use crate::app::{app, AppState};
+use crate::config::{Config, Listen, LogFormat, DEFAULT};
+use crate::decision::{decide, Identity};
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("dockgate: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run() -> anyhow::Result<ExitCode> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((command, rest)) = args.split_first() else {
+        print!("{}", USAGE);
+        return Ok(ExitCode::from(2));
+    };
+    match command.as_str() {
+        "serve" => serve(load(flag(rest, "--config")?)?),
+        "check-config" => {
+            let [file] = rest else {
+                bail!("usage: dockgate check-config FILE");
+            };
+            load(Some(file.clone()))?;
+            println!("{file}: ok");
+            Ok(ExitCode::SUCCESS)
+        }
+        "explain" => explain(rest),
+        "hash-token" => {
+            let [token] = rest else {
+                bail!("usage: dockgate hash-token TOKEN");
+            };
+            println!("{}", config::token_hash(token));
+            Ok(ExitCode::SUCCESS)
+        }
+        "-h" | "--help" | "help" => {
+            print!("{}", USAGE);
+            Ok(ExitCode::SUCCESS)
+        }
+        other => bail!("unknown command {other:?}\n{USAGE}"),
+    }
+}
+
+const USAGE: &str = "usage:
+  dockgate serve [--config FILE]
+  dockgate check-config FILE
+  dockgate explain [--config FILE] --as WHO METHOD URI [--body FILE]
+  dockgate hash-token TOKEN
+";
+
+/// The value of `--name VALUE` in `args`.
+fn flag(args: &[String], name: &str) -> anyhow::Result<Option<String>> {
+    match args.iter().position(|a| a == name) {
+        None => Ok(None),
+        Some(i) => match args.get(i + 1) {
+            Some(v) => Ok(Some(v.clone())),
+            None => bail!("{name} needs a value"),
+        },
+    }
+}
+
+fn load(file: Option<String>) -> anyhow::Result<Config> {
+    let (name, text) = match file {
+        None => ("built-in default".to_string(), DEFAULT.to_string()),
+        Some(f) => {
+            let text = std::fs::read_to_string(&f).with_context(|| format!("read {f}"))?;
+            (f, text)
+        }
+    };
+    Ok(Config::parse(&name, &text)?)
+}
+
+fn explain(args: &[String]) -> anyhow::Result<ExitCode> {
+    let config = load(flag(args, "--config")?)?;
+    let who = flag(args, "--as")?.context("--as WHO is required")?;
+    let body_file = flag(args, "--body")?;
+    let positional: Vec<&String> = {
+        let mut skip = false;
+        args.iter()
+            .filter(|a| {
+                if skip {
+                    skip = false;
+                    return false;
+                }
+                if a.starts_with("--") {
+                    skip = true;
+                    return false;
+                }
+                true
+            })
+            .collect()
+    };
+    let [method, uri] = positional.as_slice() else {
+        bail!("usage: dockgate explain [--config FILE] --as WHO METHOD URI [--body FILE]");
+    };
+    let identity = match who.strip_prefix("anonymous@") {
+        Some(listener) => {
+            let l = config
+                .listeners
+                .get(listener)
+                .with_context(|| format!("no listener {listener:?}"))?;
+            let role = l
+                .anonymous_role
+                .clone()
+                .with_context(|| format!("listener {listener:?} allows no anonymous access"))?;
+            Identity {
+                user: "anonymous".into(),
+                role,
+            }
+        }
+        None => {
+            let u = config
+                .users
+                .iter()
+                .find(|u| u.name == who)
+                .with_context(|| format!("no user {who:?}"))?;
+            Identity {
+                user: u.name.clone(),
+                role: u.role.clone(),
+            }
+        }
+    };
+    let body = match &body_file {
+        Some(f) => {
+            let bytes = std::fs::read(f).with_context(|| format!("read {f}"))?;
+            let v = gojson::parse(&bytes)?;
+            v.validate()?;
+            Some(v)
+        }
+        None => None,
+    };
+    println!("who:      {} (role {})", identity.user, identity.role);
+    match decide(&config, &identity, method, uri, body.as_ref()) {
+        Ok(a) => {
+            println!("verdict:  allow");
+            println!(
+                "endpoint: {} {} ({}: {})",
+                method,
+                a.endpoint.template,
+                a.endpoint.kind.as_str(),
+                a.endpoint.doc
+            );
+            println!("forward:  {}", a.uri);
+            println!(
+                "route:    {}",
+                if a.mediated && body.is_none() {
+                    "mediated (the body is checked by the sidecar; pass --body to check it here)"
+                } else if a.mediated {
+                    "mediated (body checked)"
+                } else {
+                    "direct to dockerd"
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(r) => {
+            println!("verdict:  refuse ({})", r.status);
+            println!("rule:     {}", r.rule.unwrap_or("-"));
+            println!("answer:   {}", r.json());
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn serve(config: Config) -> anyhow::Result<ExitCode> {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    match config.log_format {
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init(),
+        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listen = config.listen.clone();
+        let dockerd = config.dockerd.clone();
+        let state = Arc::new(AppState {
+            config,
+            metrics: Default::default(),
+        });
+        let router = app(state);
+        match listen {
+            Listen::Unix(path) => {
+                let _ = std::fs::remove_file(&path);
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("create {}", dir.display()))?;
+                }
+                let listener = tokio::net::UnixListener::bind(&path)
+                    .with_context(|| format!("listen on {}", path.display()))?;
+                restrict_socket(&path, &dockerd)?;
+                tracing::info!(socket = %path.display(), "dockgate sidecar listening");
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(shutdown())
+                    .await?;
+                let _ = std::fs::remove_file(&path);
+            }
+            Listen::Tcp(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("listen on {addr}"))?;
+                tracing::info!(%addr, "dockgate sidecar listening");
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(shutdown())
+                    .await?;
+            }
+        }
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Only the socket's owner and the group that may use the Docker socket (nginx's workers
+/// run in it) may talk to the sidecar: mode 0660, group of the Docker socket.
+fn restrict_socket(path: &Path, dockerd: &Path) -> anyhow::Result<()> {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    if let Ok(meta) = std::fs::metadata(dockerd) {
+        // Best effort: changing the group needs privileges the sidecar may not have.
+        let _ = std::os::unix::fs::chown(path, None, Some(meta.gid()));
+    }
+    Ok(())
+}
+
+async fn shutdown() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("dockgate sidecar stopping");
+}
