@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help deps dockerd images module module-vendored modules run test test-unit test-e2e bench lint
+.PHONY: help deps dockerd images module module-vendored modules sidecar run test test-unit test-e2e bench lint
 
 help:
 	@echo "make run    start the gateway on tcp://127.0.0.1:2375 (and a unix socket, TLS on :2376)"
@@ -26,7 +26,7 @@ module-vendored: deps
 
 modules: module module-vendored
 
-run: module
+run: module sidecar
 	@scripts/run-gateway.sh
 
 lint: module
@@ -42,8 +42,12 @@ test-unit: module
 	cargo test --locked -p dockgate-api -p dockgate-policy -p dockgate-sidecar --release
 
 # End-to-end suites: real docker CLIs, dockerd and both nginx builds.
-test-e2e: modules images
+test-e2e: modules images sidecar
 	cargo test --locked -p dockgate-tests --release -- --test-threads=$${DOCKGATE_TEST_THREADS:-4}
+
+# The sidecar binary, target/release/dockgate.
+sidecar:
+	cargo build --locked --release -p dockgate-sidecar
 
 test: lint test-unit test-e2e
 

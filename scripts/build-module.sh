@@ -10,6 +10,13 @@ flavor=${1:?usage: build-module.sh debian|vendored}
 out=$repo/build/$flavor
 mkdir -p "$out"
 
+# Replaces $2 with $1 by rename, never in place: a running nginx maps the old file, and
+# rewriting its pages under it crashes the workers. Unchanged files are left alone.
+install_file() {
+    cmp -s "$1" "$2" && return 0
+    cp "$1" "$2.tmp.$$" && mv -f "$2.tmp.$$" "$2"
+}
+
 case $flavor in
 debian)
     src=/usr/share/nginx/src
@@ -30,16 +37,16 @@ debian)
     fi
     NGINX_SOURCE_DIR=$tree/src NGINX_BUILD_DIR=$tree/build CARGO_TARGET_DIR=$repo/target/debian \
         cargo build -p dockgate-module --release --locked
-    cp "$repo/target/debian/release/libngx_http_dockgate_module.so" "$out/ngx_http_dockgate_module.so"
+    install_file "$repo/target/debian/release/libngx_http_dockgate_module.so" "$out/ngx_http_dockgate_module.so"
     ;;
 vendored)
     # The modules the gateway's configs use, beyond nginx-src's defaults.
     export NGX_CONFIGURE_ARGS="--with-http_auth_request_module --with-http_stub_status_module"
     CARGO_TARGET_DIR=$repo/target/vendored \
         cargo build -p dockgate-module --release --locked --features vendored
-    cp "$repo/target/vendored/release/libngx_http_dockgate_module.so" "$out/ngx_http_dockgate_module.so"
+    install_file "$repo/target/vendored/release/libngx_http_dockgate_module.so" "$out/ngx_http_dockgate_module.so"
     nginx_bin=$(ls -t "$repo"/target/vendored/release/build/nginx-sys-*/out/objs/nginx | head -n 1)
-    cp "$nginx_bin" "$out/nginx"
+    install_file "$nginx_bin" "$out/nginx"
     ;;
 *)
     echo "build-module: unknown flavor '$flavor' (debian or vendored)" >&2

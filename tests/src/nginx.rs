@@ -89,6 +89,8 @@ pub struct Tls {
     pub ca: PathBuf,
     /// `DOCKER_CERT_PATH` for the docker CLI: `ca.pem`, `cert.pem`, `key.pem`.
     pub client_dir: PathBuf,
+    /// SHA-1 fingerprint of the client certificate, as nginx's `$ssl_client_fingerprint`.
+    pub client_fingerprint: String,
 }
 
 pub fn tls() -> &'static Tls {
@@ -101,7 +103,21 @@ pub fn tls() -> &'static Tls {
             .expect("run scripts/gen-certs.sh");
         assert!(status.success(), "gen-certs.sh failed");
         let p = dir.path().to_path_buf();
+        let out = Command::new("openssl")
+            .args(["x509", "-noout", "-fingerprint", "-sha1", "-in"])
+            .arg(p.join("client/cert.pem"))
+            .output()
+            .expect("openssl x509 -fingerprint");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let client_fingerprint = text
+            .trim()
+            .rsplit('=')
+            .next()
+            .unwrap_or("")
+            .replace(':', "")
+            .to_ascii_lowercase();
         Tls {
+            client_fingerprint,
             server_cert: p.join("server-cert.pem"),
             server_key: p.join("server-key.pem"),
             ca: p.join("ca.pem"),
@@ -120,6 +136,10 @@ pub struct GatewayOptions {
     pub workers: u32,
     /// The dockerd socket behind the gateway.
     pub dockerd: PathBuf,
+    /// Decide every request with the sidecar (`docker-api-policy.conf`): its configuration is
+    /// the built-in default plus this TOML (and a `tester` user for the test client
+    /// certificate).
+    pub policy: Option<String>,
 }
 
 impl GatewayOptions {
@@ -129,11 +149,21 @@ impl GatewayOptions {
             module: true,
             workers: 2,
             dockerd: PathBuf::from(SYSTEM_DOCKERD),
+            policy: None,
+        }
+    }
+
+    /// The full gateway: module, sidecar with its default configuration.
+    pub fn policy(flavor: Flavor) -> Self {
+        GatewayOptions {
+            policy: Some(String::new()),
+            ..GatewayOptions::new(flavor)
         }
     }
 }
 
-/// A running nginx serving `nginx-conf/docker-api.conf` on TCP, a unix socket and TLS.
+/// A running nginx serving the Docker API includes of `nginx-conf/` on TCP, a unix socket and
+/// TLS, with the sidecar in front when the options ask for a policy.
 pub struct Gateway {
     pub opts: GatewayOptions,
     pub dir: TempDir,
@@ -141,6 +171,7 @@ pub struct Gateway {
     pub tls_port: u16,
     pub unix_socket: PathBuf,
     child: Option<Child>,
+    sidecar: Option<Child>,
 }
 
 impl Gateway {
@@ -169,7 +200,11 @@ impl Gateway {
             dir,
             opts,
             child: None,
+            sidecar: None,
         };
+        if gw.opts.policy.is_some() {
+            gw.start_sidecar()?;
+        }
         let conf = gw.render_config();
         let conf_path = gw.dir.path().join("nginx.conf");
         fs::write(&conf_path, conf).map_err(|e| e.to_string())?;
@@ -201,10 +236,7 @@ impl Gateway {
 
     /// The top-level config: the repository's includes, with this test's paths and ports.
     fn render_config(&self) -> String {
-        let repo = repo_root();
-        let conf = repo.join("nginx-conf");
         let dir = self.dir.path().display();
-        let api_conf = self.api_conf();
         let tls = tls();
         let mut c = String::new();
         if self.opts.module {
@@ -213,6 +245,18 @@ impl Gateway {
         if running_as_root() {
             c += "user root root;\n";
         }
+        let api = if self.opts.policy.is_some() {
+            "docker-api-policy.conf"
+        } else {
+            "docker-api.conf"
+        };
+        let sidecar_upstream = if self.opts.policy.is_some() {
+            format!(
+                "upstream dockgate_sidecar {{ server unix:{dir}/sidecar.sock; keepalive 16; }}\n"
+            )
+        } else {
+            String::new()
+        };
         c += &format!(
             "daemon off;\nworker_processes {workers};\npid {dir}/nginx.pid;\n\
              error_log {dir}/logs/error.log info;\n\
@@ -224,52 +268,100 @@ impl Gateway {
              include {http_conf};\n\
              access_log {dir}/logs/dockgate-access.log dockgate;\n\
              upstream dockerd {{ server unix:{dockerd}; keepalive 32; }}\n\
-             server {{\n  listen 127.0.0.1:{port};\n  listen unix:{sock};\n  include {api};\n}}\n\
+             {sidecar_upstream}\
+             server {{\n  listen 127.0.0.1:{port};\n  listen unix:{sock};\n\
+             set $dockgate_listener loopback;\n  include {common};\n  include {api};\n}}\n\
              server {{\n  listen 127.0.0.1:{tls_port} ssl;\n\
              ssl_certificate {cert};\n  ssl_certificate_key {key};\n\
-             ssl_client_certificate {ca};\n  include {tls_conf};\n  include {api};\n}}\n\
+             ssl_client_certificate {ca};\n  include {tls_conf};\n\
+             set $dockgate_listener tls;\n  include {common};\n  include {api};\n}}\n\
              }}\n",
             workers = self.opts.workers,
-            http_conf = self.http_conf(&conf).display(),
+            http_conf = self.include_conf("dockgate-http.conf").display(),
             dockerd = self.opts.dockerd.display(),
             port = self.port,
             sock = self.unix_socket.display(),
-            api = api_conf.display(),
+            common = self.include_conf("docker-api-common.conf").display(),
+            api = self.include_conf(api).display(),
             tls_port = self.tls_port,
             cert = tls.server_cert.display(),
             key = tls.server_key.display(),
             ca = tls.ca.display(),
-            tls_conf = conf.join("tls.conf").display(),
+            tls_conf = self.include_conf("tls.conf").display(),
         );
         c
     }
 
-    /// `docker-api.conf` as shipped, or, for stock nginx, a copy without the module's
-    /// directives (and the variables only the module defines).
-    fn api_conf(&self) -> PathBuf {
-        let shipped = repo_root().join("nginx-conf/docker-api.conf");
+    /// An include of `nginx-conf/` as shipped, or, for stock nginx, a copy without the
+    /// module's directives and variables.
+    fn include_conf(&self, name: &str) -> PathBuf {
+        let shipped = repo_root().join("nginx-conf").join(name);
         if self.opts.module {
             return shipped;
         }
-        let text = fs::read_to_string(&shipped).expect("read docker-api.conf");
-        let stock = strip_module_directives(&text);
-        let path = self.dir.path().join("docker-api-stock.conf");
-        fs::write(&path, stock).expect("write stock docker-api.conf");
+        let text = fs::read_to_string(&shipped).expect("read an nginx-conf include");
+        let stock = strip_module_directives(&text)
+            .replace("$dockgate_hijack", "-")
+            .replace("$dockgate_half_close", "-");
+        let path = self.dir.path().join(format!("stock-{name}"));
+        fs::write(&path, stock).expect("write a stock include");
         path
     }
 
-    fn http_conf(&self, conf: &Path) -> PathBuf {
-        let shipped = conf.join("dockgate-http.conf");
-        if self.opts.module {
-            return shipped;
+    /// Starts the sidecar with the built-in configuration adapted to this gateway.
+    fn start_sidecar(&mut self) -> Result<(), String> {
+        let dir = self.dir.path();
+        let binary = sidecar_binary();
+        let default = fs::read_to_string(repo_root().join("sidecar/server/src/default.toml"))
+            .map_err(|e| e.to_string())?;
+        let config = default
+            .replace(
+                "listen = \"unix:/run/dockgate/sidecar.sock\"",
+                &format!("listen = \"unix:{}/sidecar.sock\"", dir.display()),
+            )
+            .replace(
+                "dockerd = \"/var/run/docker.sock\"",
+                &format!("dockerd = \"{}\"", self.opts.dockerd.display()),
+            )
+            + &format!(
+                "\n[[users]]\nname = \"tester\"\nrole = \"developer\"\n\
+                 cert_fingerprints = [\"{}\"]\n",
+                tls().client_fingerprint
+            )
+            + self.opts.policy.as_deref().unwrap_or("");
+        let config_path = dir.join("sidecar.toml");
+        fs::write(&config_path, config).map_err(|e| e.to_string())?;
+        let log = fs::File::create(dir.join("logs/sidecar.log")).map_err(|e| e.to_string())?;
+        let child = Command::new(binary)
+            .arg("serve")
+            .arg("--config")
+            .arg(&config_path)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("spawn the sidecar: {e}"))?;
+        self.sidecar = Some(child);
+        let sock = dir.join("sidecar.sock");
+        if !wait_until(Duration::from_secs(10), || sock.exists()) {
+            return Err(format!(
+                "the sidecar did not start:\n{}",
+                self.sidecar_log()
+            ));
         }
-        let text = fs::read_to_string(&shipped).expect("read dockgate-http.conf");
-        let stock = text
-            .replace("$dockgate_hijack", "-")
-            .replace("$dockgate_half_close", "-");
-        let path = self.dir.path().join("dockgate-http-stock.conf");
-        fs::write(&path, stock).expect("write stock dockgate-http.conf");
-        path
+        Ok(())
+    }
+
+    pub fn sidecar_log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("logs/sidecar.log")).unwrap_or_default()
+    }
+
+    /// Stops the sidecar (to check that nginx then fails closed).
+    pub fn stop_sidecar(&mut self) {
+        if let Some(child) = self.sidecar.take() {
+            stop(child);
+        }
     }
 
     /// The master's pid.
@@ -330,22 +422,42 @@ impl Gateway {
 
 impl Drop for Gateway {
     fn drop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
         // TERM: fast shutdown of master and workers (a KILL would orphan the workers).
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status();
-        let done = wait_until(Duration::from_secs(10), || {
-            matches!(child.try_wait(), Ok(Some(_)))
-        });
-        if !done {
-            let _ = child.kill();
-            let _ = child.wait();
+        for child in [self.child.take(), self.sidecar.take()]
+            .into_iter()
+            .flatten()
+        {
+            stop(child);
         }
     }
+}
+
+/// SIGTERM, then SIGKILL if the process is still there after 10 s.
+fn stop(mut child: Child) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let done = wait_until(Duration::from_secs(10), || {
+        matches!(child.try_wait(), Ok(Some(_)))
+    });
+    if !done {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// The sidecar binary `make test` builds (`target/release/dockgate`).
+pub fn sidecar_binary() -> PathBuf {
+    let path = std::env::var_os("DOCKGATE_SIDECAR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target/release/dockgate"));
+    assert!(
+        path.exists(),
+        "{} missing: run `cargo build --release -p dockgate-sidecar` (or `make test`)",
+        path.display()
+    );
+    path
 }
 
 /// Removes `dockgate`/`dockgate_status` lines (the module's directives).

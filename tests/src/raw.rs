@@ -154,8 +154,21 @@ impl Head {
 
 /// A complete small request/answer (no hijack): status and body.
 pub fn call(target: &Target, method: &str, path: &str, body: &str) -> io::Result<(u16, String)> {
+    call_with(target, method, path, &[], body)
+}
+
+/// As [`call`], with extra header lines.
+pub fn call_with(
+    target: &Target,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: &str,
+) -> io::Result<(u16, String)> {
     let mut c = Conn::connect(target)?;
-    c.send_request(method, path, &["Connection: close"], body)?;
+    let mut all = headers.to_vec();
+    all.push("Connection: close");
+    c.send_request(method, path, &all, body)?;
     let head = c.read_head()?;
     let rest = c.read_all()?;
     let body = if head.header("transfer-encoding") == Some("chunked") {

@@ -1,0 +1,579 @@
+//! The full gateway (nginx + module + sidecar + dockerd): escapes refused with Docker-shaped
+//! reasons while the same requests succeed on dockerd's own socket, identities, and failing
+//! closed when the sidecar is down.
+
+use std::io::Write;
+
+use dockgate_tests::docker::{docker_direct, run_script, Cli, Endpoint, Transport};
+use dockgate_tests::nginx::{Flavor, Gateway, GatewayOptions, SYSTEM_DOCKERD};
+use dockgate_tests::raw::{self, Conn, Target};
+use dockgate_tests::unique_name;
+
+/// One attempt: a raw request that creates something named `name` if it gets through.
+struct Attempt {
+    what: &'static str,
+    method: &'static str,
+    /// `{name}` is replaced by a fresh container name.
+    path: &'static str,
+    body: &'static str,
+    status: u16,
+    message: &'static str,
+}
+
+const fn attempt(
+    what: &'static str,
+    path: &'static str,
+    body: &'static str,
+    status: u16,
+    message: &'static str,
+) -> Attempt {
+    Attempt {
+        what,
+        method: "POST",
+        path,
+        body,
+        status,
+        message,
+    }
+}
+
+const CREATE: &str = "/v1.41/containers/create?name={name}";
+
+/// Container creates that escape to the host on a bare dockerd.
+const ESCAPES: &[Attempt] = &[
+    attempt(
+        "privileged",
+        CREATE,
+        r#"{"Image":"busybox","HostConfig":{"Privileged":true}}"#,
+        403,
+        "privileged containers are not allowed",
+    ),
+    attempt(
+        "privileged, lowercase keys",
+        CREATE,
+        r#"{"image":"busybox","hostconfig":{"privileged":true}}"#,
+        403,
+        "privileged containers are not allowed",
+    ),
+    attempt(
+        "privileged, upper-case keys",
+        CREATE,
+        r#"{"IMAGE":"busybox","HOSTCONFIG":{"PRIVILEGED":true}}"#,
+        403,
+        "privileged containers are not allowed",
+    ),
+    attempt(
+        "privileged, unicode-escaped key",
+        CREATE,
+        r#"{"Image":"busybox","HostConfig":{"\u0050rivileged":true}}"#,
+        403,
+        "privileged containers are not allowed",
+    ),
+    attempt(
+        "privileged, duplicate key (last wins in Go)",
+        CREATE,
+        r#"{"Image":"busybox","HostConfig":{"Privileged":false,"Privileged":true}}"#,
+        400,
+        "more than once",
+    ),
+    attempt(
+        "privileged, case-variant duplicate",
+        CREATE,
+        r#"{"Image":"busybox","HostConfig":{"Privileged":false,"privileged":true}}"#,
+        400,
+        "more than once",
+    ),
+    attempt(
+        "privileged, duplicate HostConfig",
+        CREATE,
+        r#"{"Image":"busybox","HostConfig":{},"hostConfig":{"Privileged":true}}"#,
+        400,
+        "more than once",
+    ),
+    attempt(
+        "privileged, encoded version prefix",
+        "/v%31.41/containers/create?name={name}",
+        r#"{"Image":"busybox","HostConfig":{"Privileged":true}}"#,
+        403,
+        "privileged containers are not allowed",
+    ),
+    attempt(
+        "privileged, no version prefix",
+        "/containers/create?name={name}",
+        r#"{"Image":"busybox","HostConfig":{"Privileged":true}}"#,
+        403,
+        "privileged containers are not allowed",
+    ),
+    attempt(
+        "privileged, encoded path",
+        "/v1.41/containers/%63reate?name={name}",
+        r#"{"Image":"busybox","HostConfig":{"Privileged":true}}"#,
+        403,
+        "privileged containers are not allowed",
+    ),
+    attempt(
+        "cap-add SYS_ADMIN",
+        CREATE,
+        r#"{"Image":"busybox","HostConfig":{"CapAdd":["SYS_ADMIN"]}}"#,
+        403,
+        "adding capability SYS_ADMIN is not allowed",
+    ),
+    attempt(
+        "cap-add ALL",
+        CREATE,
+        r#"{"Image":"busybox","HostConfig":{"CapAdd":["ALL"]}}"#,
+        403,
+        "adding capability ALL",
+    ),
+    attempt(
+        "cap-add lowercase cap_sys_module",
+        CREATE,
+        r#"{"Image":"busybox","HostConfig":{"capadd":["cap_sys_module"]}}"#,
+        403,
+        "adding capability SYS_MODULE",
+    ),
+    attempt(
+        "Capabilities field",
+        CREATE,
+        r#"{"Image":"busybox","HostConfig":{"Capabilities":["CAP_SYS_ADMIN"]}}"#,
+        403,
+        "Capabilities",
+    ),
+    attempt(
+        "device /dev/sda",
+        CREATE,
+        r#"{"Image":"busybox","HostConfig":{"Devices":[{"PathOnHost":"/dev/null","PathInContainer":"/dev/x","CgroupPermissions":"rwm"}]}}"#,
+        403,
+        "host devices",
+    ),
+    attempt(
+        "device cgroup rule",
+        CREATE,
+        r#"{"Image":"busybox","HostConfig":{"DeviceCgroupRules":["a *:* rwm"]}}"#,
+        403,
+        "device cgroup rules",
+    ),
+    attempt(
+        "network host",
+        CREATE,
+        r#"{"Image":"busybox","HostConfig":{"NetworkMode":"host"}}"#,
+        403,
+        "--network host is not allowed",
+    ),
+    attempt(
+        "pid host",
+        CREATE,
+        r#"{"Image":"busybox","HostConfig":{"PidMode":"host"}}"#,
+        403,
+        "--pid host",
+    ),
+    attempt(
+        "ipc host",
+        CREATE,
+        r#"{"Image":"busybox","HostConfig":{"IpcMode":"host"}}"#,
+        403,
+        "--ipc host",
+    ),
+    attempt(
+        "uts host",
+        CREATE,
+        r#"{"Image":"busybox","HostConfig":{"UTSMode":"host"}}"#,
+        403,
+        "--uts host",
+    ),
+    attempt(
+        "userns host",
+        CREATE,
+        r#"{"Image":"busybox","HostConfig":{"UsernsMode":"host"}}"#,
+        403,
+        "--userns host",
+    ),
+    attempt(
+        "cgroupns host",
+        CREATE,
+        r#"{"Image":"busybox","HostConfig":{"CgroupnsMode":"host"}}"#,
+        403,
+        "--cgroupns host",
+    ),
+    attempt(
+        "seccomp unconfined",
+        CREATE,
+        r#"{"Image":"busybox","HostConfig":{"SecurityOpt":["seccomp=unconfined"]}}"#,
+        403,
+        "seccomp=unconfined",
+    ),
+    attempt(
+        "apparmor unconfined",
+        CREATE,
+        r#"{"Image":"busybox","HostConfig":{"SecurityOpt":["apparmor=unconfined"]}}"#,
+        403,
+        "apparmor=unconfined",
+    ),
+    attempt(
+        "label disable",
+        CREATE,
+        r#"{"Image":"busybox","HostConfig":{"SecurityOpt":["label=disable"]}}"#,
+        403,
+        "label=disable",
+    ),
+    attempt(
+        "masked paths emptied",
+        CREATE,
+        r#"{"Image":"busybox","HostConfig":{"MaskedPaths":[]}}"#,
+        403,
+        "MaskedPaths",
+    ),
+    attempt(
+        "readonly paths emptied",
+        CREATE,
+        r#"{"Image":"busybox","HostConfig":{"ReadonlyPaths":[]}}"#,
+        403,
+        "ReadonlyPaths",
+    ),
+    attempt(
+        "bind /",
+        CREATE,
+        r#"{"Image":"busybox","HostConfig":{"Binds":["/:/host"]}}"#,
+        403,
+        "bind mounting host path / is not allowed",
+    ),
+    attempt(
+        "bind /etc read-only",
+        CREATE,
+        r#"{"Image":"busybox","HostConfig":{"Binds":["/etc:/x:ro"]}}"#,
+        403,
+        "bind mounting host path /etc",
+    ),
+    attempt(
+        "bind the docker socket",
+        CREATE,
+        r#"{"Image":"busybox","HostConfig":{"Binds":["/var/run/docker.sock:/var/run/docker.sock"]}}"#,
+        403,
+        "Docker socket",
+    ),
+    attempt(
+        "bind with dot segments",
+        CREATE,
+        r#"{"Image":"busybox","HostConfig":{"Binds":["/tmp/../etc:/x"]}}"#,
+        403,
+        "without '..'",
+    ),
+    attempt(
+        "mount bind /",
+        CREATE,
+        r#"{"Image":"busybox","HostConfig":{"Mounts":[{"Type":"bind","Source":"/","Target":"/host"}]}}"#,
+        403,
+        "bind mounting host path /",
+    ),
+    attempt(
+        "mount bind, lowercase keys",
+        CREATE,
+        r#"{"Image":"busybox","HostConfig":{"mounts":[{"type":"bind","source":"/etc","target":"/x"}]}}"#,
+        403,
+        "bind mounting host path /etc",
+    ),
+    attempt(
+        "inline volume with bind options",
+        CREATE,
+        r#"{"Image":"busybox","HostConfig":{"Mounts":[{"Type":"volume","Target":"/x","VolumeOptions":{"DriverConfig":{"Name":"local","Options":{"type":"none","o":"bind","device":"/etc"}}}}]}}"#,
+        403,
+        "bind driver options",
+    ),
+    attempt(
+        "cgroup parent",
+        CREATE,
+        r#"{"Image":"busybox","HostConfig":{"CgroupParent":"/"}}"#,
+        403,
+        "--cgroup-parent",
+    ),
+    attempt(
+        "privileged in a chunked body",
+        CREATE,
+        "CHUNKED",
+        403,
+        "privileged containers are not allowed",
+    ),
+];
+
+fn body_for(a: &Attempt) -> String {
+    if a.body == "CHUNKED" {
+        r#"{"Image":"busybox","HostConfig":{"Privileged":true}}"#.to_string()
+    } else {
+        a.body.to_string()
+    }
+}
+
+/// Sends an attempt; returns (status, body).
+fn send(target: &Target, a: &Attempt, name: &str) -> (u16, String) {
+    let path = a.path.replace("{name}", name);
+    let body = body_for(a);
+    let mut c = Conn::connect(target).unwrap();
+    let req = if a.body == "CHUNKED" {
+        let (first, rest) = body.split_at(10);
+        format!(
+            "{} {path} HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\n\
+             Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n\
+             {:x}\r\n{first}\r\n{:x}\r\n{rest}\r\n0\r\n\r\n",
+            a.method,
+            first.len(),
+            rest.len()
+        )
+    } else {
+        format!(
+            "{} {path} HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            a.method,
+            body.len()
+        )
+    };
+    c.write_all(req.as_bytes()).unwrap();
+    let head = c.read_head().unwrap();
+    let rest = c.read_all().unwrap();
+    let text = if head.header("transfer-encoding") == Some("chunked") {
+        raw::dechunk(&rest)
+    } else {
+        rest
+    };
+    (head.status, String::from_utf8_lossy(&text).into_owned())
+}
+
+fn exists(name: &str) -> bool {
+    std::process::Command::new(Cli::Current.path())
+        .args(["container", "inspect", name])
+        .env("DOCKER_HOST", format!("unix://{SYSTEM_DOCKERD}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+#[test]
+fn escape_corpus_is_refused_by_the_gateway_and_accepted_by_dockerd() {
+    let gw = Gateway::start_with(GatewayOptions::policy(Flavor::Debian));
+    let direct = Target::Unix(SYSTEM_DOCKERD.into());
+    let mut failures = Vec::new();
+    for a in ESCAPES {
+        let name = unique_name("escape");
+        let (status, body) = send(&Target::Tcp(gw.port), a, &name);
+        let message_ok = body.contains(a.message) && body.starts_with("{\"message\":\"dockgate: ");
+        if status != a.status || !message_ok || exists(&name) {
+            failures.push(format!(
+                "{}: gateway answered {status} {body:?} (container created: {})",
+                a.what,
+                exists(&name)
+            ));
+        }
+        // The same request on dockerd's socket: a real escape is accepted there.
+        let (direct_status, direct_body) = send(&direct, a, &name);
+        let created = exists(&name);
+        let _ = docker_direct_quiet(&["rm", "-f", &name]);
+        if direct_status != 201 || !created {
+            failures.push(format!(
+                "{}: dockerd itself answered {direct_status} {direct_body:?}: not an escape",
+                a.what
+            ));
+        }
+    }
+    assert!(ESCAPES.len() >= 35);
+    assert!(
+        failures.is_empty(),
+        "{}\nsidecar log:\n{}",
+        failures.join("\n"),
+        gw.sidecar_log()
+    );
+}
+
+fn docker_direct_quiet(args: &[&str]) -> bool {
+    std::process::Command::new(Cli::Current.path())
+        .args(args)
+        .env("DOCKER_HOST", format!("unix://{SYSTEM_DOCKERD}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+#[test]
+fn cli_escapes_print_the_reason() {
+    let gw = Gateway::start_with(GatewayOptions::policy(Flavor::Debian));
+    let c = dockgate_tests::docker::Container::start("cliescape");
+    let endpoint = Endpoint::gateway(&gw, Transport::Tcp);
+    for (script, reason) in [
+        (
+            "docker run --rm --network none --privileged busybox true",
+            "dockgate: privileged containers are not allowed",
+        ),
+        (
+            "docker run --rm --network none -v /:/host busybox true",
+            "dockgate: bind mounting host path / is not allowed",
+        ),
+        (
+            "docker run --rm --network none --pid host busybox true",
+            "dockgate: --pid host is not allowed",
+        ),
+        (
+            "docker run --rm --network host busybox true",
+            "dockgate: --network host is not allowed",
+        ),
+        (
+            "docker run --rm --network none --cap-add SYS_ADMIN busybox true",
+            "dockgate: adding capability SYS_ADMIN is not allowed",
+        ),
+        (
+            "docker run --rm --network none --device /dev/null:/dev/x busybox true",
+            "dockgate: host devices (--device) are not allowed",
+        ),
+        (
+            "docker run --rm --network none --security-opt seccomp=unconfined busybox true",
+            "dockgate: --security-opt seccomp=unconfined is not allowed",
+        ),
+        (
+            "docker run --rm --network none --security-opt systempaths=unconfined busybox true",
+            "(--security-opt systempaths=unconfined) is not allowed",
+        ),
+        (
+            "docker exec --privileged $C true",
+            "dockgate: privileged exec is not allowed",
+        ),
+        (
+            "docker volume create -o type=none -o o=bind -o device=/etc $N",
+            "dockgate: volumes with bind driver options",
+        ),
+        (
+            "docker swarm init",
+            "dockgate: role developer may not use swarm endpoints",
+        ),
+        (
+            "docker plugin install vieux/sshfs",
+            "dockgate: role developer may not use plugin endpoints",
+        ),
+    ] {
+        for cli in Cli::ALL {
+            let name = unique_name("cli");
+            let out = run_script(
+                cli,
+                &endpoint,
+                script,
+                &[("C", &c.name), ("N", &name)],
+                None,
+            );
+            assert_ne!(out.code, 0, "{script} with {cli} passed:\n{out}");
+            assert!(
+                out.stderr.contains(reason),
+                "{script} with {cli}: the reason is not shown:\n{out}"
+            );
+            let _ = docker_direct_quiet(&["volume", "rm", &name]);
+        }
+    }
+}
+
+#[test]
+fn identities_are_checked_on_every_listener() {
+    let token_user = "[[users]]\nname = \"ci\"\nrole = \"reader\"\ntoken_sha256 = [\"2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b\"]\n";
+    let gw = Gateway::start_with(GatewayOptions {
+        policy: Some(token_user.into()),
+        ..GatewayOptions::new(Flavor::Debian)
+    });
+    // TLS with the test client certificate: user tester (developer).
+    let tls = Endpoint::gateway(&gw, Transport::Tls);
+    let out = run_script(
+        Cli::Current,
+        &tls,
+        "docker ps -q >/dev/null && echo ok",
+        &[],
+        None,
+    );
+    assert_eq!(out.stdout, "ok\n", "{out}");
+    assert!(gw.access_log().contains("GET /v1."), "nothing logged");
+    // A token on the loopback listener: its role (reader) applies, not the anonymous one.
+    let tcp = Target::Tcp(gw.port);
+    let call = |auth: &str, method: &str, path: &str| {
+        raw::call_with(&tcp, method, path, &[auth], "").unwrap()
+    };
+    assert_eq!(
+        call(
+            "Authorization: Bearer secret",
+            "GET",
+            "/v1.41/containers/json"
+        )
+        .0,
+        200
+    );
+    let (status, body) = call(
+        "Authorization: Bearer secret",
+        "POST",
+        "/v1.41/containers/x/kill",
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("role reader may not use write endpoints"),
+        "{body}"
+    );
+    // A wrong (or revoked: removed from the config) token is refused, not downgraded.
+    let (status, body) = call(
+        "Authorization: Bearer revoked",
+        "GET",
+        "/v1.41/containers/json",
+    );
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("dockgate: invalid token"), "{body}");
+    // No anonymous access over TLS without a known certificate: curl with no client cert
+    // is stopped by nginx itself (ssl_verify_client on).
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+        .arg(&dockgate_tests::nginx::tls().ca)
+        .arg(format!("https://127.0.0.1:{}/v1.41/info", gw.tls_port))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "400");
+}
+
+#[test]
+fn sidecar_down_means_nothing_gets_through() {
+    let mut gw = Gateway::start_with(GatewayOptions::policy(Flavor::Debian));
+    let tcp = Target::Tcp(gw.port);
+    assert_eq!(raw::call(&tcp, "GET", "/v1.41/info", "").unwrap().0, 200);
+    gw.stop_sidecar();
+    let name = unique_name("failclosed");
+    let (status, body) = raw::call(
+        &tcp,
+        "POST",
+        &format!("/v1.41/containers/create?name={name}"),
+        r#"{"Image":"busybox"}"#,
+    )
+    .unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("dockgate: the policy service is unavailable"),
+        "{body}"
+    );
+    assert!(!exists(&name));
+    let (status, _) = raw::call(&tcp, "GET", "/v1.41/containers/json", "").unwrap();
+    assert_eq!(status, 503);
+}
+
+#[test]
+fn unknown_endpoints_and_ambiguous_uris_are_refused() {
+    let gw = Gateway::start_with(GatewayOptions::policy(Flavor::Debian));
+    let tcp = Target::Tcp(gw.port);
+    for (method, path, status, message) in [
+        (
+            "GET",
+            "/v1.41/debug/pprof/heap",
+            403,
+            "is not an allowed Docker API endpoint",
+        ),
+        ("GET", "/v1.41/containers/../info", 400, ""),
+        ("GET", "/v1.41/containers//json", 400, "empty, '.' or '..'"),
+        (
+            "GET",
+            "/v1.41/containers/json?all=1&all=0",
+            400,
+            "given twice",
+        ),
+        ("GET", "/v1.41/containers/json?all=1;x=2", 400, "';'"),
+    ] {
+        let (got, body) = raw::call(&tcp, method, path, "").unwrap();
+        assert_eq!(got, status, "{method} {path}: {body}");
+        assert!(body.contains(message), "{method} {path}: {body}");
+    }
+    let _ = docker_direct(&["version", "--format", "{{.Server.Version}}"]);
+}
