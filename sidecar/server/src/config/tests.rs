@@ -58,3 +58,16 @@ fn tokens_are_stored_hashed() {
         "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b"
     );
 }
+
+#[test]
+fn the_shipped_example_is_valid() {
+    let text = include_str!("../../examples/tls-multi-user.toml");
+    let c = Config::parse("tls-multi-user.toml", text).unwrap();
+    assert_eq!(c.users.len(), 3);
+    assert_eq!(
+        c.users[0].cert_fingerprints,
+        vec!["3f1c0b7e5290aa641d8e25c79a410e66b27d135f".to_string()]
+    );
+    assert!(c.listeners["tls"].anonymous_role.is_none());
+    assert_eq!(c.log_format, LogFormat::Json);
+}
