@@ -285,6 +285,14 @@ main()
 PY
 
 # ---------------------------------------------------------------- nginx instances
+# A snapshot of nginx-conf/, so every instance runs the same configuration.
+mkdir -p "$tmp/conf"
+for f in dockgate-http.conf dockerd-upstream.conf docker-api-common.conf docker-api.conf; do
+    [ -f "$repo/nginx-conf/$f" ] || die "missing nginx-conf/$f"
+    cp "$repo/nginx-conf/$f" "$tmp/conf/"
+done
+conf_note="nginx-conf/ at $(git -C "$repo" log -1 --format=%h -- nginx-conf 2>/dev/null || echo '?')"
+git -C "$repo" diff --quiet HEAD -- nginx-conf 2>/dev/null || conf_note="$conf_note (with uncommitted changes)"
 read -r port_gw port_stock port_vendored < <(python3 "$tmp/freeports.py" 3)
 
 declare -A host label target master
@@ -297,21 +305,23 @@ target[direct]=unix:$dockerd_sock
 start_nginx() {
     local name=$1 bin=$2 module=$3 port=$4
     local dir=$tmp/$name
-    local http_conf=$repo/nginx-conf/dockgate-http.conf
-    local api_conf=$repo/nginx-conf/docker-api.conf
+    local conf=$tmp/conf
     local load=""
     mkdir -p "$dir/logs"
     if [ -n "$module" ]; then
         load="load_module $module;"
     else
-        # Stock nginx: the shipped includes without the module's directives and variables.
+        # Stock nginx: the shipped includes without the module's directives and variables
+        # (as tests/src/nginx.rs does it).
+        conf=$dir/conf
+        mkdir -p "$conf"
+        cp "$tmp/conf/"*.conf "$conf/"
         # shellcheck disable=SC2016 # literal nginx variables
-        sed -e 's/\$dockgate_hijack/-/g; s/\$dockgate_half_close/-/g' \
-            "$http_conf" >"$dir/dockgate-http-stock.conf"
-        grep -Ev '^[[:space:]]*(dockgate|dockgate_status)([[:space:]]|;)' \
-            "$api_conf" >"$dir/docker-api-stock.conf"
-        http_conf=$dir/dockgate-http-stock.conf
-        api_conf=$dir/docker-api-stock.conf
+        sed -i -e 's/\$dockgate_hijack/-/g; s/\$dockgate_half_close/-/g' "$conf/dockgate-http.conf"
+        local f
+        for f in docker-api-common.conf docker-api.conf; do
+            grep -Ev '^[[:space:]]*(dockgate |dockgate_status)' "$tmp/conf/$f" >"$conf/$f"
+        done
     fi
     cat >"$dir/nginx.conf" <<CONF
 # Written by bench/run.sh ($name).
@@ -328,13 +338,15 @@ http {
     fastcgi_temp_path $dir/tmp_fastcgi;
     uwsgi_temp_path $dir/tmp_uwsgi;
     scgi_temp_path $dir/tmp_scgi;
-    include $http_conf;
-    include $repo/nginx-conf/dockerd-upstream.conf;
-    # As scripts/run-gateway.sh and nginx-conf/nginx.conf: one line per request.
+    include $conf/dockgate-http.conf;
+    include $conf/dockerd-upstream.conf;
+    # As scripts/run-gateway.sh and nginx-conf/nginx.conf: one line per request. The server
+    # is the transport-only one (docker-api.conf, no policy sidecar).
     access_log $dir/logs/dockgate-access.log dockgate;
     server {
         listen 127.0.0.1:$port;
-        include $api_conf;
+        include $conf/docker-api-common.conf;
+        include $conf/docker-api.conf;
     }
 }
 CONF
@@ -578,7 +590,7 @@ cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 echo "# dockgate bench, $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo
 echo "- machine: $(nproc) CPUs (${cpu_model:-unknown}), $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) RAM, Linux $(uname -r)"
-echo "- nginx: Debian $debian_version${vendored_version:+, nginx.org $vendored_version (build/vendored)}; worker_processes 2, shipped nginx-conf/ includes, access log on"
+echo "- nginx: Debian $debian_version${vendored_version:+, nginx.org $vendored_version (build/vendored)}; worker_processes 2; $conf_note: dockgate-http.conf, dockerd-upstream.conf, docker-api-common.conf + docker-api.conf (transport only, no policy sidecar); access log on"
 echo "- dockerd $(DOCKER_HOST=${host[direct]} docker version -f '{{.Server.Version}}' 2>/dev/null), docker CLI $(docker version -f '{{.Client.Version}}' 2>/dev/null)"
 echo "- machine busy (all CPUs, 1 s sample): ${busy_start}% at start, ${busy_end}% at end; before measurements: max ${busy_max}%, over 20% before $busy_over of ${#busy_seen[@]}; load average at start $load_start, at end $load_end"
 echo "- modules (sha256, built): $module_note; repository at $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')"
