@@ -51,5 +51,6 @@ sidecar:
 
 test: lint test-unit test-e2e
 
-bench: modules images
+bench: modules images sidecar
 	bench/run.sh
+	bench/sidecar.sh

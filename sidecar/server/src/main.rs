@@ -209,8 +209,9 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
             .with_env_filter(filter)
             .init(),
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread: a decision takes microseconds and forwarding waits on I/O; on small hosts,
+    // hand-offs between runtime threads cost more than they bring (measured in bench/).
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
