@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::nginx::http_get_unix;
+use crate::nginx::{http_get_unix, stop_within};
 use crate::{repo_root, wait_until, TempDir};
 
 pub struct PrivateDockerd {
@@ -65,18 +65,8 @@ impl PrivateDockerd {
 
     /// Stops it (SIGTERM, as an init system would) and waits for it to exit.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
-                .status();
-            let exited = wait_until(Duration::from_secs(30), || {
-                matches!(child.try_wait(), Ok(Some(_)))
-            });
-            if !exited {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
+        if let Some(child) = self.child.take() {
+            stop_within(child, Duration::from_secs(30));
         }
     }
 

@@ -360,7 +360,7 @@ impl Gateway {
     /// Stops the sidecar (to check that nginx then fails closed).
     pub fn stop_sidecar(&mut self) {
         if let Some(child) = self.sidecar.take() {
-            stop(child);
+            stop_within(child, Duration::from_secs(10));
         }
     }
 
@@ -427,20 +427,18 @@ impl Drop for Gateway {
             .into_iter()
             .flatten()
         {
-            stop(child);
+            stop_within(child, Duration::from_secs(10));
         }
     }
 }
 
-/// SIGTERM, then SIGKILL if the process is still there after 10 s.
-fn stop(mut child: Child) {
+/// SIGTERM, then SIGKILL if the process is still there after `patience`.
+pub(crate) fn stop_within(mut child: Child, patience: Duration) {
     let _ = Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())
         .status();
-    let done = wait_until(Duration::from_secs(10), || {
-        matches!(child.try_wait(), Ok(Some(_)))
-    });
+    let done = wait_until(patience, || matches!(child.try_wait(), Ok(Some(_))));
     if !done {
         let _ = child.kill();
         let _ = child.wait();
@@ -478,24 +476,27 @@ fn ping_tcp(port: u16) -> bool {
 
 /// A one-shot `GET` over TCP, returning the whole answer (headers and body); empty on error.
 pub fn http_get_tcp(port: u16, path: &str) -> String {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-        return String::new();
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-    let req = format!("GET {path} HTTP/1.1\r\nHost: dockgate\r\nConnection: close\r\n\r\n");
-    let mut out = String::new();
-    if s.write_all(req.as_bytes()).is_ok() {
-        let _ = s.read_to_string(&mut out);
-    }
-    out
+    TcpStream::connect(("127.0.0.1", port))
+        .and_then(|s| {
+            s.set_read_timeout(Some(Duration::from_secs(10)))
+                .map(|()| s)
+        })
+        .map(|s| http_get(s, path))
+        .unwrap_or_default()
 }
 
 /// A one-shot `GET` over a unix socket; empty on error.
 pub fn http_get_unix(sock: &Path, path: &str) -> String {
-    let Ok(mut s) = UnixStream::connect(sock) else {
-        return String::new();
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    UnixStream::connect(sock)
+        .and_then(|s| {
+            s.set_read_timeout(Some(Duration::from_secs(10)))
+                .map(|()| s)
+        })
+        .map(|s| http_get(s, path))
+        .unwrap_or_default()
+}
+
+fn http_get(mut s: impl Read + Write, path: &str) -> String {
     let req = format!("GET {path} HTTP/1.1\r\nHost: dockgate\r\nConnection: close\r\n\r\n");
     let mut out = String::new();
     if s.write_all(req.as_bytes()).is_ok() {

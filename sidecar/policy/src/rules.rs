@@ -32,6 +32,13 @@ impl Request<'_> {
             .map(|(_, v)| v.as_str())
     }
 
+    /// `HostConfig` of a container create; `None` for any other request.
+    fn create_host_config(&self) -> Option<&Value> {
+        (self.template == "/containers/create")
+            .then(|| self.body.field("HostConfig"))
+            .flatten()
+    }
+
     /// The object holding host settings: `HostConfig` for creates, the body itself for
     /// `containers/{id}/update` (whose body is the resources and restart policy).
     fn host_config(&self) -> Option<&Value> {

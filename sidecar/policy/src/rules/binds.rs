@@ -21,10 +21,7 @@ pub static VOLUME_RULE: Rule = Rule {
 const ENGINE_SOCKETS: &[&str] = &["/var/run/docker.sock", "/run/docker.sock"];
 
 fn check(req: &Request<'_>, settings: &Conservative) -> Result<(), Refusal> {
-    if req.template != "/containers/create" {
-        return Ok(());
-    }
-    let Some(host) = req.host_config() else {
+    let Some(host) = req.create_host_config() else {
         return Ok(());
     };
     for bind in strings(host.field("Binds")) {

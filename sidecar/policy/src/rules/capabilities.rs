@@ -10,10 +10,7 @@ pub static RULE: Rule = Rule {
 };
 
 fn check(req: &Request<'_>, settings: &Conservative) -> Result<(), Refusal> {
-    if req.template != "/containers/create" {
-        return Ok(());
-    }
-    let Some(host) = req.host_config() else {
+    let Some(host) = req.create_host_config() else {
         return Ok(());
     };
     if host.field("Capabilities").is_some() {
