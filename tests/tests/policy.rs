@@ -577,3 +577,51 @@ fn unknown_endpoints_and_ambiguous_uris_are_refused() {
     }
     let _ = docker_direct(&["version", "--format", "{{.Server.Version}}"]);
 }
+
+#[test]
+fn the_inject_policy_shows_in_docker_inspect() {
+    // A role with both policies, reached with a token (hash of "inject-token").
+    let extra = "\n[policy.inject]\nlabels = { \"dockgate.injected\" = \"yes\" }\nmemory = 268435456\n\
+        pids_limit = 128\nulimits = [\"nofile=1024:2048\"]\nextra_hosts = [\"cache.test:127.0.0.1\"]\n\
+        dns = [\"127.0.0.53\"]\nenv = [\"DOCKGATE_INJECTED=1\"]\n\
+        [roles.ci]\nallow = [\"read\", \"write\", \"exec\"]\npolicies = [\"conservative\", \"inject\"]\n\
+        [[users]]\nname = \"runner\"\nrole = \"ci\"\n\
+        token_sha256 = [\"8d66517311dfddbb0006a8fad7266b054acea9d3654ce99fca9850419c6a026d\"]\n";
+    let gw = Gateway::start_with(GatewayOptions {
+        policy: Some(extra.into()),
+        ..GatewayOptions::new(Flavor::Debian)
+    });
+    let name = unique_name("inject");
+    let (status, body) = raw::call_with(
+        &Target::Tcp(gw.port),
+        "POST",
+        &format!("/v1.41/containers/create?name={name}"),
+        &["Authorization: Bearer inject-token"],
+        r#"{"Image":"busybox","Cmd":["true"],"Env":["A=1"],"HostConfig":{"NetworkMode":"none","Memory":1073741824}}"#,
+    )
+    .unwrap();
+    let inspect = |format: &str| docker_direct(&["inspect", "-f", format, &name]);
+    let seen = (status == 201).then(|| {
+        (
+            inspect("{{index .Config.Labels \"dockgate.injected\"}}"),
+            inspect("{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}"),
+            inspect("{{range .HostConfig.Ulimits}}{{.Name}}={{.Soft}}:{{.Hard}}{{end}}"),
+            inspect("{{.HostConfig.ExtraHosts}} {{.HostConfig.Dns}}"),
+            inspect("{{.Config.Env}}"),
+        )
+    });
+    let _ = docker_direct_quiet(&["rm", "-f", &name]);
+    assert_eq!(status, 201, "{body}\n{}", gw.sidecar_log());
+    let (label, limits, ulimits, hosts, env) = seen.unwrap();
+    assert_eq!(label, "yes");
+    assert_eq!(
+        limits, "268435456 128",
+        "the asked 1 GiB was lowered to the maximum"
+    );
+    assert_eq!(ulimits, "nofile=1024:2048");
+    assert_eq!(hosts, "[cache.test:127.0.0.1] [127.0.0.53]");
+    assert!(
+        env.contains("A=1") && env.contains("DOCKGATE_INJECTED=1"),
+        "{env}"
+    );
+}

@@ -137,6 +137,98 @@ impl Value {
         }
     }
 
+    /// The member Go would decode into struct field `name`, for changing it (see
+    /// [`Value::field`]); `null` members count too, as they are there to be replaced.
+    pub fn field_mut(&mut self, name: &str) -> Option<&mut Value> {
+        match self {
+            Value::Object(members) => members
+                .iter_mut()
+                .rev()
+                .find(|(k, _)| go_field_matches(k, name))
+                .map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// Struct field `name`, created (as `{}`) if absent or `null`. A body that is not an
+    /// object becomes one, as an absent body decodes to zero values in Go.
+    pub fn object_field(&mut self, name: &str) -> &mut Value {
+        if !matches!(self, Value::Object(_)) {
+            *self = Value::Object(Vec::new());
+        }
+        let missing = !matches!(self.field_mut(name), Some(Value::Object(_)));
+        if missing {
+            self.set_field(name, Value::Object(Vec::new()));
+        }
+        self.field_mut(name).expect("just set")
+    }
+
+    /// Sets struct field `name` (replacing the member Go would use, or adding one).
+    pub fn set_field(&mut self, name: &str, value: Value) {
+        if !matches!(self, Value::Object(_)) {
+            *self = Value::Object(Vec::new());
+        }
+        match self.field_mut(name) {
+            Some(slot) => *slot = value,
+            None => {
+                if let Value::Object(members) = self {
+                    members.push((name.to_string(), value));
+                }
+            }
+        }
+    }
+
+    /// Sets map key `key` exactly (maps keep the case of their keys).
+    pub fn set_map_key(&mut self, key: &str, value: Value) {
+        if !matches!(self, Value::Object(_)) {
+            *self = Value::Object(Vec::new());
+        }
+        if let Value::Object(members) = self {
+            match members.iter_mut().find(|(k, _)| k == key) {
+                Some((_, slot)) => *slot = value,
+                None => members.push((key.to_string(), value)),
+            }
+        }
+    }
+
+    /// Serialises back to JSON, members in their order.
+    pub fn to_json(&self) -> String {
+        let mut out = String::new();
+        self.write_json(&mut out);
+        out
+    }
+
+    fn write_json(&self, out: &mut String) {
+        match self {
+            Value::Null => out.push_str("null"),
+            Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Value::Number(n) => out.push_str(&n.to_string()),
+            Value::String(s) => out.push_str(&serde_json::Value::from(s.as_str()).to_string()),
+            Value::Array(items) => {
+                out.push('[');
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    v.write_json(out);
+                }
+                out.push(']');
+            }
+            Value::Object(members) => {
+                out.push('{');
+                for (i, (k, v)) in members.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&serde_json::Value::from(k.as_str()).to_string());
+                    out.push(':');
+                    v.write_json(out);
+                }
+                out.push('}');
+            }
+        }
+    }
+
     /// Follows a path of struct fields: `body.path(&["HostConfig", "Privileged"])`.
     pub fn path(&self, names: &[&str]) -> Option<&Value> {
         names.iter().try_fold(self, |v, name| v.field(name))

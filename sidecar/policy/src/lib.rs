@@ -7,9 +7,11 @@
 //!   members two decoders could resolve differently.
 //! - [`rules`] holds one rule per file; [`conservative`] runs those that refuse escapes to the
 //!   host.
+//! - [`inject`] writes the operator's settings (labels, limits, logging, ...) into creates.
 #![forbid(unsafe_code)]
 
 pub mod gojson;
+pub mod inject;
 pub mod rules;
 
 pub use rules::{conservative, Refusal, Request};

@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
 use dockgate_policy::gojson;
+use dockgate_policy::inject::inject;
 use http_body_util::{BodyExt, Limited};
 
 use crate::config::Config;
@@ -203,7 +204,7 @@ async fn mediated(State(s): State<Arc<AppState>>, req: Request) -> Response {
             return refused(&r);
         }
     };
-    let value = match gojson::parse(&body).and_then(|v| v.validate().map(|()| v)) {
+    let mut value = match gojson::parse(&body).and_then(|v| v.validate().map(|()| v)) {
         Ok(v) => v,
         Err(e) => {
             let r = Refusal {
@@ -226,6 +227,12 @@ async fn mediated(State(s): State<Arc<AppState>>, req: Request) -> Response {
             audit(&who, &listener, &method, &uri, "allow", None, 200);
             s.metrics
                 .decision("allow", allowed.endpoint.kind.as_str(), started.elapsed());
+            let body = if allowed.inject {
+                inject(&mut value, &s.config.inject);
+                Bytes::from(value.to_json())
+            } else {
+                body
+            };
             match forward(
                 &s.config.dockerd,
                 parts.method,

@@ -7,6 +7,7 @@ use std::ops::Range;
 use std::path::PathBuf;
 
 use dockgate_api::endpoints::Kind;
+use dockgate_policy::inject::{Injection, Ulimit};
 use dockgate_policy::rules::Conservative;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -43,6 +44,30 @@ struct RawServer {
 struct RawPolicy {
     #[serde(default)]
     conservative: RawConservative,
+    #[serde(default)]
+    inject: RawInject,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawInject {
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    memory: Option<i64>,
+    pids_limit: Option<i64>,
+    cpus: Option<f64>,
+    #[serde(default)]
+    ulimits: Vec<Spanned<String>>,
+    log_driver: Option<String>,
+    #[serde(default)]
+    log_opts: BTreeMap<String, String>,
+    runtime: Option<String>,
+    #[serde(default)]
+    extra_hosts: Vec<String>,
+    #[serde(default)]
+    dns: Vec<String>,
+    #[serde(default)]
+    env: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -98,6 +123,8 @@ pub struct Role {
     pub name: String,
     pub kinds: Vec<Kind>,
     pub conservative: bool,
+    /// Creates get the `[policy.inject]` settings.
+    pub inject: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -122,6 +149,7 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub log_format: LogFormat,
     pub conservative: Conservative,
+    pub inject: Injection,
     pub roles: BTreeMap<String, Role>,
     pub users: Vec<User>,
     pub listeners: BTreeMap<String, Listener>,
@@ -227,14 +255,15 @@ impl Config {
                     },
                 }
             }
-            let mut conservative = false;
+            let (mut conservative, mut inject) = (false, false);
             for p in &role.policies {
                 match p.get_ref().as_str() {
                     "conservative" => conservative = true,
+                    "inject" => inject = true,
                     other => err(
                         p.span(),
                         &format!("roles.{name}.policies"),
-                        format!("unknown policy {other:?} (known: conservative)"),
+                        format!("unknown policy {other:?} (known: conservative, inject)"),
                     ),
                 }
             }
@@ -244,6 +273,7 @@ impl Config {
                     name: name.clone(),
                     kinds,
                     conservative,
+                    inject,
                 },
             );
         }
@@ -317,6 +347,52 @@ impl Config {
             }
         }
 
+        let raw_inject = &raw.policy.inject;
+        let mut ulimits = Vec::new();
+        for u in &raw_inject.ulimits {
+            // `name=soft:hard` or `name=limit`, as `docker run --ulimit`.
+            let parsed = u.get_ref().split_once('=').and_then(|(name, limits)| {
+                let (soft, hard) = limits.split_once(':').unwrap_or((limits, limits));
+                Some(Ulimit {
+                    name: name.trim().to_string(),
+                    soft: soft.trim().parse().ok()?,
+                    hard: hard.trim().parse().ok()?,
+                })
+            });
+            match parsed {
+                Some(ulimit) if !ulimit.name.is_empty() => ulimits.push(ulimit),
+                _ => err(
+                    u.span(),
+                    "policy.inject.ulimits",
+                    format!("{:?} is not name=soft:hard", u.get_ref()),
+                ),
+            }
+        }
+        for e in &raw_inject.env {
+            if !e.get_ref().contains('=') {
+                err(
+                    e.span(),
+                    "policy.inject.env",
+                    format!("{:?} is not KEY=value", e.get_ref()),
+                );
+            }
+        }
+        let inject = Injection {
+            labels: raw_inject.labels.clone().into_iter().collect(),
+            memory: raw_inject.memory,
+            pids_limit: raw_inject.pids_limit,
+            nano_cpus: raw_inject.cpus.map(|c| (c * 1e9) as i64),
+            ulimits,
+            log_driver: raw_inject
+                .log_driver
+                .clone()
+                .map(|d| (d, raw_inject.log_opts.clone().into_iter().collect())),
+            runtime: raw_inject.runtime.clone(),
+            extra_hosts: raw_inject.extra_hosts.clone(),
+            dns: raw_inject.dns.clone(),
+            env: raw_inject.env.iter().map(|e| e.get_ref().clone()).collect(),
+        };
+
         if !errors.is_empty() {
             return Err(fail(errors));
         }
@@ -333,6 +409,7 @@ impl Config {
                 bind_allowlist,
                 cap_allowlist: raw.policy.conservative.cap_allowlist,
             },
+            inject,
             roles,
             users,
             listeners,

@@ -73,6 +73,9 @@ pub struct Allowed {
     pub endpoint: &'static Endpoint,
     /// Through the sidecar (which reads the body) rather than straight to dockerd.
     pub mediated: bool,
+    /// The `[policy.inject]` settings go into this request's body (a create by an `inject`
+    /// role).
+    pub inject: bool,
 }
 
 /// Establishes the caller: a verified client certificate, then a token, then the
@@ -223,12 +226,13 @@ pub fn decide(
         uri,
         endpoint,
         mediated,
+        inject: role.inject && endpoint.template == "/containers/create",
     })
 }
 
 /// Whether a role has body policies (then its privilege-carrying requests are mediated).
 fn role_reads_bodies(role: &Role) -> bool {
-    role.conservative
+    role.conservative || role.inject
 }
 
 #[cfg(test)]

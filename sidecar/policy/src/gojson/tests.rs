@@ -72,3 +72,36 @@ fn malformed_bodies_are_refused_with_a_position() {
     }
     assert!(parse(b"\xff").is_err());
 }
+
+#[test]
+fn fields_are_changed_where_go_would_read_them() {
+    let mut v = body(r#"{"image":"busybox","hostconfig":{"memory":0},"Labels":{"a":"1"}}"#);
+    v.object_field("HostConfig")
+        .set_field("Memory", Value::Number(1024.into()));
+    v.object_field("HostConfig")
+        .set_field("PidsLimit", Value::Number(64.into()));
+    v.object_field("Labels")
+        .set_map_key("A", Value::String("2".into()));
+    assert_eq!(
+        v.to_json(),
+        r#"{"image":"busybox","hostconfig":{"memory":1024,"PidsLimit":64},"Labels":{"a":"1","A":"2"}}"#
+    );
+    // What we write parses back to the same thing, and stays unambiguous.
+    let again = body(&v.to_json());
+    assert_eq!(again, v);
+    let mut empty = Value::Null;
+    empty
+        .object_field("HostConfig")
+        .set_field("Dns", Value::Array(vec![]));
+    assert_eq!(empty.to_json(), r#"{"HostConfig":{"Dns":[]}}"#);
+    let mut null_config = body(r#"{"HostConfig":null}"#);
+    null_config
+        .object_field("HostConfig")
+        .set_field("Runtime", Value::String("runc".into()));
+    assert_eq!(
+        null_config.to_json(),
+        r#"{"HostConfig":{"Runtime":"runc"}}"#
+    );
+    let s = Value::String("a\"b\u{0}é".into()).to_json();
+    assert_eq!(s, r#""a\"b\u0000é""#);
+}

@@ -71,3 +71,32 @@ fn the_shipped_example_is_valid() {
     assert!(c.listeners["tls"].anonymous_role.is_none());
     assert_eq!(c.log_format, LogFormat::Json);
 }
+
+#[test]
+fn the_inject_policy_is_read_and_checked() {
+    let text = format!(
+        "{DEFAULT}\n[policy.inject]\nlabels = {{ team = \"ci\" }}\nmemory = 536870912\ncpus = 1.5\n\
+         ulimits = [\"nofile=1024:2048\", \"nproc=64\"]\nlog_driver = \"json-file\"\n\
+         log_opts = {{ max-size = \"10m\" }}\nenv = [\"A=1\"]\n\
+         [roles.ci]\nallow = [\"write\"]\npolicies = [\"inject\"]\n"
+    );
+    let c = Config::parse("inject.toml", &text).unwrap();
+    assert!(c.roles["ci"].inject && !c.roles["ci"].conservative);
+    assert_eq!(c.inject.nano_cpus, Some(1_500_000_000));
+    assert_eq!(c.inject.ulimits[1].soft, 64);
+    assert_eq!(
+        c.inject.labels,
+        vec![("team".to_string(), "ci".to_string())]
+    );
+
+    let bad = format!("{DEFAULT}\n[policy.inject]\nulimits = [\"nofile\"]\nenv = [\"NOEQUALS\"]\n");
+    let e = Config::parse("bad.toml", &bad).unwrap_err().to_string();
+    assert!(
+        e.contains("policy.inject.ulimits: \"nofile\" is not name=soft:hard"),
+        "{e}"
+    );
+    assert!(
+        e.contains("policy.inject.env: \"NOEQUALS\" is not KEY=value"),
+        "{e}"
+    );
+}
