@@ -105,3 +105,87 @@ fn fields_are_changed_where_go_would_read_them() {
     let s = Value::String("a\"b\u{0}é".into()).to_json();
     assert_eq!(s, r#""a\"b\u0000é""#);
 }
+
+/// A small deterministic generator (xorshift) for the property test below.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// A random key among spellings of a few field names: cases, the two Unicode folds, JSON
+/// escapes of their letters.
+fn random_key(rng: &mut Rng) -> String {
+    const NAMES: &[&str] = &[
+        "Privileged",
+        "Binds",
+        "HostConfig",
+        "Labels",
+        "CapAdd",
+        "Keys",
+    ];
+    let name = NAMES[(rng.next() % NAMES.len() as u64) as usize];
+    name.chars()
+        .map(|c| match rng.next() % 6 {
+            0 => c.to_ascii_uppercase().to_string(),
+            1 => c.to_ascii_lowercase().to_string(),
+            2 if c.eq_ignore_ascii_case(&'s') => "\\u017f".to_string(),
+            3 if c.eq_ignore_ascii_case(&'k') => "\\u212a".to_string(),
+            4 => format!("\\u{:04x}", c as u32),
+            _ => c.to_string(),
+        })
+        .collect()
+}
+
+fn random_object(rng: &mut Rng, depth: u32) -> String {
+    let members: Vec<String> = (0..rng.next() % 4)
+        .map(|_| {
+            let value = match rng.next() % 4 {
+                0 if depth < 2 => random_object(rng, depth + 1),
+                1 => "null".to_string(),
+                2 => "true".to_string(),
+                _ => "[\"/x:/y\"]".to_string(),
+            };
+            format!("\"{}\":{value}", random_key(rng))
+        })
+        .collect();
+    format!("{{{}}}", members.join(","))
+}
+
+#[test]
+fn property_a_valid_body_has_one_reading_and_survives_reserialisation() {
+    let mut rng = Rng(0x0dd_ba11_cafe_f00d);
+    let (mut valid, mut ambiguous) = (0, 0);
+    for _ in 0..20_000 {
+        let text = random_object(&mut rng, 0);
+        let v = parse(text.as_bytes()).unwrap_or_else(|e| panic!("{text}: {e}"));
+        match v.validate() {
+            Err(_) => ambiguous += 1,
+            Ok(()) => {
+                valid += 1;
+                // At most one member per field name: `field` is what Go reads.
+                for name in ["Privileged", "Binds", "HostConfig", "CapAdd", "Keys"] {
+                    let matching = v
+                        .members()
+                        .iter()
+                        .filter(|(k, _)| go_field_matches(k, name))
+                        .count();
+                    assert!(matching <= 1, "{text}: {matching} members for {name}");
+                }
+                // What the sidecar writes back (inject) reads back the same.
+                let again = parse(v.to_json().as_bytes()).unwrap();
+                assert_eq!(again, v, "{text}");
+                assert!(again.validate().is_ok());
+            }
+        }
+    }
+    assert!(
+        valid > 1000 && ambiguous > 1000,
+        "{valid} valid, {ambiguous} ambiguous"
+    );
+}
