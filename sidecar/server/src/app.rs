@@ -62,7 +62,6 @@ async fn auth(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
         .unwrap_or("-");
     let response = match (&who, decision) {
         (Ok(who), Ok(allowed)) => {
-            audit(who, t.listener, method, uri, "allow", None, 200);
             let upstream = if allowed.mediated {
                 "dockgate_sidecar"
             } else {
@@ -74,7 +73,8 @@ async fn auth(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
             set(h, "x-dockgate-upstream", upstream);
             set(h, "x-dockgate-user", &who.user);
             set(h, "x-dockgate-role", &who.role);
-            s.metrics.decision("allow", kind, started.elapsed());
+            let verdict = Verdict::allow(kind);
+            record(&s, who, t.listener, method, uri, &verdict, started);
             r
         }
         (who, Err(refusal)) => {
@@ -83,16 +83,8 @@ async fn auth(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
                 role: "-".into(),
             };
             let who = who.as_ref().unwrap_or(&anonymous);
-            audit(
-                who,
-                t.listener,
-                method,
-                uri,
-                "refuse",
-                refusal.rule,
-                refusal.status,
-            );
-            s.metrics.decision("refuse", kind, started.elapsed());
+            let verdict = Verdict::refuse(kind, &refusal);
+            record(&s, who, t.listener, method, uri, &verdict, started);
             refused_for_auth_request(&refusal)
         }
         (Err(_), Ok(_)) => unreachable!("a decision needs an identity"),
@@ -132,14 +124,43 @@ fn set(h: &mut HeaderMap, name: &'static str, value: &str) {
     }
 }
 
-fn audit(
+/// The outcome of one decision, for the audit log and the metrics.
+struct Verdict<'a> {
+    verdict: &'static str,
+    kind: &'a str,
+    rule: Option<&'static str>,
+    status: u16,
+}
+
+impl<'a> Verdict<'a> {
+    fn allow(kind: &'a str) -> Self {
+        Verdict {
+            verdict: "allow",
+            kind,
+            rule: None,
+            status: 200,
+        }
+    }
+
+    fn refuse(kind: &'a str, r: &Refusal) -> Self {
+        Verdict {
+            verdict: "refuse",
+            kind,
+            rule: r.rule,
+            status: r.status,
+        }
+    }
+}
+
+/// One audit line (target `dockgate::audit`) and the decision metrics.
+fn record(
+    s: &AppState,
     who: &Identity,
     listener: &str,
     method: &str,
     uri: &str,
-    verdict: &str,
-    rule: Option<&str>,
-    status: u16,
+    v: &Verdict<'_>,
+    started: Instant,
 ) {
     tracing::info!(
         target: "dockgate::audit",
@@ -148,11 +169,13 @@ fn audit(
         listener,
         method,
         uri,
-        verdict,
-        rule = rule.unwrap_or("-"),
-        status,
+        verdict = v.verdict,
+        rule = v.rule.unwrap_or("-"),
+        status = v.status,
         "decision"
     );
+    s.metrics
+        .decision(v.verdict, v.kind, &who.role, started.elapsed());
 }
 
 async fn metrics(State(s): State<Arc<AppState>>) -> Response {
@@ -199,8 +222,8 @@ async fn mediated(State(s): State<Arc<AppState>>, req: Request) -> Response {
     let body = match read_body(body, s.config.max_body_bytes).await {
         Ok(b) => b,
         Err(r) => {
-            audit(&who, &listener, &method, &uri, "refuse", None, r.status);
-            s.metrics.decision("refuse", "-", started.elapsed());
+            let verdict = Verdict::refuse("-", &r);
+            record(&s, &who, &listener, &method, &uri, &verdict, started);
             return refused(&r);
         }
     };
@@ -212,21 +235,20 @@ async fn mediated(State(s): State<Arc<AppState>>, req: Request) -> Response {
                 message: format!("dockgate: {e}"),
                 rule: None,
             };
-            audit(&who, &listener, &method, &uri, "refuse", None, 400);
-            s.metrics.decision("refuse", "-", started.elapsed());
+            let verdict = Verdict::refuse("-", &r);
+            record(&s, &who, &listener, &method, &uri, &verdict, started);
             return refused(&r);
         }
     };
     match decide(&s.config, &who, &method, &uri, Some(&value)) {
         Err(r) => {
-            audit(&who, &listener, &method, &uri, "refuse", r.rule, r.status);
-            s.metrics.decision("refuse", "-", started.elapsed());
+            let verdict = Verdict::refuse("-", &r);
+            record(&s, &who, &listener, &method, &uri, &verdict, started);
             refused(&r)
         }
         Ok(allowed) => {
-            audit(&who, &listener, &method, &uri, "allow", None, 200);
-            s.metrics
-                .decision("allow", allowed.endpoint.kind.as_str(), started.elapsed());
+            let verdict = Verdict::allow(allowed.endpoint.kind.as_str());
+            record(&s, &who, &listener, &method, &uri, &verdict, started);
             let body = if allowed.inject {
                 inject(&mut value, &s.config.inject);
                 Bytes::from(value.to_json())

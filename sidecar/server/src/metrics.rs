@@ -11,16 +11,18 @@ const BUCKETS: [f64; 8] = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01
 
 #[derive(Default)]
 pub struct Metrics {
-    decisions: Mutex<BTreeMap<(&'static str, String), u64>>,
+    /// (verdict, kind, role) -> count.
+    decisions: Mutex<BTreeMap<(&'static str, String, String), u64>>,
     buckets: [AtomicU64; BUCKETS.len()],
     count: AtomicU64,
     sum_nanos: AtomicU64,
 }
 
 impl Metrics {
-    pub fn decision(&self, verdict: &'static str, kind: &str, took: Duration) {
+    pub fn decision(&self, verdict: &'static str, kind: &str, role: &str, took: Duration) {
         if let Ok(mut d) = self.decisions.lock() {
-            *d.entry((verdict, kind.to_string())).or_default() += 1;
+            *d.entry((verdict, kind.to_string(), role.to_string()))
+                .or_default() += 1;
         }
         let secs = took.as_secs_f64();
         for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
@@ -34,13 +36,13 @@ impl Metrics {
 
     pub fn render(&self) -> String {
         let mut out = String::new();
-        out += "# HELP dockgate_decisions_total Decisions by verdict and endpoint kind.\n";
+        out += "# HELP dockgate_decisions_total Decisions by verdict, endpoint kind and role.\n";
         out += "# TYPE dockgate_decisions_total counter\n";
         if let Ok(d) = self.decisions.lock() {
-            for ((verdict, kind), n) in d.iter() {
+            for ((verdict, kind, role), n) in d.iter() {
                 let _ = writeln!(
                     out,
-                    "dockgate_decisions_total{{verdict=\"{verdict}\",kind=\"{kind}\"}} {n}"
+                    "dockgate_decisions_total{{verdict=\"{verdict}\",kind=\"{kind}\",role=\"{role}\"}} {n}"
                 );
             }
         }

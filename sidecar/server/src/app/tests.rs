@@ -166,7 +166,9 @@ async fn metrics_count_decisions() {
     let text =
         String::from_utf8(r.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
     assert!(
-        text.contains("dockgate_decisions_total{verdict=\"allow\",kind=\"read\"} 1"),
+        text.contains(
+            "dockgate_decisions_total{verdict=\"allow\",kind=\"read\",role=\"developer\"} 1"
+        ),
         "{text}"
     );
     assert!(text.contains("dockgate_decision_seconds_count 1"), "{text}");
