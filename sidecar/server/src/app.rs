@@ -51,17 +51,22 @@ async fn auth(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     };
     let method = header(&headers, "x-original-method").unwrap_or("");
     let uri = header(&headers, "x-original-uri").unwrap_or("");
-    let who = identify(&s.config, &t);
-    let decision = who
-        .as_ref()
-        .map_err(Clone::clone)
-        .and_then(|who| decide(&s.config, who, method, uri, None));
-    let kind = decision
-        .as_ref()
-        .map(|a| a.endpoint.kind.as_str())
-        .unwrap_or("-");
-    let response = match (&who, decision) {
-        (Ok(who), Ok(allowed)) => {
+    // An unidentified caller is logged as `-`; its refusal is the identity's.
+    let (who, decision) = match identify(&s.config, &t) {
+        Ok(who) => {
+            let decision = decide(&s.config, &who, method, uri, None);
+            (who, decision)
+        }
+        Err(refusal) => (
+            Identity {
+                user: "-".into(),
+                role: "-".into(),
+            },
+            Err(refusal),
+        ),
+    };
+    match decision {
+        Ok(allowed) => {
             let upstream = if allowed.mediated {
                 "dockgate_sidecar"
             } else {
@@ -73,23 +78,16 @@ async fn auth(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
             set(h, "x-dockgate-upstream", upstream);
             set(h, "x-dockgate-user", &who.user);
             set(h, "x-dockgate-role", &who.role);
-            let verdict = Verdict::allow(kind);
-            record(&s, who, t.listener, method, uri, &verdict, started);
+            let verdict = Verdict::allow(allowed.endpoint.kind.as_str());
+            record(&s, &who, t.listener, method, uri, &verdict, started);
             r
         }
-        (who, Err(refusal)) => {
-            let anonymous = Identity {
-                user: "-".into(),
-                role: "-".into(),
-            };
-            let who = who.as_ref().unwrap_or(&anonymous);
-            let verdict = Verdict::refuse(kind, &refusal);
-            record(&s, who, t.listener, method, uri, &verdict, started);
+        Err(refusal) => {
+            let verdict = Verdict::refuse("-", &refusal);
+            record(&s, &who, t.listener, method, uri, &verdict, started);
             refused_for_auth_request(&refusal)
         }
-        (Err(_), Ok(_)) => unreachable!("a decision needs an identity"),
-    };
-    response
+    }
 }
 
 /// A refusal in `auth_request`'s terms: 401 or 403, with the real status and the Docker
