@@ -30,7 +30,10 @@ fi
 # The built-in sidecar configuration, with this run's socket; the certificate made above is
 # the user "local-tls" (developer) on the TLS listener.
 fingerprint=$(openssl x509 -noout -fingerprint -sha1 -in "$run/tls/client/cert.pem" | sed 's/.*=//; s/://g')
-sed -e "s#unix:/run/dockgate/sidecar.sock#unix:$run/sidecar.sock#" sidecar/server/src/default.toml >"$run/sidecar.toml"
+sed -e "s#unix:/run/dockgate/sidecar.sock#unix:$run/sidecar.sock#" \
+    -e "s#\"/run/dockgate/docker.sock\"#\"$run/docker.sock\"#" \
+    -e "s#unix:/run/dockgate/private/#unix:$run/private/#" \
+    sidecar/server/src/default.toml >"$run/sidecar.toml"
 cat >>"$run/sidecar.toml" <<TOML
 
 [[users]]
@@ -62,8 +65,9 @@ http {
         include $repo/nginx-conf/docker-api-common.conf;
         include $repo/nginx-conf/docker-api-policy.conf;
     }
+    # The sidecar owns $run/docker.sock and relays here with the caller's uid.
     server {
-        listen unix:$run/docker.sock;
+        listen unix:$run/private/docker-api.sock proxy_protocol;
         set \$dockgate_listener unix;
         include $repo/nginx-conf/docker-api-common.conf;
         include $repo/nginx-conf/docker-api-policy.conf;
@@ -80,7 +84,7 @@ http {
     }
 }
 CONF
-rm -f "$run/docker.sock"
+mkdir -p -m 0700 "$run/private"
 "$nginx_bin" -p "$run" -c "$run/nginx.conf" -t -q
 
 stop() {

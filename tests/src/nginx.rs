@@ -140,6 +140,9 @@ pub struct GatewayOptions {
     /// the built-in default plus this TOML (and a `tester` user for the test client
     /// certificate).
     pub policy: Option<String>,
+    /// Replacements made in the built-in sidecar configuration before `policy` is appended
+    /// (to change a key the default sets).
+    pub sidecar_edits: Vec<(&'static str, &'static str)>,
 }
 
 impl GatewayOptions {
@@ -150,6 +153,7 @@ impl GatewayOptions {
             workers: 2,
             dockerd: PathBuf::from(SYSTEM_DOCKERD),
             policy: None,
+            sidecar_edits: Vec::new(),
         }
     }
 
@@ -220,7 +224,10 @@ impl Gateway {
             .map_err(|e| format!("spawn nginx: {e}"))?;
         gw.child = Some(child);
         let up = wait_until(Duration::from_secs(10), || {
-            gw.exited() || ping_tcp(gw.port) && gw.unix_socket.exists()
+            gw.exited()
+                || ping_tcp(gw.port)
+                    && gw.unix_socket.exists()
+                    && (gw.opts.policy.is_none() || gw.internal_socket().exists())
         });
         if !up || gw.exited() {
             return Err(gw.error_log());
@@ -250,6 +257,25 @@ impl Gateway {
         } else {
             "docker-api.conf"
         };
+        // With the sidecar, the unix socket is the sidecar's: it relays to an internal
+        // listener with the caller's credentials in a PROXY protocol header.
+        let (unix_listen, unix_server) = if self.opts.policy.is_some() {
+            (
+                String::new(),
+                format!(
+                    "server {{\n  listen unix:{} proxy_protocol;\n  \
+                     set $dockgate_listener unix;\n  include {};\n  include {};\n}}\n",
+                    self.internal_socket().display(),
+                    self.include_conf("docker-api-common.conf").display(),
+                    self.include_conf(api).display(),
+                ),
+            )
+        } else {
+            (
+                format!("  listen unix:{};\n", self.unix_socket.display()),
+                String::new(),
+            )
+        };
         let sidecar_upstream = if self.opts.policy.is_some() {
             format!(
                 "upstream dockgate_sidecar {{ server unix:{dir}/sidecar.sock; keepalive 16; }}\n"
@@ -269,8 +295,9 @@ impl Gateway {
              access_log {dir}/logs/dockgate-access.log dockgate;\n\
              upstream dockerd {{ server unix:{dockerd}; keepalive 32; }}\n\
              {sidecar_upstream}\
-             server {{\n  listen 127.0.0.1:{port};\n  listen unix:{sock};\n\
+             server {{\n  listen 127.0.0.1:{port};\n{unix_listen}\
              set $dockgate_listener loopback;\n  include {common};\n  include {api};\n}}\n\
+             {unix_server}\
              server {{\n  listen 127.0.0.1:{tls_port} ssl;\n\
              ssl_certificate {cert};\n  ssl_certificate_key {key};\n\
              ssl_client_certificate {ca};\n  include {tls_conf};\n\
@@ -280,7 +307,6 @@ impl Gateway {
             http_conf = self.include_conf("dockgate-http.conf").display(),
             dockerd = self.opts.dockerd.display(),
             port = self.port,
-            sock = self.unix_socket.display(),
             common = self.include_conf("docker-api-common.conf").display(),
             api = self.include_conf(api).display(),
             tls_port = self.tls_port,
@@ -288,6 +314,8 @@ impl Gateway {
             key = tls.server_key.display(),
             ca = tls.ca.display(),
             tls_conf = self.include_conf("tls.conf").display(),
+            unix_listen = unix_listen,
+            unix_server = unix_server,
         );
         c
     }
@@ -312,8 +340,16 @@ impl Gateway {
     fn start_sidecar(&mut self) -> Result<(), String> {
         let dir = self.dir.path();
         let binary = sidecar_binary();
-        let default = fs::read_to_string(repo_root().join("sidecar/server/src/default.toml"))
+        let mut default = fs::read_to_string(repo_root().join("sidecar/server/src/default.toml"))
             .map_err(|e| e.to_string())?;
+        for (from, to) in &self.opts.sidecar_edits {
+            if !default.contains(from) {
+                return Err(format!(
+                    "the default sidecar config has no {from:?} to edit"
+                ));
+            }
+            default = default.replace(from, to);
+        }
         let config = default
             .replace(
                 "listen = \"unix:/run/dockgate/sidecar.sock\"",
@@ -322,6 +358,14 @@ impl Gateway {
             .replace(
                 "dockerd = \"/var/run/docker.sock\"",
                 &format!("dockerd = \"{}\"", self.opts.dockerd.display()),
+            )
+            .replace(
+                "socket = \"/run/dockgate/docker.sock\"",
+                &format!("socket = \"{}\"", self.unix_socket.display()),
+            )
+            .replace(
+                "nginx = \"unix:/run/dockgate/private/docker-api.sock\"",
+                &format!("nginx = \"unix:{}\"", self.internal_socket().display()),
             )
             + &format!(
                 "\n[[users]]\nname = \"tester\"\nrole = \"developer\"\n\
@@ -351,6 +395,11 @@ impl Gateway {
             ));
         }
         Ok(())
+    }
+
+    /// nginx's internal listener behind the sidecar's unix socket.
+    pub fn internal_socket(&self) -> PathBuf {
+        self.dir.path().join("private/docker-api.sock")
     }
 
     pub fn sidecar_log(&self) -> String {

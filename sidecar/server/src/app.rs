@@ -48,6 +48,7 @@ async fn auth(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
         client_verify: header(&headers, "x-dockgate-client-verify"),
         client_fingerprint: header(&headers, "x-dockgate-client-fingerprint"),
         authorization: header(&headers, "authorization"),
+        peer: header(&headers, "x-dockgate-peer"),
     };
     let method = header(&headers, "x-original-method").unwrap_or("");
     let uri = header(&headers, "x-original-uri").unwrap_or("");

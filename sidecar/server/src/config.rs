@@ -96,12 +96,18 @@ struct RawUser {
     cert_fingerprints: Vec<String>,
     #[serde(default)]
     token_sha256: Vec<Spanned<String>>,
+    #[serde(default)]
+    uids: Vec<u32>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawListener {
     anonymous_role: Option<Spanned<String>>,
+    socket: Option<Spanned<String>>,
+    socket_mode: Option<Spanned<String>>,
+    socket_group: Option<Spanned<String>>,
+    nginx: Option<Spanned<String>>,
 }
 
 /// Where the sidecar listens.
@@ -135,11 +141,30 @@ pub struct User {
     pub cert_fingerprints: Vec<String>,
     /// SHA-256 (lowercase hex) of each accepted token.
     pub token_sha256: Vec<String>,
+    /// Unix user ids identified by peer credentials on the sidecar's unix-socket listeners.
+    pub uids: Vec<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Listener {
     pub anonymous_role: Option<String>,
+    /// Set when the sidecar owns this listener's unix socket (peer credentials).
+    pub relay: Option<Relay>,
+}
+
+/// A unix-socket listener the sidecar owns: it accepts there, reads each caller's
+/// credentials, and relays the connection to nginx's internal listener with a PROXY
+/// protocol header that carries them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Relay {
+    /// The socket clients use (`DOCKER_HOST=unix://...`).
+    pub socket: PathBuf,
+    pub mode: u32,
+    /// The socket's group; `None`: the group of the Docker socket.
+    pub group: Option<String>,
+    /// nginx's internal listener (`listen unix:PATH proxy_protocol;`). Its directory must
+    /// be reachable by the sidecar's user only.
+    pub nginx: PathBuf,
 }
 
 #[derive(Clone, Debug)]
@@ -312,6 +337,7 @@ impl Config {
                     .iter()
                     .map(|t| t.get_ref().to_ascii_lowercase())
                     .collect(),
+                uids: u.uids.clone(),
             });
         }
 
@@ -326,10 +352,12 @@ impl Config {
                     );
                 }
             }
+            let relay = parse_relay(name, l, &mut err);
             listeners.insert(
                 name.clone(),
                 Listener {
                     anonymous_role: l.anonymous_role.as_ref().map(|r| r.get_ref().clone()),
+                    relay,
                 },
             );
         }
@@ -415,6 +443,97 @@ impl Config {
             listeners,
         })
     }
+}
+
+/// The `socket`, `socket_mode`, `socket_group` and `nginx` keys of a listener: all absent
+/// (nginx owns the listener), or `socket` and `nginx` both given.
+fn parse_relay(
+    name: &str,
+    l: &RawListener,
+    err: &mut impl FnMut(Range<usize>, &str, String),
+) -> Option<Relay> {
+    let key = |k: &str| format!("listeners.{name}.{k}");
+    let (socket, nginx) = match (&l.socket, &l.nginx) {
+        (None, None) => {
+            for (k, v) in [
+                ("socket_mode", &l.socket_mode),
+                ("socket_group", &l.socket_group),
+            ] {
+                if let Some(v) = v {
+                    err(
+                        v.span(),
+                        &key(k),
+                        "only applies with `socket` and `nginx`".into(),
+                    );
+                }
+            }
+            return None;
+        }
+        (Some(s), None) => {
+            err(
+                s.span(),
+                &key("socket"),
+                "needs `nginx = \"unix:PATH\"`, the internal listener to relay to".into(),
+            );
+            return None;
+        }
+        (None, Some(n)) => {
+            err(
+                n.span(),
+                &key("nginx"),
+                "needs `socket = \"PATH\"`, the socket clients use".into(),
+            );
+            return None;
+        }
+        (Some(s), Some(n)) => (s, n),
+    };
+    let mut ok = true;
+    if !socket.get_ref().starts_with('/') {
+        err(
+            socket.span(),
+            &key("socket"),
+            format!("{:?} must be an absolute path", socket.get_ref()),
+        );
+        ok = false;
+    }
+    let nginx_path = unix_path(nginx.get_ref());
+    if nginx_path.is_none() {
+        err(
+            nginx.span(),
+            &key("nginx"),
+            format!("{:?} must be unix:/ABSOLUTE/PATH", nginx.get_ref()),
+        );
+        ok = false;
+    }
+    let mode = match &l.socket_mode {
+        None => 0o660,
+        Some(m) => match u32::from_str_radix(m.get_ref(), 8) {
+            Ok(mode) if mode <= 0o777 => mode,
+            _ => {
+                err(
+                    m.span(),
+                    &key("socket_mode"),
+                    format!("{:?} is not an octal mode such as \"0660\"", m.get_ref()),
+                );
+                ok = false;
+                0
+            }
+        },
+    };
+    let relay = Relay {
+        socket: PathBuf::from(socket.get_ref()),
+        mode,
+        group: l.socket_group.as_ref().map(|g| g.get_ref().clone()),
+        nginx: nginx_path.unwrap_or_default(),
+    };
+    ok.then_some(relay)
+}
+
+/// The path of `unix:/ABSOLUTE/PATH`.
+fn unix_path(s: &str) -> Option<PathBuf> {
+    s.strip_prefix("unix:")
+        .filter(|p| p.starts_with('/'))
+        .map(PathBuf::from)
 }
 
 #[cfg(test)]

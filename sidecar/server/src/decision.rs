@@ -6,6 +6,7 @@ use dockgate_policy::gojson::Value;
 use dockgate_policy::rules::{conservative, Request};
 
 use crate::config::{token_hash, Config, Role};
+use crate::relay::parse_peer_address;
 
 /// The caller, as established from the transport (nginx passes what it verified).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,6 +26,9 @@ pub struct Transport<'a> {
     pub client_fingerprint: Option<&'a str>,
     /// The `Authorization` header (`Bearer TOKEN`, or `Basic` with the token as password).
     pub authorization: Option<&'a str>,
+    /// nginx's `$proxy_protocol_addr` on a listener the sidecar relays: the caller's unix
+    /// credentials, as [`crate::relay::peer_address`] wrote them.
+    pub peer: Option<&'a str>,
 }
 
 /// A refused request, with the status dockerd's clients expect.
@@ -78,8 +82,8 @@ pub struct Allowed {
     pub inject: bool,
 }
 
-/// Establishes the caller: a verified client certificate, then a token, then the
-/// listener's anonymous role.
+/// Establishes the caller: a verified client certificate, then a token, then (on a listener
+/// the sidecar relays) the unix user, then the listener's anonymous role.
 pub fn identify(config: &Config, t: &Transport<'_>) -> Result<Identity, Refusal> {
     let Some(listener) = config.listeners.get(t.listener) else {
         return Err(Refusal::new(
@@ -119,9 +123,39 @@ pub fn identify(config: &Config, t: &Transport<'_>) -> Result<Identity, Refusal>
             None => Err(Refusal::new(401, "invalid token")),
         };
     }
+    let mut anonymous = "anonymous".to_string();
+    if listener.relay.is_some() {
+        let Some(peer) = t.peer.and_then(parse_peer_address) else {
+            return Err(Refusal::new(
+                403,
+                format!(
+                    "listener {:?} is relayed by the sidecar, but nginx passed no peer \
+                     credentials (its internal listener needs `proxy_protocol`)",
+                    t.listener
+                ),
+            ));
+        };
+        if let Some(u) = config.users.iter().find(|u| u.uids.contains(&peer.uid)) {
+            return Ok(Identity {
+                user: u.name.clone(),
+                role: u.role.clone(),
+            });
+        }
+        anonymous = format!("anonymous (uid {})", peer.uid);
+        if listener.anonymous_role.is_none() {
+            return Err(Refusal::new(
+                401,
+                format!(
+                    "unix user {} is not a user of this gateway (add the uid to a user's \
+                     `uids`), and listener {:?} allows no anonymous access",
+                    peer.uid, t.listener
+                ),
+            ));
+        }
+    }
     match &listener.anonymous_role {
         Some(role) => Ok(Identity {
-            user: "anonymous".into(),
+            user: anonymous,
             role: role.clone(),
         }),
         None => Err(Refusal::new(

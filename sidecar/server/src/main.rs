@@ -17,6 +17,7 @@ mod config;
 mod decision;
 mod forward;
 mod metrics;
+mod relay;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
@@ -217,6 +218,17 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         let listen = config.listen.clone();
         let dockerd = config.dockerd.clone();
+        let mut relayed_sockets = Vec::new();
+        for (name, listener) in &config.listeners {
+            let Some(relay) = &listener.relay else {
+                continue;
+            };
+            let socket = relay::bind(name, relay, &dockerd)?;
+            tracing::info!(listener = %name, socket = %relay.socket.display(),
+                nginx = %relay.nginx.display(), "relaying with peer credentials");
+            tokio::spawn(relay::serve(name.clone(), socket, relay.nginx.clone()));
+            relayed_sockets.push(relay.socket.clone());
+        }
         let state = Arc::new(AppState {
             config,
             metrics: Default::default(),
@@ -247,6 +259,9 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
                     .with_graceful_shutdown(shutdown())
                     .await?;
             }
+        }
+        for socket in relayed_sockets {
+            let _ = std::fs::remove_file(socket);
         }
         anyhow::Ok(())
     })?;

@@ -44,11 +44,15 @@ async fn auth_allows_with_the_canonical_uri_and_route() {
     );
     assert_eq!(r.headers()["x-dockgate-upstream"], "dockgate_sidecar");
     assert_eq!(r.headers()["x-dockgate-user"], "anonymous");
-    let r = test_app()
-        .oneshot(auth_request("GET", "/v1.41/containers/json", "unix"))
-        .await
-        .unwrap();
+    // On the unix listener the sidecar relays, the caller's credentials come with the head.
+    let mut request = auth_request("GET", "/v1.41/containers/json", "unix");
+    let peer = crate::relay::peer_address(1000, 1000).to_string();
+    request
+        .headers_mut()
+        .insert("x-dockgate-peer", peer.parse().unwrap());
+    let r = test_app().oneshot(request).await.unwrap();
     assert_eq!(r.headers()["x-dockgate-upstream"], "dockerd");
+    assert_eq!(r.headers()["x-dockgate-user"], "anonymous (uid 1000)");
 }
 
 #[tokio::test]

@@ -100,3 +100,42 @@ fn the_inject_policy_is_read_and_checked() {
         "{e}"
     );
 }
+
+#[test]
+fn relayed_unix_listeners_are_read_and_checked() {
+    let c = Config::parse("default.toml", DEFAULT).unwrap();
+    let relay = c.listeners["unix"].relay.as_ref().unwrap();
+    assert_eq!(relay.socket, PathBuf::from("/run/dockgate/docker.sock"));
+    assert_eq!(
+        relay.nginx,
+        PathBuf::from("/run/dockgate/private/docker-api.sock")
+    );
+    assert_eq!((relay.mode, relay.group.as_deref()), (0o660, None));
+    assert!(c.listeners["loopback"].relay.is_none());
+
+    let text = r#"
+[roles.dev]
+allow = ["read"]
+
+[listeners.a]
+socket = "/run/a.sock"
+
+[listeners.b]
+socket = "relative.sock"
+nginx = "/run/b.sock"
+socket_mode = "rw-rw----"
+
+[listeners.c]
+socket_group = "docker"
+"#;
+    let all = Config::parse("relay.toml", text).unwrap_err().to_string();
+    for want in [
+        "relay.toml: line 6: listeners.a.socket: needs `nginx = \"unix:PATH\"`",
+        "relay.toml: line 9: listeners.b.socket: \"relative.sock\" must be an absolute path",
+        "relay.toml: line 10: listeners.b.nginx: \"/run/b.sock\" must be unix:/ABSOLUTE/PATH",
+        "relay.toml: line 11: listeners.b.socket_mode: \"rw-rw----\" is not an octal mode",
+        "relay.toml: line 14: listeners.c.socket_group: only applies with `socket` and `nginx`",
+    ] {
+        assert!(all.contains(want), "missing {want:?} in:\n{all}");
+    }
+}

@@ -94,6 +94,62 @@ fn identity_comes_from_certificate_token_or_listener() {
 }
 
 #[test]
+fn unix_users_are_identified_by_the_relayed_credentials() {
+    let mut text = DEFAULT.replace(
+        "[listeners.unix]\nanonymous_role = \"developer\"\n",
+        "[listeners.unix]\n",
+    );
+    text += "\n[[users]]\nname = \"ops\"\nrole = \"admin\"\nuids = [0, 1001]\n";
+    let c = Config::parse("test.toml", &text).unwrap();
+    let peer = |addr: &'static str| {
+        identify(
+            &c,
+            &Transport {
+                listener: "unix",
+                peer: Some(addr),
+                ..Default::default()
+            },
+        )
+    };
+    let addr = |uid, gid| crate::relay::peer_address(uid, gid).to_string().leak() as &str;
+    assert_eq!(peer(addr(1001, 100)).unwrap().user, "ops");
+    assert_eq!(peer(addr(0, 0)).unwrap().role, "admin");
+    let r = peer(addr(1002, 1002)).unwrap_err();
+    assert_eq!(r.status, 401);
+    assert!(r.message.contains("unix user 1002"), "{}", r.message);
+    // nginx passed nothing (its listener lacks proxy_protocol) or something else: refused.
+    for bad in ["", "127.0.0.1", "::1"] {
+        assert_eq!(peer(bad).unwrap_err().status, 403, "{bad}");
+    }
+    // The credentials only count on a relayed listener.
+    let on_loopback = identify(
+        &c,
+        &Transport {
+            listener: "loopback",
+            peer: Some(addr(0, 0)),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(on_loopback.role, "developer");
+    // With an anonymous role, unknown uids get it, and the audit line says who they were.
+    let c = config();
+    let who = identify(
+        &c,
+        &Transport {
+            listener: "unix",
+            peer: Some(addr(1002, 1002)),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        (who.user.as_str(), who.role.as_str()),
+        ("anonymous (uid 1002)", "developer")
+    );
+}
+
+#[test]
 fn roles_allow_kinds_and_unknown_endpoints_are_refused() {
     let c = config();
     let ok = decide(&c, &anon(), "GET", "/v1.41/containers/json", None).unwrap();
