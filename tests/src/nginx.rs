@@ -413,6 +413,12 @@ impl Gateway {
         }
     }
 
+    /// Stops the sidecar and starts it again with the same configuration.
+    pub fn restart_sidecar(&mut self) {
+        self.stop_sidecar();
+        self.start_sidecar().expect("restart the sidecar");
+    }
+
     /// The master's pid.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("nginx running").id()

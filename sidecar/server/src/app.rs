@@ -21,6 +21,8 @@ use crate::config::Config;
 use crate::decision::{decide, identify, Identity, Refusal, Transport};
 use crate::forward::forward;
 use crate::metrics::Metrics;
+use crate::tenant::answer;
+use crate::tenant::request::{admit, rewrite_body};
 
 /// Shared state of the service.
 pub struct AppState {
@@ -65,6 +67,31 @@ async fn auth(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
             },
             Err(refusal),
         ),
+    };
+    // A tenant's references become the engine's, or the request ends as dockerd would end
+    // it for a missing object.
+    let decision = match (decision, s.config.tenant_of(&who.user)) {
+        (Ok(mut allowed), Some(tenant)) => {
+            let uri = allowed.uri.clone();
+            let param = allowed.param.clone();
+            match admit(
+                &s.config.dockerd,
+                tenant,
+                allowed.endpoint,
+                param.as_deref(),
+                uri,
+            )
+            .await
+            {
+                Ok(admitted) => {
+                    allowed.uri = admitted.uri;
+                    allowed.mediated |= admitted.mediate;
+                    Ok(allowed)
+                }
+                Err(r) => Err(r),
+            }
+        }
+        (decision, _) => decision,
     };
     match decision {
         Ok(allowed) => {
@@ -246,25 +273,42 @@ async fn mediated(State(s): State<Arc<AppState>>, req: Request) -> Response {
             refused(&r)
         }
         Ok(allowed) => {
+            let tenant = s.config.tenant_of(&who.user);
+            let template = allowed.endpoint.template;
+            if let Some(tenant) = tenant {
+                if let Err(r) = rewrite_body(&s.config.dockerd, tenant, template, &mut value).await
+                {
+                    let verdict = Verdict::refuse(allowed.endpoint.kind.as_str(), &r);
+                    record(&s, &who, &listener, &method, &uri, &verdict, started);
+                    return refused(&r);
+                }
+            }
             let verdict = Verdict::allow(allowed.endpoint.kind.as_str());
             record(&s, &who, &listener, &method, &uri, &verdict, started);
-            let body = if allowed.inject {
+            if allowed.inject {
                 inject(&mut value, &s.config.inject);
-                Bytes::from(value.to_json())
+            }
+            let body = if allowed.inject || tenant.is_some() {
+                if matches!(value, gojson::Value::Null) {
+                    Bytes::new()
+                } else {
+                    Bytes::from(value.to_json())
+                }
             } else {
                 body
             };
-            match forward(
+            let forwarded = forward(
                 &s.config.dockerd,
                 parts.method,
                 &allowed.uri.to_string(),
                 &parts.headers,
                 body,
             )
-            .await
-            {
-                Ok(resp) => resp,
-                Err(e) => {
+            .await;
+            match (forwarded, tenant) {
+                (Ok(resp), Some(tenant)) => tenant_answer(&tenant.name, template, resp).await,
+                (Ok(resp), None) => resp,
+                (Err(e), _) => {
                     tracing::error!(error = %format!("{e:#}"), "forwarding to dockerd failed");
                     refused(&Refusal {
                         status: 502,
@@ -276,6 +320,29 @@ async fn mediated(State(s): State<Arc<AppState>>, req: Request) -> Response {
             }
         }
     }
+}
+
+/// dockerd's answer to a tenant, with the engine's names turned back into the tenant's.
+async fn tenant_answer(tenant: &str, template: &str, resp: Response) -> Response {
+    /// Lists of a thousand containers are well under this.
+    const MAX_ANSWER: usize = 64 << 20;
+    let (mut parts, body) = resp.into_parts();
+    let bytes = match Limited::new(body, MAX_ANSWER).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) => {
+            tracing::error!(error = %e, "reading dockerd's answer failed");
+            return refused(&Refusal::new(
+                502,
+                "could not read the Docker engine's answer",
+            ));
+        }
+    };
+    let bytes = match answer::rewrite(tenant, template, parts.status.as_u16(), &bytes) {
+        Some(rewritten) => Bytes::from(rewritten),
+        None => bytes,
+    };
+    parts.headers.remove("content-length");
+    Response::from_parts(parts, Body::from(bytes))
 }
 
 /// Reads a body (Content-Length or chunked: nginx passes either) up to `limit` bytes.

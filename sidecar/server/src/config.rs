@@ -28,6 +28,15 @@ struct RawConfig {
     #[serde(default)]
     users: Vec<RawUser>,
     listeners: BTreeMap<String, RawListener>,
+    #[serde(default)]
+    tenants: BTreeMap<Spanned<String>, RawTenant>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTenant {
+    max_containers: Option<usize>,
+    max_memory: Option<i64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -98,6 +107,7 @@ struct RawUser {
     token_sha256: Vec<Spanned<String>>,
     #[serde(default)]
     uids: Vec<u32>,
+    tenant: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -143,6 +153,17 @@ pub struct User {
     pub token_sha256: Vec<String>,
     /// Unix user ids identified by peer credentials on the sidecar's unix-socket listeners.
     pub uids: Vec<u32>,
+    /// The namespace the user works in; `None`: the whole engine.
+    pub tenant: Option<String>,
+}
+
+/// A tenant: a namespace of containers, networks and volumes on the shared engine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tenant {
+    pub name: String,
+    pub max_containers: Option<usize>,
+    /// Bytes, the sum of the tenant's containers' `--memory`.
+    pub max_memory: Option<i64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -178,6 +199,20 @@ pub struct Config {
     pub roles: BTreeMap<String, Role>,
     pub users: Vec<User>,
     pub listeners: BTreeMap<String, Listener>,
+    pub tenants: BTreeMap<String, Tenant>,
+}
+
+impl Config {
+    /// The tenant `user` works in, if any.
+    pub fn tenant_of(&self, user: &str) -> Option<&Tenant> {
+        let name = self
+            .users
+            .iter()
+            .find(|u| u.name == user)?
+            .tenant
+            .as_ref()?;
+        self.tenants.get(name)
+    }
 }
 
 /// Configuration problems, each with its line and key.
@@ -303,8 +338,34 @@ impl Config {
             );
         }
 
+        let mut tenants = BTreeMap::new();
+        for (name, t) in &raw.tenants {
+            if !crate::tenant::names::valid_tenant(name.get_ref()) {
+                err(
+                    name.span(),
+                    &format!("tenants.{}", name.get_ref()),
+                    "a tenant name is 1 to 32 lowercase letters and digits".into(),
+                );
+            }
+            tenants.insert(
+                name.get_ref().clone(),
+                Tenant {
+                    name: name.get_ref().clone(),
+                    max_containers: t.max_containers,
+                    max_memory: t.max_memory,
+                },
+            );
+        }
+
         let mut users = Vec::new();
         for (i, u) in raw.users.iter().enumerate() {
+            if raw.users[..i].iter().any(|other| other.name == u.name) {
+                err(
+                    u.role.span(),
+                    &format!("users[{i}].name"),
+                    format!("a user named {:?} comes earlier", u.name),
+                );
+            }
             if !roles.contains_key(u.role.get_ref()) {
                 err(
                     u.role.span(),
@@ -338,7 +399,21 @@ impl Config {
                     .map(|t| t.get_ref().to_ascii_lowercase())
                     .collect(),
                 uids: u.uids.clone(),
+                tenant: u.tenant.as_ref().map(|t| t.get_ref().clone()),
             });
+            if let Some(t) = &u.tenant {
+                if !tenants.contains_key(t.get_ref()) {
+                    err(
+                        t.span(),
+                        &format!("users[{i}].tenant"),
+                        format!(
+                            "no tenant named {:?} (add [tenants.{}])",
+                            t.get_ref(),
+                            t.get_ref()
+                        ),
+                    );
+                }
+            }
         }
 
         let mut listeners = BTreeMap::new();
@@ -441,6 +516,7 @@ impl Config {
             roles,
             users,
             listeners,
+            tenants,
         })
     }
 }

@@ -41,10 +41,20 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    fn new(status: u16, message: impl Into<String>) -> Refusal {
+    pub(crate) fn new(status: u16, message: impl Into<String>) -> Refusal {
         Refusal {
             status,
             message: format!("dockgate: {}", message.into()),
+            rule: None,
+        }
+    }
+
+    /// A refusal worded exactly as dockerd words it (no `dockgate:`): another tenant's
+    /// object must look missing, not forbidden.
+    pub(crate) fn new_plain(status: u16, message: impl Into<String>) -> Refusal {
+        Refusal {
+            status,
+            message: message.into(),
             rule: None,
         }
     }
@@ -75,6 +85,8 @@ impl Refusal {
 pub struct Allowed {
     pub uri: CanonicalUri,
     pub endpoint: &'static Endpoint,
+    /// The endpoint's `{id}`/`{name*}` value.
+    pub param: Option<String>,
     /// Through the sidecar (which reads the body) rather than straight to dockerd.
     pub mediated: bool,
     /// The `[policy.inject]` settings go into this request's body (a create by an `inject`
@@ -259,6 +271,7 @@ pub fn decide(
     Ok(Allowed {
         uri,
         endpoint,
+        param: found.param,
         mediated,
         inject: role.inject && endpoint.template == "/containers/create",
     })

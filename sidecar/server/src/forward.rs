@@ -6,7 +6,7 @@ use anyhow::Context;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, Method, Request};
 use axum::response::Response;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use tokio::net::UnixStream;
 
@@ -36,18 +36,7 @@ pub async fn forward(
     headers: &HeaderMap,
     body: Bytes,
 ) -> anyhow::Result<Response> {
-    let stream = UnixStream::connect(dockerd)
-        .await
-        .with_context(|| format!("connect to {}", dockerd.display()))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .context("HTTP handshake with dockerd")?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!(error = %e, "dockerd connection ended");
-        }
-    });
-
+    let mut sender = connect(dockerd).await?;
     let mut req = Request::builder().method(method).uri(uri);
     for (name, value) in headers {
         if forwardable(name.as_str()) {
@@ -67,4 +56,43 @@ pub async fn forward(
         parts.headers.remove(name);
     }
     Ok(Response::from_parts(parts, Body::new(incoming)))
+}
+
+/// Asks dockerd a question of its own (`GET path`): the status and the JSON answer
+/// (`null` when the answer is not JSON).
+pub async fn get_json(dockerd: &Path, path: &str) -> anyhow::Result<(u16, serde_json::Value)> {
+    let mut sender = connect(dockerd).await?;
+    let req = Request::get(path)
+        .header("host", HeaderValue::from_static("docker"))
+        .body(Full::new(Bytes::new()))
+        .context("build the request to dockerd")?;
+    let resp = sender
+        .send_request(req)
+        .await
+        .context("request to dockerd")?;
+    let status = resp.status().as_u16();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .context("read dockerd's answer")?
+        .to_bytes();
+    Ok((status, serde_json::from_slice(&body).unwrap_or_default()))
+}
+
+async fn connect(
+    dockerd: &Path,
+) -> anyhow::Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
+    let stream = UnixStream::connect(dockerd)
+        .await
+        .with_context(|| format!("connect to {}", dockerd.display()))?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .context("HTTP handshake with dockerd")?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "dockerd connection ended");
+        }
+    });
+    Ok(sender)
 }

@@ -18,6 +18,7 @@ mod decision;
 mod forward;
 mod metrics;
 mod relay;
+mod tenant;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;

@@ -1,0 +1,134 @@
+//! A tenant's answer on its way out: the engine's names turned back into the tenant's
+//! (no I/O).
+
+use serde_json::Value as Json;
+
+use super::names::{demangle, demangle_container, demangle_text};
+
+/// The answer to a tenant's mediated request, rewritten; `None` when it is not JSON (then
+/// it goes out as dockerd sent it).
+pub fn rewrite(tenant: &str, template: &str, status: u16, body: &[u8]) -> Option<Vec<u8>> {
+    let mut json: Json = serde_json::from_slice(body).ok()?;
+    if status >= 400 {
+        if let Some(Json::String(m)) = json.get_mut("message") {
+            *m = demangle_text(tenant, m);
+        }
+    } else {
+        match template {
+            "/containers/json" => {
+                for c in json.as_array_mut()?.iter_mut() {
+                    if let Some(Json::Array(names)) = c.get_mut("Names") {
+                        names.retain_mut(|n| demangle_json(n, |s| demangle_container(tenant, s)));
+                    }
+                }
+            }
+            "/containers/{id}/json" => {
+                json.get_mut("Name")
+                    .map(|n| demangle_json(n, |s| demangle_container(tenant, s)));
+            }
+            "/volumes" => {
+                if let Some(Json::Array(volumes)) = json.get_mut("Volumes") {
+                    volumes.retain_mut(|v| {
+                        v.get_mut("Name")
+                            .is_some_and(|n| demangle_json(n, |s| plain(tenant, s)))
+                    });
+                }
+            }
+            "/volumes/{name}" | "/volumes/create" => {
+                json.get_mut("Name")
+                    .map(|n| demangle_json(n, |s| plain(tenant, s)));
+            }
+            "/networks" => {
+                for n in json.as_array_mut()?.iter_mut() {
+                    network(tenant, n);
+                }
+            }
+            "/networks/{id}" => network(tenant, &mut json),
+            _ => return None,
+        }
+    }
+    serde_json::to_vec(&json).ok()
+}
+
+fn plain(tenant: &str, name: &str) -> Option<String> {
+    demangle(tenant, name).map(str::to_string)
+}
+
+/// Replaces a JSON string by its demangled form; false when it is not the tenant's.
+fn demangle_json(value: &mut Json, f: impl Fn(&str) -> Option<String>) -> bool {
+    match value.as_str().and_then(f) {
+        Some(name) => {
+            *value = Json::String(name);
+            true
+        }
+        None => false,
+    }
+}
+
+fn network(tenant: &str, n: &mut Json) {
+    if let Some(name) = n.get_mut("Name") {
+        demangle_json(name, |s| plain(tenant, s));
+    }
+    if let Some(Json::Object(containers)) = n.get_mut("Containers") {
+        for c in containers.values_mut() {
+            if let Some(name) = c.get_mut("Name") {
+                demangle_json(name, |s| plain(tenant, s));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rw(template: &str, status: u16, body: &str) -> String {
+        String::from_utf8(rewrite("alpha", template, status, body.as_bytes()).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn lists_and_inspects_show_the_tenants_names() {
+        assert_eq!(
+            rw(
+                "/containers/json",
+                200,
+                r#"[{"Id":"1","Names":["/alpha.web","/beta.x/alias"]}]"#
+            ),
+            r#"[{"Id":"1","Names":["/web"]}]"#
+        );
+        assert_eq!(
+            rw("/containers/{id}/json", 200, r#"{"Name":"/alpha.web"}"#),
+            r#"{"Name":"/web"}"#
+        );
+        assert_eq!(
+            rw(
+                "/volumes",
+                200,
+                r#"{"Volumes":[{"Name":"alpha.data"},{"Name":"beta.data"},{"Name":"raw"}],"Warnings":null}"#
+            ),
+            r#"{"Volumes":[{"Name":"data"}],"Warnings":null}"#
+        );
+        assert_eq!(
+            rw(
+                "/networks/{id}",
+                200,
+                r#"{"Name":"alpha.net","Containers":{"1":{"Name":"alpha.web"}}}"#
+            ),
+            r#"{"Containers":{"1":{"Name":"web"}},"Name":"net"}"#
+        );
+    }
+
+    #[test]
+    fn errors_lose_the_prefix_and_other_bodies_pass() {
+        assert_eq!(
+            rw(
+                "/containers/create",
+                409,
+                r#"{"message":"Conflict. The container name \"/alpha.web\" is already in use"}"#
+            ),
+            r#"{"message":"Conflict. The container name \"/web\" is already in use"}"#
+        );
+        assert_eq!(rewrite("alpha", "/containers/create", 201, b"{}"), None);
+        assert_eq!(rewrite("alpha", "/containers/json", 200, b"not json"), None);
+    }
+}

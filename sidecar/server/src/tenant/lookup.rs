@@ -1,0 +1,146 @@
+//! Finding a tenant's objects on the engine from the names, IDs and ID prefixes the tenant
+//! uses. Another tenant's object is answered exactly like a missing one, with dockerd's own
+//! 404 message, so tenants cannot probe each other.
+//!
+//! Ownership lives on the engine (the mangled name and the `dockgate.tenant` label), so a
+//! restarted sidecar, or a second gateway, sees the same world.
+
+use std::path::Path;
+
+use serde_json::Value as Json;
+
+use super::names::{builtin_network, mangle, LABEL};
+use crate::decision::Refusal;
+use crate::forward::get_json;
+
+/// Asks dockerd; a transport failure is the gateway's problem (502), not the tenant's.
+async fn ask(dockerd: &Path, path: &str) -> Result<(u16, Json), Refusal> {
+    get_json(dockerd, path).await.map_err(|e| {
+        tracing::error!(error = %format!("{e:#}"), path, "asking dockerd failed");
+        Refusal::new(502, "the Docker engine behind this gateway is unreachable")
+    })
+}
+
+/// Percent-encodes a reference for one path segment.
+fn segment(reference: &str) -> String {
+    reference
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Could dockerd read `reference` as a full ID or an ID prefix?
+fn id_like(reference: &str) -> bool {
+    (1..=64).contains(&reference.len()) && reference.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn owner(labels: Option<&Json>) -> Option<&str> {
+    labels?.get(LABEL)?.as_str()
+}
+
+/// The full ID of the tenant's container `reference` (name, ID or ID prefix).
+pub async fn container(dockerd: &Path, tenant: &str, reference: &str) -> Result<String, Refusal> {
+    let missing = || Refusal::new_plain(404, format!("No such container: {reference}"));
+    let mut candidates = vec![mangle(tenant, reference)];
+    if id_like(reference) {
+        candidates.push(reference.to_string());
+    }
+    for candidate in candidates {
+        let (status, json) = ask(
+            dockerd,
+            &format!("/containers/{}/json", segment(&candidate)),
+        )
+        .await?;
+        if status == 200 && owner(json.pointer("/Config/Labels")) == Some(tenant) {
+            if let Some(id) = json.get("Id").and_then(Json::as_str) {
+                return Ok(id.to_string());
+            }
+        }
+    }
+    Err(missing())
+}
+
+/// Checks that exec instance `id` runs in one of the tenant's containers.
+pub async fn exec(dockerd: &Path, tenant: &str, id: &str) -> Result<(), Refusal> {
+    let missing = || Refusal::new_plain(404, format!("No such exec instance: {id}"));
+    let (status, json) = ask(dockerd, &format!("/exec/{}/json", segment(id))).await?;
+    let Some(container_id) = json.get("ContainerID").and_then(Json::as_str) else {
+        return Err(missing());
+    };
+    if status != 200 {
+        return Err(missing());
+    }
+    container(dockerd, tenant, container_id)
+        .await
+        .map(|_| ())
+        .map_err(|_| missing())
+}
+
+/// The engine's name of the tenant's volume `name`. Volumes have no IDs, and the ones
+/// dockerd makes for `-v name:/path` have no labels: the mangled name alone says whose
+/// they are (only its tenant can make a name with that prefix).
+pub async fn volume(dockerd: &Path, tenant: &str, name: &str) -> Result<String, Refusal> {
+    let mangled = mangle(tenant, name);
+    let (status, _) = ask(dockerd, &format!("/volumes/{}", segment(&mangled))).await?;
+    if status == 200 {
+        return Ok(mangled);
+    }
+    Err(Refusal::new_plain(
+        404,
+        format!("get {name}: no such volume"),
+    ))
+}
+
+/// The engine's name for the tenant's network `reference` (name, ID or ID prefix); the
+/// engine's built-in networks are everyone's and keep their names.
+pub async fn network(dockerd: &Path, tenant: &str, reference: &str) -> Result<String, Refusal> {
+    if builtin_network(reference) {
+        return Ok(reference.to_string());
+    }
+    let mut candidates = vec![mangle(tenant, reference)];
+    if id_like(reference) {
+        candidates.push(reference.to_string());
+    }
+    for candidate in candidates {
+        let (status, json) = ask(dockerd, &format!("/networks/{}", segment(&candidate))).await?;
+        if status == 200 && owner(json.get("Labels")) == Some(tenant) {
+            if let Some(name) = json.get("Name").and_then(Json::as_str) {
+                return Ok(name.to_string());
+            }
+        }
+    }
+    Err(Refusal::new_plain(
+        404,
+        format!("network {reference} not found"),
+    ))
+}
+
+/// The tenant's containers (running or not) and the memory they were created with.
+pub async fn usage(dockerd: &Path, tenant: &str) -> Result<(usize, i64), Refusal> {
+    let filters = super::names::with_tenant_filter(None, tenant).unwrap_or_default();
+    let (status, json) = ask(
+        dockerd,
+        &format!("/containers/json?all=1&filters={}", segment(&filters)),
+    )
+    .await?;
+    let Some(list) = json.as_array().filter(|_| status == 200) else {
+        return Err(Refusal::new(502, "could not list the tenant's containers"));
+    };
+    let memory = list
+        .iter()
+        .filter_map(|c| {
+            c.get("Labels")?
+                .get(super::names::MEMORY_LABEL)?
+                .as_str()?
+                .parse::<i64>()
+                .ok()
+        })
+        .sum();
+    Ok((list.len(), memory))
+}

@@ -1,0 +1,311 @@
+//! A tenant's request on its way in: references resolved to the tenant's own objects, names
+//! mangled, lists and prunes limited to the tenant, create bodies labelled.
+
+use std::path::Path;
+
+use dockgate_api::endpoints::{Endpoint, Resource};
+use dockgate_api::uri::CanonicalUri;
+use dockgate_policy::gojson::Value;
+
+use super::lookup;
+use super::names::{builtin_network, generated, mangle, with_tenant_filter, LABEL, MEMORY_LABEL};
+use crate::config::Tenant;
+use crate::decision::Refusal;
+
+/// What becomes of a tenant's request after [`admit`].
+#[derive(Debug)]
+pub struct Admitted {
+    /// The URI to forward: the tenant's references replaced by the engine's.
+    pub uri: CanonicalUri,
+    /// The answer names the tenant's objects, so the sidecar must demangle it.
+    pub mediate: bool,
+}
+
+/// Endpoints that would show or change other tenants' objects and have no tenant form yet.
+fn unavailable(template: &str) -> Option<&'static str> {
+    Some(match template {
+        "/system/df" => "docker system df is not available to tenants",
+        "/images/prune" | "/build/prune" => {
+            "pruning images and the build cache is for admins: images are shared by tenants"
+        }
+        _ => return None,
+    })
+}
+
+/// Rewrites the URI of a request by `tenant` (decided on already).
+pub async fn admit(
+    dockerd: &Path,
+    tenant: &Tenant,
+    endpoint: &Endpoint,
+    param: Option<&str>,
+    mut uri: CanonicalUri,
+) -> Result<Admitted, Refusal> {
+    let t = tenant.name.as_str();
+    if let Some(why) = unavailable(endpoint.template) {
+        return Err(Refusal::new(403, why));
+    }
+    // Bodies name objects too (creates, connects): the sidecar reads every one.
+    let mut mediate = endpoint.route == dockgate_api::endpoints::Route::Mediated;
+    match endpoint.template {
+        "/containers/json" | "/networks" => {
+            filter(&mut uri, t)?;
+            mediate = true;
+        }
+        // Volumes dockerd makes for `-v name:/path` have no label: the answer is filtered
+        // by name instead.
+        "/volumes" => mediate = true,
+        "/containers/prune" | "/volumes/prune" | "/networks/prune" | "/events" => {
+            filter(&mut uri, t)?
+        }
+        "/containers/create" => {
+            let name = match uri.query_value("name") {
+                Some(n) if !n.is_empty() => mangle(t, n),
+                _ => generated(t),
+            };
+            set_query(&mut uri, "name", name);
+        }
+        "/commit" => {
+            if let Some(c) = uri.query_value("container").map(str::to_string) {
+                let id = lookup::container(dockerd, t, &c).await?;
+                set_query(&mut uri, "container", id);
+            }
+        }
+        _ => {}
+    }
+    if let Some(param) = param {
+        let engine_ref = match endpoint.resource {
+            Resource::Container => Some(lookup::container(dockerd, t, param).await?),
+            Resource::Exec => {
+                lookup::exec(dockerd, t, param).await?;
+                None
+            }
+            Resource::Volume => Some(lookup::volume(dockerd, t, param).await?),
+            Resource::Network => Some(lookup::network(dockerd, t, param).await?),
+            _ => None,
+        };
+        if let Some(engine_ref) = engine_ref {
+            replace_param(&mut uri, endpoint.template, &engine_ref);
+        }
+        let shows_names = matches!(
+            endpoint.template,
+            "/containers/{id}/json" | "/volumes/{name}" | "/networks/{id}"
+        ) && endpoint.method == dockgate_api::endpoints::Method::Get;
+        let body_names = matches!(
+            endpoint.template,
+            "/networks/{id}/connect" | "/networks/{id}/disconnect"
+        );
+        mediate |= (shows_names || body_names) && !builtin_network(param);
+    }
+    if endpoint.template == "/containers/{id}/rename" {
+        if let Some(n) = uri.query_value("name").map(str::to_string) {
+            set_query(&mut uri, "name", mangle(t, n.trim_start_matches('/')));
+        }
+    }
+    Ok(Admitted { uri, mediate })
+}
+
+fn filter(uri: &mut CanonicalUri, tenant: &str) -> Result<(), Refusal> {
+    let filters =
+        with_tenant_filter(uri.query_value("filters"), tenant).map_err(|e| Refusal::new(400, e))?;
+    set_query(uri, "filters", filters);
+    Ok(())
+}
+
+fn set_query(uri: &mut CanonicalUri, key: &str, value: String) {
+    match uri.query.iter_mut().find(|(k, _)| k == key) {
+        Some((_, v)) => *v = value,
+        None => uri.query.push((key.to_string(), value)),
+    }
+}
+
+/// Puts the engine's reference where the template has `{id}` or `{name}`.
+fn replace_param(uri: &mut CanonicalUri, template: &str, value: &str) {
+    let at = template[1..]
+        .split('/')
+        .position(|p| p == "{id}" || p == "{name}");
+    if let Some(segment) = at.and_then(|i| uri.segments.get_mut(i)) {
+        *segment = value.to_string();
+    }
+}
+
+/// Rewrites the body of a tenant's mediated request: labels and names on creates, and the
+/// references inside bodies. `template` is the endpoint's.
+pub async fn rewrite_body(
+    dockerd: &Path,
+    tenant: &Tenant,
+    template: &str,
+    body: &mut Value,
+) -> Result<(), Refusal> {
+    let t = tenant.name.as_str();
+    match template {
+        "/containers/create" => {
+            container_create(dockerd, tenant, body).await?;
+        }
+        "/volumes/create" | "/networks/create" => {
+            let name = match body.field("Name").and_then(Value::as_str) {
+                Some(n) if !n.is_empty() => mangle(t, n),
+                _ => generated(t),
+            };
+            body.set_field("Name", Value::String(name));
+            body.object_field("Labels")
+                .set_map_key(LABEL, Value::String(t.into()));
+        }
+        "/networks/{id}/connect" | "/networks/{id}/disconnect" => {
+            if let Some(c) = body.field("Container").and_then(Value::as_str) {
+                let id = lookup::container(dockerd, t, c).await?;
+                body.set_field("Container", Value::String(id));
+            }
+        }
+        "/containers/{id}/update" if tenant.max_memory.is_some() => {
+            let memory = body.field("Memory").is_some() || body.field("MemorySwap").is_some();
+            if memory {
+                return Err(Refusal::new(
+                    403,
+                    format!(
+                        "tenant {t} has a memory limit: a container's memory is set when it is \
+                         created, not updated"
+                    ),
+                ));
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+async fn container_create(
+    dockerd: &Path,
+    tenant: &Tenant,
+    body: &mut Value,
+) -> Result<(), Refusal> {
+    let t = tenant.name.as_str();
+    let memory = match body.path(&["HostConfig", "Memory"]) {
+        Some(Value::Number(n)) => n.as_i64().unwrap_or(0),
+        _ => 0,
+    };
+    limits(dockerd, tenant, memory).await?;
+    let labels = body.object_field("Labels");
+    labels.set_map_key(LABEL, Value::String(t.into()));
+    labels.set_map_key(MEMORY_LABEL, Value::String(memory.to_string()));
+
+    let host = body.object_field("HostConfig");
+    // Named volumes in `-v name:/path` (paths start with `/`).
+    if let Some(Value::Array(binds)) = host.field_mut("Binds") {
+        for bind in binds.iter_mut() {
+            if let Value::String(b) = bind {
+                if !b.starts_with('/') && b.contains(':') {
+                    *b = mangle(t, b);
+                }
+            }
+        }
+    }
+    if let Some(Value::Array(mounts)) = host.field_mut("Mounts") {
+        for m in mounts.iter_mut() {
+            let is_volume = m
+                .field("Type")
+                .and_then(Value::as_str)
+                .map_or(true, |ty| ty == "volume");
+            let source = m
+                .field("Source")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            if let (true, Some(src)) = (is_volume, source) {
+                if !src.is_empty() && !src.starts_with('/') {
+                    m.set_field("Source", Value::String(mangle(t, &src)));
+                }
+            }
+        }
+    }
+    // `--volumes-from ref[:ro]`, `--link ref[:alias]`: other containers, by the tenant's
+    // names; dockerd takes IDs too.
+    for field in ["VolumesFrom", "Links"] {
+        let Some(Value::Array(items)) = host.field(field) else {
+            continue;
+        };
+        let mut resolved = Vec::new();
+        for item in items.clone() {
+            let Some(text) = item.as_str() else {
+                resolved.push(item);
+                continue;
+            };
+            let (reference, rest) = match text.split_once(':') {
+                Some((r, rest)) => (r, format!(":{rest}")),
+                None => (text, String::new()),
+            };
+            let id = lookup::container(dockerd, t, reference.trim_start_matches('/')).await?;
+            resolved.push(Value::String(format!("{id}{rest}")));
+        }
+        host.set_field(field, Value::Array(resolved));
+    }
+    // `--network NAME|container:REF`, `--pid/--ipc container:REF`.
+    for field in ["NetworkMode", "PidMode", "IpcMode"] {
+        let Some(mode) = host
+            .field(field)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+        else {
+            continue;
+        };
+        let new = if let Some(reference) = mode.strip_prefix("container:") {
+            format!(
+                "container:{}",
+                lookup::container(dockerd, t, reference).await?
+            )
+        } else if field == "NetworkMode" && !mode.is_empty() && !builtin_network(&mode) {
+            lookup::network(dockerd, t, &mode).await?
+        } else {
+            continue;
+        };
+        host.set_field(field, Value::String(new));
+    }
+    // `--network` for user networks also names them in EndpointsConfig.
+    if let Some(Value::Object(endpoints)) = body
+        .field_mut("NetworkingConfig")
+        .and_then(|n| n.field_mut("EndpointsConfig"))
+    {
+        for (name, _) in endpoints.iter_mut() {
+            if !builtin_network(name) {
+                *name = lookup::network(dockerd, t, name).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The tenant's limits, checked before a create.
+async fn limits(dockerd: &Path, tenant: &Tenant, memory: i64) -> Result<(), Refusal> {
+    if tenant.max_containers.is_none() && tenant.max_memory.is_none() {
+        return Ok(());
+    }
+    let t = &tenant.name;
+    let (count, used) = lookup::usage(dockerd, t).await?;
+    if let Some(max) = tenant.max_containers {
+        if count >= max {
+            return Err(Refusal::new(
+                403,
+                format!("tenant {t} has reached its limit of {max} containers (max_containers)"),
+            ));
+        }
+    }
+    if let Some(max) = tenant.max_memory {
+        if memory <= 0 {
+            return Err(Refusal::new(
+                403,
+                format!(
+                    "tenant {t} has a memory limit ({max} bytes, max_memory): give the \
+                     container one with --memory"
+                ),
+            ));
+        }
+        if used.saturating_add(memory) > max {
+            return Err(Refusal::new(
+                403,
+                format!(
+                    "tenant {t} would exceed its memory limit of {max} bytes (max_memory): \
+                     {used} bytes are taken by its containers, this one asks for {memory}"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}

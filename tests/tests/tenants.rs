@@ -1,0 +1,444 @@
+//! Tenant namespaces through the full gateway: two tenants on one engine use the same names
+//! without seeing each other, another tenant's objects look missing whatever the reference,
+//! limits hold, and a restarted sidecar changes nothing.
+//!
+//! Tenants are users with a token (the CLI sends it from `HttpHeaders` in its config.json).
+
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use dockgate_tests::docker::{docker_direct, run_script, Cli, Endpoint, Outcome, Transport};
+use dockgate_tests::nginx::{sidecar_binary, Flavor, Gateway, GatewayOptions};
+use dockgate_tests::{raw, TempDir};
+
+/// A tenant name of this process's own, so parallel tests never share a namespace.
+fn tenant_name(tag: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{tag}{}x{n}", std::process::id())
+}
+
+fn token_hash(token: &str) -> String {
+    let out = Command::new(sidecar_binary())
+        .args(["hash-token", token])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// One tenant's user: a token, and a docker CLI configuration that sends it.
+struct TenantUser {
+    tenant: String,
+    token: String,
+    config: TempDir,
+}
+
+impl TenantUser {
+    fn new(tag: &str) -> TenantUser {
+        let tenant = tenant_name(tag);
+        let token = format!("token-{tenant}");
+        let config = TempDir::new("tenant-cli").unwrap();
+        std::fs::write(
+            config.path().join("config.json"),
+            format!("{{\"HttpHeaders\":{{\"Authorization\":\"Bearer {token}\"}}}}"),
+        )
+        .unwrap();
+        TenantUser {
+            tenant,
+            token,
+            config,
+        }
+    }
+
+    /// The sidecar configuration for this user and its tenant (`limits`: TOML keys).
+    fn toml(&self, limits: &str) -> String {
+        format!(
+            "[tenants.{t}]\n{limits}\n[[users]]\nname = \"user-{t}\"\nrole = \"developer\"\n\
+             tenant = \"{t}\"\ntoken_sha256 = [\"{h}\"]\n",
+            t = self.tenant,
+            h = token_hash(&self.token)
+        )
+    }
+
+    fn docker(&self, gw: &Gateway, script: &str) -> Outcome {
+        let config = self.config.path().display().to_string();
+        run_script(
+            Cli::Current,
+            &Endpoint::gateway(gw, Transport::Tcp),
+            script,
+            &[("DOCKER_CONFIG", &config)],
+            None,
+        )
+    }
+
+    fn ok(&self, gw: &Gateway, script: &str) -> String {
+        let out = self.docker(gw, script);
+        assert_eq!(out.code, 0, "{} ran {script}:\n{out}", self.tenant);
+        out.stdout.trim().to_string()
+    }
+
+    fn raw(&self, gw: &Gateway, method: &str, path: &str, body: &str) -> (u16, String) {
+        let auth = format!("Authorization: Bearer {}", self.token);
+        raw::call_with(&raw::Target::Tcp(gw.port), method, path, &[&auth], body).unwrap()
+    }
+}
+
+impl Drop for TenantUser {
+    /// Removes everything the tenant made, through dockerd's own socket.
+    fn drop(&mut self) {
+        let label = format!("label=dockgate.tenant={}", self.tenant);
+        let prefix = format!("{}.", self.tenant);
+        let list = |args: &[&str]| {
+            Command::new(Cli::Current.path())
+                .args(args)
+                .env("DOCKER_HOST", "unix:///var/run/docker.sock")
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default()
+        };
+        let rm = |args: &[&str], items: Vec<String>| {
+            if !items.is_empty() {
+                let mut all: Vec<&str> = args.to_vec();
+                all.extend(items.iter().map(String::as_str));
+                let _ = list(&all);
+            }
+        };
+        let containers = list(&["ps", "-aq", "--filter", &label]);
+        rm(
+            &["rm", "-f", "-v"],
+            containers.lines().map(str::to_string).collect(),
+        );
+        let volumes = list(&["volume", "ls", "-q"]);
+        rm(
+            &["volume", "rm", "-f"],
+            volumes
+                .lines()
+                .filter(|v| v.starts_with(&prefix))
+                .map(str::to_string)
+                .collect(),
+        );
+        let networks = list(&["network", "ls", "-q", "--filter", &label]);
+        rm(
+            &["network", "rm"],
+            networks.lines().map(str::to_string).collect(),
+        );
+    }
+}
+
+fn gateway(users: &[(&TenantUser, &str)]) -> Gateway {
+    let policy: String = users.iter().map(|(u, limits)| u.toml(limits)).collect();
+    Gateway::start_with(GatewayOptions {
+        policy: Some(policy),
+        ..GatewayOptions::policy(Flavor::Debian)
+    })
+}
+
+const SLEEPER: &str = "--network none busybox sleep 600";
+
+#[test]
+fn two_tenants_use_the_same_names_and_each_sees_its_own() {
+    let (alpha, beta) = (TenantUser::new("alpha"), TenantUser::new("beta"));
+    let mut gw = gateway(&[(&alpha, ""), (&beta, "")]);
+    for u in [&alpha, &beta] {
+        u.ok(
+            &gw,
+            &format!(
+                "docker run -d --name web -e WHO={t} {SLEEPER} >/dev/null && \
+                 docker volume create data >/dev/null && \
+                 docker network create --internal net >/dev/null && \
+                 docker run --rm -v data:/data --network none busybox sh -c 'echo {t} > /data/who'",
+                t = u.tenant
+            ),
+        );
+    }
+    for u in [&alpha, &beta] {
+        let t = &u.tenant;
+        assert_eq!(u.ok(&gw, "docker ps --format '{{.Names}}'"), "web");
+        assert_eq!(u.ok(&gw, "docker exec web sh -c 'echo $WHO'"), *t);
+        assert_eq!(
+            u.ok(&gw, "docker container inspect -f '{{.Name}}' web"),
+            "/web"
+        );
+        assert_eq!(u.ok(&gw, "docker volume ls -q"), "data");
+        assert_eq!(
+            u.ok(&gw, "docker volume inspect -f '{{.Name}}' data"),
+            "data"
+        );
+        assert_eq!(u.ok(&gw, "docker network ls --format '{{.Name}}'"), "net");
+        assert_eq!(
+            u.ok(&gw, "docker network inspect -f '{{.Name}}' net"),
+            "net"
+        );
+        assert_eq!(
+            u.ok(
+                &gw,
+                "docker run --rm -v data:/data --network none busybox cat /data/who"
+            ),
+            *t
+        );
+        // A name already taken is reported in the tenant's terms.
+        let out = u.docker(&gw, &format!("docker create --name web {SLEEPER}"));
+        assert_ne!(out.code, 0);
+        assert!(
+            out.stderr
+                .contains("The container name \"/web\" is already in use"),
+            "{out}"
+        );
+        // An unnamed container gets a name in the namespace, and the tenant sees it.
+        let id = u.ok(&gw, &format!("docker create {SLEEPER}"));
+        let name = docker_direct(&["container", "inspect", "-f", "{{.Name}}", &id]);
+        assert!(name.starts_with(&format!("/{t}.")), "{name}");
+        u.ok(&gw, &format!("docker rm {id}"));
+    }
+    // The admin, on dockerd's socket, sees both, mangled and labelled.
+    let names = docker_direct(&[
+        "ps",
+        "--format",
+        "{{.Names}} {{.Label \"dockgate.tenant\"}}",
+    ]);
+    for t in [&alpha.tenant, &beta.tenant] {
+        assert!(names.contains(&format!("{t}.web {t}")), "{names}");
+    }
+
+    // The sidecar keeps nothing: restarted, it finds the same world.
+    gw.restart_sidecar();
+    assert_eq!(
+        alpha.ok(&gw, "docker exec web sh -c 'echo $WHO'"),
+        alpha.tenant
+    );
+    alpha.ok(
+        &gw,
+        "docker rm -f web && docker volume rm data && docker network rm net",
+    );
+    assert_eq!(alpha.ok(&gw, "docker ps -a -q"), "");
+    assert_eq!(beta.ok(&gw, "docker ps --format '{{.Names}}'"), "web");
+}
+
+/// What one attempt on another tenant's objects must produce.
+fn missing(out: &Outcome) -> bool {
+    let err = out.stderr.to_ascii_lowercase();
+    out.code != 0
+        && (err.contains("no such ") || err.contains("not found"))
+        && !err.contains("dockgate")
+}
+
+#[test]
+fn another_tenants_objects_look_missing_whatever_the_reference() {
+    let (alpha, beta) = (TenantUser::new("alpha"), TenantUser::new("beta"));
+    let gw = gateway(&[(&alpha, ""), (&beta, "")]);
+    // Beta's world: a running container, a stopped one, an exec instance, a volume with a
+    // file, a network.
+    beta.ok(
+        &gw,
+        &format!(
+            "docker run -d --name secret -v bvol:/data {SLEEPER} >/dev/null && \
+             docker exec secret sh -c 'echo s3cret > /data/file' && \
+             docker create --name stopped --network none busybox true >/dev/null && \
+             docker volume create spare >/dev/null && \
+             docker network create --internal bnet >/dev/null"
+        ),
+    );
+    let id = beta.ok(&gw, "docker container inspect -f '{{.Id}}' secret");
+    let net_id = beta.ok(&gw, "docker network inspect -f '{{.Id}}' bnet");
+    let (status, exec) = beta.raw(
+        &gw,
+        "POST",
+        "/v1.41/containers/secret/exec",
+        r#"{"Cmd":["true"]}"#,
+    );
+    assert_eq!(status, 201, "{exec}");
+    let exec_id = exec.split('"').nth(3).unwrap().to_string();
+    alpha.ok(
+        &gw,
+        &format!("docker run -d --name mine {SLEEPER} >/dev/null"),
+    );
+    alpha.ok(&gw, "docker network create --internal anet >/dev/null");
+    let before = docker_direct(&[
+        "container",
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.Name}}",
+        &id,
+    ]);
+
+    let short = &id[..12];
+    let tiny = &id[..4];
+    let b = &beta.tenant;
+    let cli_attempts = [
+        "docker container inspect secret".to_string(),
+        format!("docker container inspect {b}.secret"),
+        format!("docker container inspect {id}"),
+        format!("docker container inspect {short}"),
+        format!("docker container inspect {tiny}"),
+        "docker logs secret".into(),
+        format!("docker logs {id}"),
+        "docker top secret".into(),
+        format!("docker diff {short}"),
+        "docker export secret | cat >/dev/null".into(),
+        "docker stop -t 0 secret".into(),
+        format!("docker kill {id}"),
+        // (`rm -f` exits 0 on a missing container, on dockerd's socket too.)
+        "docker rm secret".into(),
+        format!("docker rm -v {short}"),
+        "docker exec secret true".into(),
+        format!("docker exec {id} cat /data/file"),
+        format!("docker attach --no-stdin {short}"),
+        "docker cp secret:/data/file -".into(),
+        format!("docker cp /etc/hostname {short}:/tmp/x"),
+        "docker commit secret stolen".into(),
+        "docker rename secret taken".into(),
+        format!("docker rename {short} taken"),
+        format!("docker pause {short}"),
+        format!("docker restart -t 0 {short}"),
+        format!("timeout 20 docker wait {short}"),
+        format!("docker stats --no-stream {short}"),
+        format!("docker port {short}"),
+        format!("docker update --pids-limit 10 {short}"),
+        "docker start stopped".into(),
+        "docker run --rm --volumes-from secret --network none busybox true".into(),
+        format!("docker run --rm --volumes-from {short} --network none busybox true"),
+        "docker volume inspect bvol".into(),
+        format!("docker volume inspect {b}.bvol"),
+        "docker volume rm bvol".into(),
+        "docker volume rm spare".into(),
+        "docker network inspect bnet".into(),
+        format!("docker network inspect {net_id}"),
+        format!("docker network inspect {}", &net_id[..12]),
+        "docker network rm bnet".into(),
+        "docker network connect bnet mine".into(),
+        "docker network connect anet secret".into(),
+        format!("docker network disconnect {net_id} secret"),
+    ];
+    let mut failures = Vec::new();
+    for a in &cli_attempts {
+        let out = alpha.docker(&gw, a);
+        if !missing(&out) {
+            failures.push(format!("{a}:\n{out}"));
+        }
+    }
+    // Exec instances, by the raw API.
+    for (method, path, body) in [
+        ("GET", format!("/v1.41/exec/{exec_id}/json"), ""),
+        (
+            "POST",
+            format!("/v1.41/exec/{exec_id}/start"),
+            r#"{"Detach":true}"#,
+        ),
+        ("POST", format!("/v1.41/exec/{exec_id}/resize?h=1&w=1"), ""),
+    ] {
+        let (status, answer) = alpha.raw(&gw, method, &path, body);
+        if status != 404 || !answer.contains("No such exec instance") {
+            failures.push(format!("{method} {path}: {status} {answer}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} attempts were not answered as missing:\n{}",
+        failures.len(),
+        cli_attempts.len() + 3,
+        failures.join("\n")
+    );
+
+    // Lists, filters, prunes and events show and touch only alpha's own.
+    assert_eq!(alpha.ok(&gw, "docker ps -a --format '{{.Names}}'"), "mine");
+    let forged_filter = format!("docker ps -a -q --filter label=dockgate.tenant={b}");
+    assert_eq!(alpha.ok(&gw, &forged_filter), "");
+    assert_eq!(alpha.ok(&gw, "docker ps -a -q --filter name=secret"), "");
+    assert_eq!(alpha.ok(&gw, "docker volume ls -q"), "");
+    assert_eq!(
+        alpha.ok(&gw, "docker network ls --format '{{.Name}}'"),
+        "anet"
+    );
+    alpha.ok(
+        &gw,
+        "docker container prune -f && docker volume prune -f && docker network prune -f",
+    );
+    let events = alpha.ok(
+        &gw,
+        "docker events --since 10m --until 0s --format '{{.Actor.ID}}'",
+    );
+    assert!(!events.contains(&id), "beta's events leaked:\n{events}");
+    // A label naming beta is overwritten; a name in beta's prefix stays in alpha's.
+    alpha.ok(
+        &gw,
+        &format!("docker create --label dockgate.tenant={b} --name {b}.forged {SLEEPER}"),
+    );
+    assert_eq!(
+        beta.ok(
+            &gw,
+            "docker ps -a --format '{{.Names}}' --filter name=forged"
+        ),
+        ""
+    );
+    // A volume of the same name is alpha's own, empty.
+    assert_eq!(
+        alpha.ok(
+            &gw,
+            "docker run --rm -v bvol:/data --network none busybox ls /data"
+        ),
+        ""
+    );
+
+    // Nothing of beta's changed.
+    assert_eq!(
+        docker_direct(&[
+            "container",
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.Name}}",
+            &id
+        ]),
+        before
+    );
+    assert_eq!(beta.ok(&gw, "docker exec secret cat /data/file"), "s3cret");
+    assert_eq!(
+        beta.ok(
+            &gw,
+            "docker ps -a --format '{{.Names}}' | sort | tr '\\n' ' '"
+        ),
+        "secret stopped"
+    );
+    assert_eq!(
+        beta.ok(&gw, "docker volume ls -q | sort | tr '\\n' ' '"),
+        "bvol spare"
+    );
+    assert_eq!(
+        beta.ok(&gw, "docker network ls --format '{{.Name}}'"),
+        "bnet"
+    );
+}
+
+#[test]
+fn tenant_limits_say_which_limit() {
+    let gamma = TenantUser::new("gamma");
+    let delta = TenantUser::new("delta");
+    let gw = gateway(&[
+        (&gamma, "max_containers = 2"),
+        (&delta, "max_memory = 100000000"),
+    ]);
+    gamma.ok(
+        &gw,
+        &format!("docker create {SLEEPER} >/dev/null && docker create {SLEEPER} >/dev/null"),
+    );
+    let out = gamma.docker(&gw, &format!("docker create {SLEEPER}"));
+    assert!(
+        out.stderr.contains(&format!(
+            "dockgate: tenant {} has reached its limit of 2 containers (max_containers)",
+            gamma.tenant
+        )),
+        "{out}"
+    );
+    delta.ok(&gw, &format!("docker create --memory 60m {SLEEPER}"));
+    let out = delta.docker(&gw, &format!("docker create --memory 40m {SLEEPER}"));
+    assert!(
+        out.stderr
+            .contains("would exceed its memory limit of 100000000 bytes (max_memory)"),
+        "{out}"
+    );
+    let out = delta.docker(&gw, &format!("docker create {SLEEPER}"));
+    assert!(
+        out.stderr.contains("give the container one with --memory"),
+        "{out}"
+    );
+    assert_eq!(delta.ok(&gw, "docker ps -aq | wc -l"), "1");
+}
