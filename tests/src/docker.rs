@@ -251,7 +251,12 @@ impl Container {
 
     /// As [`Container::start_on`], with extra `docker run` options.
     pub fn start_with(sock: &str, tag: &str, options: &[&str], cmd: &[&str]) -> Container {
-        let name = crate::unique_name(tag);
+        Container::start_named(sock, &crate::unique_name(tag), options, cmd)
+    }
+
+    /// As [`Container::start_with`], under exactly `name`.
+    pub fn start_named(sock: &str, name: &str, options: &[&str], cmd: &[&str]) -> Container {
+        let name = name.to_string();
         let mut args = vec!["run", "-d", "-i", "--network", "none", "--name", &name];
         args.extend(options);
         args.push("busybox");

@@ -246,28 +246,37 @@ pub fn all() -> Vec<Scenario> {
 
 /// Runs `scenario` with `cli` on `endpoint`, with its own `$C`, `$N`, `$W`; normalised.
 pub fn run(scenario: &Scenario, cli: Cli, endpoint: &Endpoint, container: &Container) -> Outcome {
-    let work = TempDir::new("work").expect("work dir");
     let name = unique_name(scenario.name.trim_start_matches('_'));
+    run_as(scenario, cli, endpoint, &container.name, &name, None)
+}
+
+/// Runs `scenario` with `$C` = `container` and `$N` = `name`, both as the caller names them;
+/// in `tenant`'s namespace when given (for the clean-up on dockerd's socket).
+fn run_as(
+    scenario: &Scenario,
+    cli: Cli,
+    endpoint: &Endpoint,
+    container: &str,
+    name: &str,
+    tenant: Option<&str>,
+) -> Outcome {
+    let work = TempDir::new("work").expect("work dir");
     let work_path = work.path().display().to_string();
     let mut outcome = run_script(
         cli,
         endpoint,
         scenario.script,
         &[
-            ("C", &container.name),
-            ("N", &name),
+            ("C", container),
+            ("N", name),
             ("W", &work_path),
             ("PATTERN_100M", PATTERN_100M),
         ],
         scenario.stdin,
     );
-    cleanup(&name);
+    cleanup(name, tenant);
     outcome.stderr = without_cli_noise(&outcome.stderr);
-    for (value, placeholder) in [
-        (container.name.as_str(), "$C"),
-        (name.as_str(), "$N"),
-        (work_path.as_str(), "$W"),
-    ] {
+    for (value, placeholder) in [(container, "$C"), (name, "$N"), (work_path.as_str(), "$W")] {
         outcome.stdout = outcome.stdout.replace(value, placeholder);
         outcome.stderr = outcome.stderr.replace(value, placeholder);
     }
@@ -286,10 +295,11 @@ fn without_cli_noise(stderr: &str) -> String {
         .collect()
 }
 
-/// Removes what a scenario may have made under `name`.
-fn cleanup(name: &str) {
+/// Removes what a scenario may have made under `name` (images are not namespaced).
+fn cleanup(name: &str, tenant: Option<&str>) {
+    let engine = tenant.map_or(name.to_string(), |t| format!("{t}.{name}"));
     let script = format!(
-        "docker rm -f {name} {name}-renamed >/dev/null 2>&1; docker rmi -f {name} >/dev/null 2>&1; true"
+        "docker rm -f {engine} {engine}-renamed >/dev/null 2>&1; docker rmi -f {name} >/dev/null 2>&1; true"
     );
     run_script(Cli::Current, &Endpoint::direct(), &script, &[], None);
 }
@@ -338,6 +348,43 @@ pub fn compare_all(cli: Cli, endpoint: &Endpoint) -> Vec<(String, Outcome, Outco
             failures.push((scenario.name.to_string(), direct, through));
         }
     }
+    failures
+}
+
+/// As [`compare_all`], for a tenant's user behind `endpoint`: the scenarios' container and
+/// names are `tag`-based, so two tenants given the same tag use the same names at once.
+/// Builds are left out: images are not namespaced yet, so two tenants building the same
+/// tag would share (and remove) one image.
+pub fn compare_all_as_tenant(
+    cli: Cli,
+    endpoint: &Endpoint,
+    tenant: &str,
+    tag: &str,
+) -> Vec<(String, Outcome, Outcome)> {
+    let view = format!("{tag}-c");
+    let label = format!("dockgate.tenant={tenant}");
+    let container = Container::start_named(
+        crate::nginx::SYSTEM_DOCKERD,
+        &format!("{tenant}.{view}"),
+        &["--label", &label],
+        &["sleep", "3600"],
+    );
+    let mut failures = Vec::new();
+    for scenario in all() {
+        if scenario.only.is_some_and(|only| only != cli) || scenario.name.starts_with("build_") {
+            continue;
+        }
+        let direct = direct_outcome(&scenario, cli);
+        let name = format!(
+            "{tag}-{}",
+            scenario.name.trim_start_matches('_').replace('_', "-")
+        );
+        let through = run_as(&scenario, cli, endpoint, &view, &name, Some(tenant));
+        if through != direct {
+            failures.push((scenario.name.to_string(), direct, through));
+        }
+    }
+    drop(container);
     failures
 }
 

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use dockgate_tests::docker::{docker_direct, run_script, Cli, Endpoint, Outcome, Transport};
 use dockgate_tests::nginx::{sidecar_binary, Flavor, Gateway, GatewayOptions};
+use dockgate_tests::scenarios::{compare_all_as_tenant, report};
 use dockgate_tests::{raw, TempDir};
 
 /// A tenant name of this process's own, so parallel tests never share a namespace.
@@ -69,6 +70,17 @@ impl TenantUser {
             &[("DOCKER_CONFIG", &config)],
             None,
         )
+    }
+
+    /// The gateway as this user's CLI reaches it.
+    fn endpoint(&self, gw: &Gateway) -> Endpoint {
+        let mut e = Endpoint::gateway(gw, Transport::Tcp);
+        e.label = format!("tenant {}", self.tenant);
+        e.env.push((
+            "DOCKER_CONFIG".into(),
+            self.config.path().display().to_string(),
+        ));
+        e
     }
 
     fn ok(&self, gw: &Gateway, script: &str) -> String {
@@ -212,6 +224,37 @@ fn two_tenants_use_the_same_names_and_each_sees_its_own() {
     );
     assert_eq!(alpha.ok(&gw, "docker ps -a -q"), "");
     assert_eq!(beta.ok(&gw, "docker ps --format '{{.Names}}'"), "web");
+}
+
+#[test]
+fn two_tenants_pass_the_conformance_suite_at_once_with_the_same_names() {
+    let (alpha, beta) = (TenantUser::new("alpha"), TenantUser::new("beta"));
+    let gw = gateway(&[(&alpha, ""), (&beta, "")]);
+    let tag = format!("conf{}", std::process::id());
+    let reports: Vec<String> = std::thread::scope(|s| {
+        let runs: Vec<_> = [&alpha, &beta]
+            .map(|u| {
+                let (gw, tag) = (&gw, &tag);
+                s.spawn(move || {
+                    let failures =
+                        compare_all_as_tenant(Cli::Current, &u.endpoint(gw), &u.tenant, tag);
+                    if failures.is_empty() {
+                        String::new()
+                    } else {
+                        format!("### tenant {}\n{}", u.tenant, report(&failures))
+                    }
+                })
+            })
+            .into_iter()
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let text = reports.concat();
+    assert!(
+        text.is_empty(),
+        "{text}\nsidecar log:\n{}",
+        gw.sidecar_log()
+    );
 }
 
 /// What one attempt on another tenant's objects must produce.

@@ -26,6 +26,10 @@ pub fn rewrite(tenant: &str, template: &str, status: u16, body: &[u8]) -> Option
                 json.get_mut("Name")
                     .map(|n| demangle_json(n, |s| demangle_container(tenant, s)));
             }
+            "/containers/{id}/stats" => {
+                json.get_mut("name")
+                    .map(|n| demangle_json(n, |s| demangle_container(tenant, s)));
+            }
             "/volumes" => {
                 if let Some(Json::Array(volumes)) = json.get_mut("Volumes") {
                     volumes.retain_mut(|v| {

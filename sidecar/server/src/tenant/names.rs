@@ -89,6 +89,35 @@ pub fn with_tenant_filter(filters: Option<&str>, tenant: &str) -> Result<String,
     Ok(Json::Object(map).to_string())
 }
 
+/// Mangles the values of the `key` filter (e.g. `container` in events, which matches names
+/// and IDs): each value is also looked for under the tenant's name. ID-like values stay
+/// too; the tenant filter keeps other tenants' objects out either way.
+pub fn with_mangled_filter(filters: &str, key: &str, tenant: &str) -> String {
+    let Ok(Json::Object(mut map)) = serde_json::from_str::<Json>(filters) else {
+        return filters.to_string();
+    };
+    let both = |v: &str| [v.to_string(), mangle(tenant, v)];
+    match map.get_mut(key) {
+        Some(Json::Array(values)) => {
+            let old: Vec<String> = values
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect();
+            *values = old.iter().flat_map(|v| both(v)).map(Json::String).collect();
+        }
+        Some(Json::Object(values)) => {
+            let old: Vec<String> = values.keys().cloned().collect();
+            *values = old
+                .iter()
+                .flat_map(|v| both(v))
+                .map(|v| (v, Json::Bool(true)))
+                .collect();
+        }
+        _ => {}
+    }
+    Json::Object(map).to_string()
+}
+
 /// Removes the tenant's prefix from names quoted in dockerd's messages
 /// (`The container name "/alpha.web" is already in use` → `"/web"`).
 pub fn demangle_text(tenant: &str, text: &str) -> String {
@@ -166,6 +195,22 @@ mod tests {
         );
         assert!(with_tenant_filter(Some("[1]"), "alpha").is_err());
         assert!(with_tenant_filter(Some(r#"{"label":"x"}"#), "alpha").is_err());
+    }
+
+    #[test]
+    fn container_filters_look_in_the_namespace() {
+        assert_eq!(
+            with_mangled_filter(
+                r#"{"container":["web"],"type":["container"]}"#,
+                "container",
+                "alpha"
+            ),
+            r#"{"container":["web","alpha.web"],"type":["container"]}"#
+        );
+        assert_eq!(
+            with_mangled_filter(r#"{"container":{"web":true}}"#, "container", "alpha"),
+            r#"{"container":{"alpha.web":true,"web":true}}"#
+        );
     }
 
     #[test]

@@ -8,7 +8,10 @@ use dockgate_api::uri::CanonicalUri;
 use dockgate_policy::gojson::Value;
 
 use super::lookup;
-use super::names::{builtin_network, generated, mangle, with_tenant_filter, LABEL, MEMORY_LABEL};
+use super::names::{
+    builtin_network, generated, mangle, with_mangled_filter, with_tenant_filter, LABEL,
+    MEMORY_LABEL,
+};
 use crate::config::Tenant;
 use crate::decision::Refusal;
 
@@ -54,8 +57,13 @@ pub async fn admit(
         // Volumes dockerd makes for `-v name:/path` have no label: the answer is filtered
         // by name instead.
         "/volumes" => mediate = true,
-        "/containers/prune" | "/volumes/prune" | "/networks/prune" | "/events" => {
-            filter(&mut uri, t)?
+        "/containers/prune" | "/volumes/prune" | "/networks/prune" => filter(&mut uri, t)?,
+        "/events" => {
+            filter(&mut uri, t)?;
+            if let Some(f) = uri.query_value("filters") {
+                let f = with_mangled_filter(f, "container", t);
+                set_query(&mut uri, "filters", f);
+            }
         }
         "/containers/create" => {
             let name = match uri.query_value("name") {
@@ -86,10 +94,13 @@ pub async fn admit(
         if let Some(engine_ref) = engine_ref {
             replace_param(&mut uri, endpoint.template, &engine_ref);
         }
-        let shows_names = matches!(
-            endpoint.template,
-            "/containers/{id}/json" | "/volumes/{name}" | "/networks/{id}"
-        ) && endpoint.method == dockgate_api::endpoints::Method::Get;
+        let one_stats = endpoint.template == "/containers/{id}/stats"
+            && matches!(uri.query_value("stream"), Some("0" | "false"));
+        let shows_names = one_stats
+            || matches!(
+                endpoint.template,
+                "/containers/{id}/json" | "/volumes/{name}" | "/networks/{id}"
+            ) && endpoint.method == dockgate_api::endpoints::Method::Get;
         let body_names = matches!(
             endpoint.template,
             "/networks/{id}/connect" | "/networks/{id}/disconnect"
