@@ -55,7 +55,11 @@ cp "$sidecar" "$tmp/dockgate"
 
 # --- the sidecar: one on a unix socket for nginx, one on TCP for wrk --------------------
 start_sidecar() { # NAME LISTEN
-    sed -e "s#unix:/run/dockgate/sidecar.sock#$2#" sidecar/server/src/default.toml >"$tmp/$1.toml"
+    # (the relayed unix listener of the default config goes to this run's directory too)
+    sed -e "s#unix:/run/dockgate/sidecar.sock#$2#" \
+        -e "s#\"/run/dockgate/docker.sock\"#\"$tmp/$1-docker.sock\"#" \
+        -e "s#unix:/run/dockgate/private/#unix:$tmp/$1-private/#" \
+        sidecar/server/src/default.toml >"$tmp/$1.toml"
     RUST_LOG=warn "$tmp/dockgate" serve --config "$tmp/$1.toml" 2>"$tmp/$1.log" &
     pids+=($!)
 }

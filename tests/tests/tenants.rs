@@ -262,7 +262,7 @@ fn missing(out: &Outcome) -> bool {
     let err = out.stderr.to_ascii_lowercase();
     out.code != 0
         && (err.contains("no such ") || err.contains("not found"))
-        && !err.contains("dockgate")
+        && !err.contains("dockgate:")
 }
 
 #[test]
@@ -484,4 +484,124 @@ fn tenant_limits_say_which_limit() {
         "{out}"
     );
     assert_eq!(delta.ok(&gw, "docker ps -aq | wc -l"), "1");
+}
+
+#[test]
+fn images_are_the_tenants_own_and_shared_ones_are_read_only() {
+    let (alpha, beta) = (TenantUser::new("alpha"), TenantUser::new("beta"));
+    let gw = gateway(&[(&alpha, ""), (&beta, "")]);
+    let work = TempDir::new("tenant-images").unwrap();
+    let ctx = work.path().display().to_string();
+    std::fs::write(work.path().join("f"), &alpha.tenant).unwrap();
+    std::fs::write(work.path().join("Dockerfile"), "FROM busybox\nCOPY f /f\n").unwrap();
+    // Alpha: a tag of the shared busybox, a commit and a build, all under its names.
+    alpha.ok(
+        &gw,
+        &format!(
+            "docker tag busybox app:1 && \
+             docker run --name mine --network none busybox sh -c 'echo {t} > /proof' && \
+             docker commit mine app:2 >/dev/null && \
+             DOCKER_BUILDKIT=0 docker build -q -t built {ctx} >/dev/null",
+            t = alpha.tenant
+        ),
+    );
+    let images = alpha.ok(
+        &gw,
+        "docker images --format '{{.Repository}}:{{.Tag}}' | sort",
+    );
+    for want in ["app:1", "app:2", "built:latest", "busybox:latest"] {
+        assert!(
+            images.lines().any(|l| l == want),
+            "{want} missing:\n{images}"
+        );
+    }
+    assert!(!images.contains("dockgate-"), "{images}");
+    assert_eq!(
+        alpha.ok(
+            &gw,
+            "docker run --rm --pull never --network none app:2 cat /proof"
+        ),
+        alpha.tenant
+    );
+    assert_eq!(
+        alpha.ok(
+            &gw,
+            "docker run --rm --pull never --network none built cat /f"
+        ),
+        alpha.tenant
+    );
+    assert_eq!(
+        alpha.ok(&gw, "docker ps -a --format '{{.Image}}' --filter name=mine"),
+        "busybox"
+    );
+    let private_id = alpha.ok(&gw, "docker image inspect -f '{{.Id}}' app:2");
+    let engine = docker_direct(&["image", "inspect", "-f", "{{.RepoTags}}", &private_id]);
+    assert!(
+        engine.contains(&format!("dockgate-{}/library/app:2", alpha.tenant)),
+        "{engine}"
+    );
+
+    // Beta sees none of it, whatever the reference, and changes nothing.
+    let hex = private_id.trim_start_matches("sha256:");
+    let a = &alpha.tenant;
+    let attempts = [
+        "docker image inspect app:2".to_string(),
+        "docker image inspect built".into(),
+        format!("docker image inspect dockgate-{a}/library/app:2"),
+        format!("docker image inspect {private_id}"),
+        format!("docker image inspect {}", &hex[..12]),
+        format!("docker history {}", &hex[..12]),
+        "docker run --rm --pull never --network none app:2 true".into(),
+        format!(
+            "docker run --rm --pull never --network none {} true",
+            &hex[..12]
+        ),
+        format!("docker tag {} stolen", &hex[..12]),
+        "docker rmi app:2".into(),
+        format!("docker rmi {}", &hex[..12]),
+        format!("docker save {} | cat >/dev/null", &hex[..12]),
+        "docker save built | cat >/dev/null".into(),
+    ];
+    let failures: Vec<String> = attempts
+        .iter()
+        .filter_map(|a| {
+            let out = beta.docker(&gw, a);
+            (!missing(&out)).then(|| format!("{a}:\n{out}"))
+        })
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let beta_images = beta.ok(&gw, "docker images --format '{{.Repository}}:{{.Tag}}'");
+    assert!(
+        !beta_images.contains("app") && !beta_images.contains("built"),
+        "{beta_images}"
+    );
+    // Beta's own app:2 is beta's; alpha's stays alpha's.
+    beta.ok(&gw, "docker tag busybox app:2");
+    assert_eq!(
+        alpha.ok(
+            &gw,
+            "docker run --rm --pull never --network none app:2 cat /proof"
+        ),
+        alpha.tenant
+    );
+    // Shared images are read-only for tenants; loads would bypass the namespace.
+    let out = beta.docker(&gw, "docker rmi busybox");
+    assert!(
+        out.stderr
+            .contains("dockgate: busybox is shared by all tenants"),
+        "{out}"
+    );
+    let out = beta.docker(&gw, "docker save busybox | docker load");
+    assert!(
+        out.stderr
+            .contains("dockgate: docker load is not available to tenants"),
+        "{out}"
+    );
+    // Cleanup of what the tenants tagged (the Drop guard removes containers).
+    for (u, images) in [(&alpha, "app:1 app:2 built"), (&beta, "app:2")] {
+        u.ok(&gw, &format!("docker rmi {images} >/dev/null"));
+    }
+    assert!(
+        docker_direct(&["image", "inspect", "-f", "{{.Id}}", "busybox"]).starts_with("sha256:")
+    );
 }

@@ -22,6 +22,7 @@ use crate::decision::{decide, identify, Identity, Refusal, Transport};
 use crate::forward::forward;
 use crate::metrics::Metrics;
 use crate::tenant::answer;
+use crate::tenant::pull::pull;
 use crate::tenant::request::{admit, rewrite_body};
 
 /// Shared state of the service.
@@ -297,14 +298,32 @@ async fn mediated(State(s): State<Arc<AppState>>, req: Request) -> Response {
             } else {
                 body
             };
-            let forwarded = forward(
-                &s.config.dockerd,
-                parts.method,
-                &allowed.uri.to_string(),
-                &parts.headers,
-                body,
-            )
-            .await;
+            let pull_from = allowed
+                .uri
+                .query_value("fromImage")
+                .filter(|_| template == "/images/create");
+            let forwarded = match (tenant, pull_from) {
+                (Some(tenant), Some(from)) => {
+                    let tag = allowed.uri.query_value("tag");
+                    let uri = allowed.uri.to_string();
+                    let (dockerd, headers) = (&s.config.dockerd, &parts.headers);
+                    return match pull(dockerd, &tenant.name, &uri, from, tag, headers).await {
+                        Ok(resp) if resp.status().is_success() => resp,
+                        Ok(resp) => tenant_answer(&tenant.name, template, resp).await,
+                        Err(e) => refused(&Refusal::new(502, format!("{e:#}"))),
+                    };
+                }
+                _ => {
+                    forward(
+                        &s.config.dockerd,
+                        parts.method,
+                        &allowed.uri.to_string(),
+                        &parts.headers,
+                        body,
+                    )
+                    .await
+                }
+            };
             match (forwarded, tenant) {
                 (Ok(resp), Some(tenant)) => tenant_answer(&tenant.name, template, resp).await,
                 (Ok(resp), None) => resp,

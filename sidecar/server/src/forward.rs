@@ -61,8 +61,19 @@ pub async fn forward(
 /// Asks dockerd a question of its own (`GET path`): the status and the JSON answer
 /// (`null` when the answer is not JSON).
 pub async fn get_json(dockerd: &Path, path: &str) -> anyhow::Result<(u16, serde_json::Value)> {
+    call_json(dockerd, Method::GET, path).await
+}
+
+/// As [`get_json`], with another method (and no body).
+pub async fn call_json(
+    dockerd: &Path,
+    method: Method,
+    path: &str,
+) -> anyhow::Result<(u16, serde_json::Value)> {
     let mut sender = connect(dockerd).await?;
-    let req = Request::get(path)
+    let req = Request::builder()
+        .method(method)
+        .uri(path)
         .header("host", HeaderValue::from_static("docker"))
         .body(Full::new(Bytes::new()))
         .context("build the request to dockerd")?;

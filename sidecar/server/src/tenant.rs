@@ -9,6 +9,8 @@
 //! - [`answer`]: answers on the way out (pure).
 
 pub mod answer;
+pub mod images;
 pub mod lookup;
 pub mod names;
+pub mod pull;
 pub mod request;

@@ -3,6 +3,7 @@
 
 use serde_json::Value as Json;
 
+use super::images::{demangle_image, visible_image};
 use super::names::{demangle, demangle_container, demangle_text};
 
 /// The answer to a tenant's mediated request, rewritten; `None` when it is not JSON (then
@@ -20,11 +21,31 @@ pub fn rewrite(tenant: &str, template: &str, status: u16, body: &[u8]) -> Option
                     if let Some(Json::Array(names)) = c.get_mut("Names") {
                         names.retain_mut(|n| demangle_json(n, |s| demangle_container(tenant, s)));
                     }
+                    if let Some(image) = c.get_mut("Image") {
+                        demangle_json(image, |s| demangle_image(tenant, s));
+                    }
                 }
             }
             "/containers/{id}/json" => {
                 json.get_mut("Name")
                     .map(|n| demangle_json(n, |s| demangle_container(tenant, s)));
+                if let Some(image) = json.pointer_mut("/Config/Image") {
+                    demangle_json(image, |s| demangle_image(tenant, s));
+                }
+            }
+            "/images/json" => {
+                json.as_array_mut()?
+                    .retain_mut(|image| visible(tenant, image));
+            }
+            "/images/{name*}/json" => {
+                visible(tenant, &mut json);
+            }
+            "/images/{name*}/history" => {
+                for layer in json.as_array_mut()?.iter_mut() {
+                    if let Some(Json::Array(tags)) = layer.get_mut("Tags") {
+                        tags.retain_mut(|t| demangle_json(t, |s| visible_image(tenant, s)));
+                    }
+                }
             }
             "/containers/{id}/stats" => {
                 json.get_mut("name")
@@ -52,6 +73,24 @@ pub fn rewrite(tenant: &str, template: &str, status: u16, body: &[u8]) -> Option
         }
     }
     serde_json::to_vec(&json).ok()
+}
+
+/// Keeps an image's tags and digests the tenant may see (its own, demangled, and shared
+/// ones); false when the tenant may see nothing of it (not its build, no visible tag).
+fn visible(tenant: &str, image: &mut Json) -> bool {
+    let mut any = false;
+    for key in ["RepoTags", "RepoDigests"] {
+        if let Some(Json::Array(refs)) = image.get_mut(key) {
+            refs.retain_mut(|r| demangle_json(r, |s| visible_image(tenant, s)));
+            any |= !refs.is_empty();
+        }
+    }
+    let built = image
+        .pointer("/Labels/dockgate.tenant")
+        .or_else(|| image.pointer("/Config/Labels/dockgate.tenant"))
+        .and_then(Json::as_str)
+        == Some(tenant);
+    any || built
 }
 
 fn plain(tenant: &str, name: &str) -> Option<String> {
@@ -119,6 +158,29 @@ mod tests {
                 r#"{"Name":"alpha.net","Containers":{"1":{"Name":"alpha.web"}}}"#
             ),
             r#"{"Containers":{"1":{"Name":"web"}},"Name":"net"}"#
+        );
+    }
+
+    #[test]
+    fn images_show_the_tenants_tags_and_the_shared_ones() {
+        assert_eq!(
+            rw(
+                "/images/json",
+                200,
+                r#"[{"Id":"1","RepoTags":["dockgate-alpha/library/app:1","busybox:latest"]},
+                    {"Id":"2","RepoTags":["dockgate-beta/library/app:1"]},
+                    {"Id":"3","RepoTags":[],"Labels":{"dockgate.tenant":"alpha"}},
+                    {"Id":"4","RepoTags":[],"Labels":{"dockgate.tenant":"beta"}}]"#
+            ),
+            r#"[{"Id":"1","RepoTags":["app:1","busybox:latest"]},{"Id":"3","Labels":{"dockgate.tenant":"alpha"},"RepoTags":[]}]"#
+        );
+        assert_eq!(
+            rw(
+                "/containers/json",
+                200,
+                r#"[{"Image":"dockgate-alpha/library/app:1","Names":["/alpha.web"]}]"#
+            ),
+            r#"[{"Image":"app:1","Names":["/web"]}]"#
         );
     }
 

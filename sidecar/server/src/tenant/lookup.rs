@@ -9,6 +9,7 @@ use std::path::Path;
 
 use serde_json::Value as Json;
 
+use super::images::{demangle_image, mangle_image, shared_image};
 use super::names::{builtin_network, mangle, LABEL};
 use crate::decision::Refusal;
 use crate::forward::get_json;
@@ -23,10 +24,19 @@ async fn ask(dockerd: &Path, path: &str) -> Result<(u16, Json), Refusal> {
 
 /// Percent-encodes a reference for one path segment.
 fn segment(reference: &str) -> String {
+    encode(reference, b"-._")
+}
+
+/// Percent-encodes an image reference for the path (dockerd's image routes take `/`).
+fn image_path(reference: &str) -> String {
+    encode(reference, b"-._/:@")
+}
+
+fn encode(reference: &str, keep: &[u8]) -> String {
     reference
         .bytes()
         .map(|b| {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_') {
+            if b.is_ascii_alphanumeric() || keep.contains(&b) {
                 (b as char).to_string()
             } else {
                 format!("%{b:02X}")
@@ -119,6 +129,70 @@ pub async fn network(dockerd: &Path, tenant: &str, reference: &str) -> Result<St
         404,
         format!("network {reference} not found"),
     ))
+}
+
+/// What a tenant may do with an image it names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImageUse {
+    /// Run, inspect, tag from, save: its own images and shared ones.
+    Read,
+    /// Remove, push: its own images only.
+    Own,
+}
+
+/// The engine's reference (or full ID) of the image a tenant names: its own name first,
+/// then an ID or ID prefix of an image it built or tagged, then a shared image.
+pub async fn image(
+    dockerd: &Path,
+    tenant: &str,
+    reference: &str,
+    usage: ImageUse,
+) -> Result<String, Refusal> {
+    let missing = || Refusal::new_plain(404, format!("No such image: {reference}"));
+    if let Some(own) = mangle_image(tenant, reference) {
+        let (status, _) = ask(dockerd, &format!("/images/{}/json", image_path(&own))).await?;
+        if status == 200 {
+            return Ok(own);
+        }
+    }
+    let hex = reference.strip_prefix("sha256:").unwrap_or(reference);
+    let id_like = id_like(hex);
+    let (status, json) = ask(dockerd, &format!("/images/{}/json", image_path(reference))).await?;
+    if status != 200 {
+        return Err(missing());
+    }
+    let tags: Vec<&str> = json
+        .get("RepoTags")
+        .and_then(Json::as_array)
+        .map(|t| t.iter().filter_map(Json::as_str).collect())
+        .unwrap_or_default();
+    let owned = owner(json.pointer("/Config/Labels")) == Some(tenant)
+        || tags.iter().any(|t| demangle_image(tenant, t).is_some());
+    let shared = if id_like {
+        tags.iter().any(|t| shared_image(t))
+    } else {
+        shared_image(reference)
+    };
+    match (owned && id_like, shared, usage) {
+        (true, _, _) => Ok(json
+            .get("Id")
+            .and_then(Json::as_str)
+            .unwrap_or(hex)
+            .to_string()),
+        (false, true, ImageUse::Read) => Ok(if id_like {
+            json.get("Id")
+                .and_then(Json::as_str)
+                .unwrap_or(hex)
+                .to_string()
+        } else {
+            reference.to_string()
+        }),
+        (false, true, ImageUse::Own) => Err(Refusal::new(
+            403,
+            format!("{reference} is shared by all tenants: only an admin can change it"),
+        )),
+        (false, false, _) => Err(missing()),
+    }
 }
 
 /// The tenant's containers (running or not) and the memory they were created with.

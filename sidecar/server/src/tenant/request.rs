@@ -7,7 +7,8 @@ use dockgate_api::endpoints::{Endpoint, Resource};
 use dockgate_api::uri::CanonicalUri;
 use dockgate_policy::gojson::Value;
 
-use super::lookup;
+use super::images::mangle_image;
+use super::lookup::{self, ImageUse};
 use super::names::{
     builtin_network, generated, mangle, with_mangled_filter, with_tenant_filter, LABEL,
     MEMORY_LABEL,
@@ -29,7 +30,11 @@ fn unavailable(template: &str) -> Option<&'static str> {
     Some(match template {
         "/system/df" => "docker system df is not available to tenants",
         "/images/prune" | "/build/prune" => {
-            "pruning images and the build cache is for admins: images are shared by tenants"
+            "pruning images and the build cache is for admins: shared images are everyone's"
+        }
+        "/images/load" => {
+            "docker load is not available to tenants: loaded images keep the names in the \
+             archive, outside the tenant's namespace"
         }
         _ => return None,
     })
@@ -77,6 +82,47 @@ pub async fn admit(
                 let id = lookup::container(dockerd, t, &c).await?;
                 set_query(&mut uri, "container", id);
             }
+            mangle_repo(&mut uri, t, "repo")?;
+        }
+        "/images/json" => mediate = true,
+        "/images/create" => {
+            if uri.query_value("fromImage").is_some() {
+                if uri.query_value("tag").is_some_and(|tag| tag.contains(':')) {
+                    return Err(Refusal::new(
+                        403,
+                        "pulls by digest are not available to tenants yet: pull a tag",
+                    ));
+                }
+                // Pulled under the registry's name, then tagged into the namespace.
+                mediate = true;
+            } else {
+                mangle_repo(&mut uri, t, "repo")?;
+            }
+        }
+        "/build" => {
+            mangle_repo(&mut uri, t, "t")?;
+            // Images built by a tenant are its own, tagged or not.
+            let labels = match uri.query_value("labels") {
+                None | Some("") => serde_json::Map::new(),
+                Some(text) => match serde_json::from_str(text) {
+                    Ok(serde_json::Value::Object(map)) => map,
+                    _ => return Err(Refusal::new(400, format!("invalid labels: {text}"))),
+                },
+            };
+            let mut labels = labels;
+            labels.insert(LABEL.into(), serde_json::Value::String(t.into()));
+            set_query(
+                &mut uri,
+                "labels",
+                serde_json::Value::Object(labels).to_string(),
+            );
+        }
+        "/images/{name*}/tag" => mangle_repo(&mut uri, t, "repo")?,
+        "/images/get" => {
+            if let Some(name) = uri.query_value("names").map(str::to_string) {
+                let engine = lookup::image(dockerd, t, &name, ImageUse::Read).await?;
+                set_query(&mut uri, "names", engine);
+            }
         }
         _ => {}
     }
@@ -89,6 +135,16 @@ pub async fn admit(
             }
             Resource::Volume => Some(lookup::volume(dockerd, t, param).await?),
             Resource::Network => Some(lookup::network(dockerd, t, param).await?),
+            Resource::Image if endpoint.template.starts_with("/images/") => {
+                let usage = if endpoint.method == dockgate_api::endpoints::Method::Delete
+                    || endpoint.template.ends_with("/push")
+                {
+                    ImageUse::Own
+                } else {
+                    ImageUse::Read
+                };
+                Some(lookup::image(dockerd, t, param, usage).await?)
+            }
             _ => None,
         };
         if let Some(engine_ref) = engine_ref {
@@ -99,7 +155,11 @@ pub async fn admit(
         let shows_names = one_stats
             || matches!(
                 endpoint.template,
-                "/containers/{id}/json" | "/volumes/{name}" | "/networks/{id}"
+                "/containers/{id}/json"
+                    | "/volumes/{name}"
+                    | "/networks/{id}"
+                    | "/images/{name*}/json"
+                    | "/images/{name*}/history"
             ) && endpoint.method == dockgate_api::endpoints::Method::Get;
         let body_names = matches!(
             endpoint.template,
@@ -129,14 +189,38 @@ fn set_query(uri: &mut CanonicalUri, key: &str, value: String) {
     }
 }
 
-/// Puts the engine's reference where the template has `{id}` or `{name}`.
+/// Puts the engine's reference where the template has `{id}`, `{name}` or `{name*}`
+/// (which spans segments).
 fn replace_param(uri: &mut CanonicalUri, template: &str, value: &str) {
-    let at = template[1..]
-        .split('/')
-        .position(|p| p == "{id}" || p == "{name}");
+    let parts: Vec<&str> = template[1..].split('/').collect();
+    if let Some(star) = parts.iter().position(|p| *p == "{name*}") {
+        let tail = parts.len() - star - 1;
+        let end = uri.segments.len().saturating_sub(tail);
+        if end > star {
+            uri.segments
+                .splice(star..end, value.split('/').map(str::to_string));
+        }
+        return;
+    }
+    let at = parts.iter().position(|p| *p == "{id}" || *p == "{name}");
     if let Some(segment) = at.and_then(|i| uri.segments.get_mut(i)) {
         *segment = value.to_string();
     }
+}
+
+/// Mangles the image repository in query parameter `key` (`t` of a build may carry a tag).
+fn mangle_repo(uri: &mut CanonicalUri, tenant: &str, key: &str) -> Result<(), Refusal> {
+    let Some(repo) = uri
+        .query_value(key)
+        .filter(|r| !r.is_empty())
+        .map(str::to_string)
+    else {
+        return Ok(());
+    };
+    let engine = mangle_image(tenant, &repo)
+        .ok_or_else(|| Refusal::new(400, format!("invalid reference format: {repo}")))?;
+    set_query(uri, key, engine);
+    Ok(())
 }
 
 /// Rewrites the body of a tenant's mediated request: labels and names on creates, and the
@@ -195,6 +279,14 @@ async fn container_create(
         _ => 0,
     };
     limits(dockerd, tenant, memory).await?;
+    if let Some(image) = body
+        .field("Image")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+    {
+        let engine = lookup::image(dockerd, t, &image, ImageUse::Read).await?;
+        body.set_field("Image", Value::String(engine));
+    }
     let labels = body.object_field("Labels");
     labels.set_map_key(LABEL, Value::String(t.into()));
     labels.set_map_key(MEMORY_LABEL, Value::String(memory.to_string()));

@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# dockgate tenants benchmark: what namespaces cost on a busy engine.
+#
+# Makes BENCH_CONTAINERS (1000) containers across BENCH_TENANTS (10) tenants on dockerd (every
+# other one running `sleep`), then times `docker ps` and `docker ps -a`:
+#   - an admin on dockerd's socket (sees all of them),
+#   - one tenant's user through the full gateway (nginx + module + sidecar: label filter on
+#     the list, answer demangled by the sidecar), which sees its 1/10th.
+# Each figure is the median of BENCH_REPEAT (20) runs of the docker CLI, in milliseconds.
+# Prints a Markdown report on stdout; progress on stderr. Loopback and unix sockets only;
+# the containers use --network none and are removed at the end.
+set -euo pipefail
+export LC_ALL=C
+cd "$(dirname "$0")/.."
+repo=$PWD
+
+total=${BENCH_CONTAINERS:-1000}
+tenants=${BENCH_TENANTS:-10}
+repeat=${BENCH_REPEAT:-20}
+dockerd_sock=/var/run/docker.sock
+nginx_bin=/usr/sbin/nginx
+module=$repo/build/debian/ngx_http_dockgate_module.so
+sidecar=$repo/target/release/dockgate
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+die() {
+    log "$*"
+    exit 1
+}
+for f in "$module" "$sidecar"; do
+    [ -e "$f" ] || die "$f missing: run make module sidecar"
+done
+
+tmp=$(mktemp -d /tmp/dockgate-bench-tenants.XXXXXX)
+prefix=bt$$n
+pids=()
+cleanup() {
+    local p
+    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    log "removing the benchmark's containers"
+    DOCKER_HOST=unix://$dockerd_sock docker ps -aq --filter "name=^$prefix" |
+        xargs -r -n 100 env DOCKER_HOST=unix://$dockerd_sock docker rm -f >/dev/null 2>&1 || true
+    rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+cp "$module" "$tmp/module.so"
+cp "$sidecar" "$tmp/dockgate"
+
+# --- the engine's population: TENANT.cN, labelled, as the gateway makes them -------------
+log "creating $total containers across $tenants tenants"
+export DOCKER_HOST=unix://$dockerd_sock
+for i in $(seq 0 $((total - 1))); do
+    t=$prefix$((i % tenants))
+    echo "create --network none --label dockgate.tenant=$t --name $t.c$i busybox sleep 3600"
+done | xargs -P 4 -L 1 docker >/dev/null
+DOCKER_HOST=unix://$dockerd_sock docker ps -aq --filter "name=^$prefix" | awk 'NR % 2' |
+    xargs -r -n 50 docker start >/dev/null
+unset DOCKER_HOST
+
+# --- sidecar and nginx -------------------------------------------------------------------
+token=bench-token
+hash=$("$tmp/dockgate" hash-token "$token")
+sed -e "s#unix:/run/dockgate/sidecar.sock#unix:$tmp/sidecar.sock#" \
+    -e "s#\"/run/dockgate/docker.sock\"#\"$tmp/docker.sock\"#" \
+    -e "s#unix:/run/dockgate/private/#unix:$tmp/private/#" \
+    sidecar/server/src/default.toml >"$tmp/sidecar.toml"
+cat >>"$tmp/sidecar.toml" <<TOML
+
+[tenants.${prefix}0]
+
+[[users]]
+name = "tenant-user"
+role = "developer"
+tenant = "${prefix}0"
+token_sha256 = ["$hash"]
+TOML
+RUST_LOG=warn "$tmp/dockgate" serve --config "$tmp/sidecar.toml" 2>"$tmp/sidecar.log" &
+pids+=($!)
+port=$(free_port)
+cat >"$tmp/nginx.conf" <<CONF
+load_module $tmp/module.so;
+user root root;
+daemon off;
+worker_processes 2;
+pid $tmp/nginx.pid;
+error_log $tmp/error.log notice;
+events { worker_connections 4096; }
+http {
+    client_body_temp_path $tmp/tmp_body;
+    proxy_temp_path $tmp/tmp_proxy;
+    include $repo/nginx-conf/dockgate-http.conf;
+    include $repo/nginx-conf/dockerd-upstream.conf;
+    upstream dockgate_sidecar { server unix:$tmp/sidecar.sock; keepalive 16; }
+    access_log off;
+    server {
+        listen 127.0.0.1:$port;
+        set \$dockgate_listener loopback;
+        include $repo/nginx-conf/docker-api-common.conf;
+        include $repo/nginx-conf/docker-api-policy.conf;
+    }
+}
+CONF
+for _ in $(seq 1 50); do [ -S "$tmp/sidecar.sock" ] && break; sleep 0.1; done
+"$nginx_bin" -p "$tmp" -c "$tmp/nginx.conf" </dev/null >"$tmp/nginx.out" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do
+    curl -sf "http://127.0.0.1:$port/_ping" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+mkdir -p "$tmp/cli"
+echo "{\"HttpHeaders\":{\"Authorization\":\"Bearer $token\"}}" >"$tmp/cli/config.json"
+
+# --- timings --------------------------------------------------------------------------------
+median_ms() { # DOCKER_HOST DOCKER_CONFIG ARGS...
+    local host=$1 config=$2
+    shift 2
+    for _ in $(seq 1 "$repeat"); do
+        local start end
+        start=$(date +%s%N)
+        DOCKER_HOST=$host DOCKER_CONFIG=$config docker "$@" >/dev/null || die "docker $* failed via $host"
+        end=$(date +%s%N)
+        echo $(((end - start) / 1000))
+    done | sort -n | awk '{ v[NR] = $1 } END { printf "%.1f", v[int((NR + 1) / 2)] / 1000 }'
+}
+count() { DOCKER_HOST=$1 DOCKER_CONFIG=$2 docker "${@:3}" -q | wc -l; }
+direct=unix://$dockerd_sock
+gateway=tcp://127.0.0.1:$port
+mkdir -p "$tmp/admin"
+log "timing docker ps ($repeat runs each)"
+n_direct_ps=$(count "$direct" "$tmp/admin" ps)
+n_direct_all=$(count "$direct" "$tmp/admin" ps -a)
+n_gw_ps=$(count "$gateway" "$tmp/cli" ps)
+n_gw_all=$(count "$gateway" "$tmp/cli" ps -a)
+d_ps=$(median_ms "$direct" "$tmp/admin" ps)
+g_ps=$(median_ms "$gateway" "$tmp/cli" ps)
+d_all=$(median_ms "$direct" "$tmp/admin" ps -a)
+g_all=$(median_ms "$gateway" "$tmp/cli" ps -a)
+# The same view asked of dockerd directly: what the gateway itself adds.
+f_ps=$(median_ms "$direct" "$tmp/admin" ps --filter "label=dockgate.tenant=${prefix}0")
+f_all=$(median_ms "$direct" "$tmp/admin" ps -a --filter "label=dockgate.tenant=${prefix}0")
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+cat <<REPORT
+- machine: $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) RAM, Linux $(uname -r)
+- nginx $("$nginx_bin" -v 2>&1 | sed 's/.*nginx\///') (Debian) + module, worker_processes 2; sidecar $(git log -1 --format=%h); dockerd $(docker version --format '{{.Server.Version}}' 2>/dev/null), docker CLI $(docker version --format '{{.Client.Version}}' 2>/dev/null)
+- engine: $total containers of $tenants tenants (every other one running), plus whatever else dockerd holds
+
+| command | admin, dockerd's socket | tenant, full gateway | gateway / admin | same label filter on dockerd's socket | gateway / filtered |
+|---|---|---|---|---|---|
+| \`docker ps\` | $d_ps ms ($n_direct_ps listed) | $g_ps ms ($n_gw_ps listed) | $(ratio "$g_ps" "$d_ps")x | $f_ps ms | $(ratio "$g_ps" "$f_ps")x |
+| \`docker ps -a\` | $d_all ms ($n_direct_all listed) | $g_all ms ($n_gw_all listed) | $(ratio "$g_all" "$d_all")x | $f_all ms | $(ratio "$g_all" "$f_all")x |
+REPORT
