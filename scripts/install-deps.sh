@@ -10,6 +10,7 @@ packages=(
     busybox-static              # offline test image rootfs
     openssl curl wrk bsdutils   # test certificates, probes, benchmarks, `script` for -t
     python3                     # another local user's client in the peer-credential tests
+    docker-compose              # compose projects in two tenants (Debian's 1.29)
 )
 
 missing=()

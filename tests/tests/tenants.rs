@@ -605,3 +605,53 @@ fn images_are_the_tenants_own_and_shared_ones_are_read_only() {
         docker_direct(&["image", "inspect", "-f", "{{.Id}}", "busybox"]).starts_with("sha256:")
     );
 }
+
+#[test]
+fn compose_brings_one_project_up_in_two_tenants_and_down_again() {
+    let (alpha, beta) = (TenantUser::new("alpha"), TenantUser::new("beta"));
+    let gw = gateway(&[(&alpha, ""), (&beta, "")]);
+    let project = TempDir::new("compose").unwrap();
+    std::fs::write(
+        project.path().join("docker-compose.yml"),
+        "version: \"3.7\"\n\
+         services:\n  web:\n    image: busybox\n    command: sleep 600\n    network_mode: none\n    \
+         volumes: [\"data:/data\"]\n  \
+         worker:\n    image: busybox\n    command: sh -c 'echo $$HOSTNAME > /data/worker; sleep 600'\n    \
+         network_mode: none\n    volumes: [\"data:/data\"]\n\
+         volumes:\n  data: {}\n",
+    )
+    .unwrap();
+    let dir = project.path().display().to_string();
+    let compose = |u: &TenantUser, args: &str| {
+        format!(
+            "DOCKER_HOST=tcp://127.0.0.1:{port} docker-compose --no-ansi -p demo -f {dir}/docker-compose.yml {args}",
+            port = gw.port
+        ) + &format!(" # {}", u.tenant)
+    };
+    std::thread::scope(|s| {
+        for u in [&alpha, &beta] {
+            let script = compose(u, "up -d");
+            let gw = &gw;
+            s.spawn(move || u.ok(gw, &script));
+        }
+    });
+    for u in [&alpha, &beta] {
+        let ps = u.ok(&gw, "docker ps --format '{{.Names}}' | sort | tr '\\n' ' '");
+        assert_eq!(ps, "demo_web_1 demo_worker_1", "{}", u.tenant);
+        let listed = u.ok(&gw, &compose(u, "ps --services | sort | tr '\\n' ' '"));
+        assert_eq!(listed, "web worker");
+        assert_eq!(u.ok(&gw, "docker volume ls -q"), "demo_data");
+        assert!(u
+            .ok(&gw, "docker exec demo_web_1 ls /data")
+            .contains("worker"));
+    }
+    alpha.ok(&gw, &compose(&alpha, "down -v"));
+    assert_eq!(alpha.ok(&gw, "docker ps -a -q"), "");
+    assert_eq!(alpha.ok(&gw, "docker volume ls -q"), "");
+    assert_eq!(
+        beta.ok(&gw, "docker ps --format '{{.Names}}' | sort | tr '\\n' ' '"),
+        "demo_web_1 demo_worker_1"
+    );
+    beta.ok(&gw, &compose(&beta, "down -v"));
+    assert_eq!(beta.ok(&gw, "docker ps -a -q"), "");
+}
