@@ -202,6 +202,24 @@ fn two_tenants_use_the_same_names_and_each_sees_its_own() {
         assert!(name.starts_with(&format!("/{t}.")), "{name}");
         u.ok(&gw, &format!("docker rm {id}"));
     }
+    // Streams speak the tenant's names too: events, and stats as they come.
+    for u in [&alpha, &beta] {
+        let events = u.ok(
+            &gw,
+            "docker events --since 5m --until 0s --filter container=web \
+             --filter event=start --format '{{.Actor.Attributes.name}} {{.From}}'",
+        );
+        assert_eq!(events, "web busybox", "{}", u.tenant);
+        let stats = u.ok(
+            &gw,
+            &format!(
+                "curl -s -m 3 -H 'Authorization: Bearer {}' \
+                 'http://127.0.0.1:{}/v1.41/containers/web/stats?stream=1' | head -n 1 || true",
+                u.token, gw.port
+            ),
+        );
+        assert!(stats.contains("\"name\":\"/web\""), "{stats}");
+    }
     // The admin, on dockerd's socket, sees both, mangled and labelled.
     let names = docker_direct(&[
         "ps",

@@ -24,6 +24,7 @@ use crate::metrics::Metrics;
 use crate::tenant::answer;
 use crate::tenant::pull::pull;
 use crate::tenant::request::{admit, rewrite_body};
+use crate::tenant::stream::rewrite_lines;
 
 /// Shared state of the service.
 pub struct AppState {
@@ -325,6 +326,12 @@ async fn mediated(State(s): State<Arc<AppState>>, req: Request) -> Response {
                 }
             };
             match (forwarded, tenant) {
+                (Ok(resp), Some(tenant)) if streamed(template) && resp.status().is_success() => {
+                    let name = tenant.name.clone();
+                    rewrite_lines(resp, move |line| {
+                        answer::rewrite(&name, template, 200, line)
+                    })
+                }
                 (Ok(resp), Some(tenant)) => tenant_answer(&tenant.name, template, resp).await,
                 (Ok(resp), None) => resp,
                 (Err(e), _) => {
@@ -339,6 +346,11 @@ async fn mediated(State(s): State<Arc<AppState>>, req: Request) -> Response {
             }
         }
     }
+}
+
+/// Answers dockerd streams for as long as the client listens.
+fn streamed(template: &str) -> bool {
+    matches!(template, "/events" | "/containers/{id}/stats")
 }
 
 /// dockerd's answer to a tenant, with the engine's names turned back into the tenant's.

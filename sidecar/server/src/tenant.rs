@@ -14,3 +14,4 @@ pub mod lookup;
 pub mod names;
 pub mod pull;
 pub mod request;
+pub mod stream;

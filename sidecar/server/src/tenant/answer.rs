@@ -47,6 +47,29 @@ pub fn rewrite(tenant: &str, template: &str, status: u16, body: &[u8]) -> Option
                     }
                 }
             }
+            "/events" => {
+                let kind = json
+                    .get("Type")
+                    .and_then(Json::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                if let Some(Json::Object(attrs)) = json.pointer_mut("/Actor/Attributes") {
+                    for (key, value) in attrs.iter_mut() {
+                        match (kind.as_str(), key.as_str()) {
+                            ("container", "image") | ("image", "name") => {
+                                demangle_json(value, |s| demangle_image(tenant, s));
+                            }
+                            ("container" | "volume" | "network", "name") => {
+                                demangle_json(value, |s| plain(tenant, s));
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                if let Some(from) = json.get_mut("from") {
+                    demangle_json(from, |s| demangle_image(tenant, s));
+                }
+            }
             "/containers/{id}/stats" => {
                 json.get_mut("name")
                     .map(|n| demangle_json(n, |s| demangle_container(tenant, s)));
@@ -181,6 +204,18 @@ mod tests {
                 r#"[{"Image":"dockgate-alpha/library/app:1","Names":["/alpha.web"]}]"#
             ),
             r#"[{"Image":"app:1","Names":["/web"]}]"#
+        );
+    }
+
+    #[test]
+    fn events_name_the_tenants_objects() {
+        assert_eq!(
+            rw(
+                "/events",
+                200,
+                r#"{"Type":"container","Action":"start","Actor":{"ID":"1","Attributes":{"name":"alpha.web","image":"dockgate-alpha/library/app:1","dockgate.tenant":"alpha"}},"from":"dockgate-alpha/library/app:1"}"#
+            ),
+            r#"{"Action":"start","Actor":{"Attributes":{"dockgate.tenant":"alpha","image":"app:1","name":"web"},"ID":"1"},"Type":"container","from":"app:1"}"#
         );
     }
 

@@ -4,35 +4,17 @@
 //! (an admin's shared image), so what a tenant pulled, perhaps with its own credentials,
 //! is not left for the others.
 
-use std::convert::Infallible;
 use std::path::Path;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method};
 use axum::response::Response;
-use http_body::Frame;
 use http_body_util::BodyExt;
 use tokio::sync::mpsc;
 
 use super::images::mangle_image;
+use super::stream::ChannelBody;
 use crate::forward::{call_json, forward};
-
-/// A response body fed from a channel.
-struct ChannelBody(mpsc::Receiver<Bytes>);
-
-impl http_body::Body for ChannelBody {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.0.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b))))
-    }
-}
 
 /// The reference pulled: `fromImage` with its tag (the `tag` parameter, or `latest`).
 fn pulled(from: &str, tag: Option<&str>) -> String {

@@ -64,6 +64,7 @@ pub async fn admit(
         "/volumes" => mediate = true,
         "/containers/prune" | "/volumes/prune" | "/networks/prune" => filter(&mut uri, t)?,
         "/events" => {
+            mediate = true;
             filter(&mut uri, t)?;
             if let Some(f) = uri.query_value("filters") {
                 let f = with_mangled_filter(f, "container", t);
@@ -150,9 +151,7 @@ pub async fn admit(
         if let Some(engine_ref) = engine_ref {
             replace_param(&mut uri, endpoint.template, &engine_ref);
         }
-        let one_stats = endpoint.template == "/containers/{id}/stats"
-            && matches!(uri.query_value("stream"), Some("0" | "false"));
-        let shows_names = one_stats
+        let shows_names = endpoint.template == "/containers/{id}/stats"
             || matches!(
                 endpoint.template,
                 "/containers/{id}/json"
