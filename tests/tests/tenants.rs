@@ -230,6 +230,10 @@ fn two_tenants_use_the_same_names_and_each_sees_its_own() {
         assert!(names.contains(&format!("{t}.web {t}")), "{names}");
     }
 
+    // Disk usage counts the tenant's own (and the shared images).
+    let df = alpha.ok(&gw, "docker system df -v --format '{{json .}}'");
+    assert!(df.contains("web") && df.contains("data"), "{df}");
+    assert!(!df.contains(&beta.tenant), "{df}");
     // The sidecar keeps nothing: restarted, it finds the same world.
     gw.restart_sidecar();
     assert_eq!(

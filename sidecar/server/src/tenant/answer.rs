@@ -37,6 +37,39 @@ pub fn rewrite(tenant: &str, template: &str, status: u16, body: &[u8]) -> Option
                 json.as_array_mut()?
                     .retain_mut(|image| visible(tenant, image));
             }
+            "/system/df" => {
+                if let Some(Json::Array(images)) = json.get_mut("Images") {
+                    images.retain_mut(|image| visible(tenant, image));
+                }
+                let layers: i64 = json["Images"]
+                    .as_array()
+                    .map(|i| i.iter().filter_map(|i| i["Size"].as_i64()).sum())
+                    .unwrap_or(0);
+                json["LayersSize"] = Json::from(layers);
+                if let Some(Json::Array(containers)) = json.get_mut("Containers") {
+                    containers.retain(|c| {
+                        c.pointer("/Labels/dockgate.tenant").and_then(Json::as_str) == Some(tenant)
+                    });
+                    for c in containers.iter_mut() {
+                        if let Some(Json::Array(names)) = c.get_mut("Names") {
+                            names.retain_mut(|n| {
+                                demangle_json(n, |s| demangle_container(tenant, s))
+                            });
+                        }
+                        if let Some(image) = c.get_mut("Image") {
+                            demangle_json(image, |s| demangle_image(tenant, s));
+                        }
+                    }
+                }
+                if let Some(Json::Array(volumes)) = json.get_mut("Volumes") {
+                    volumes.retain_mut(|v| {
+                        v.get_mut("Name")
+                            .is_some_and(|n| demangle_json(n, |s| plain(tenant, s)))
+                    });
+                }
+                // The build cache is the engine's, not the tenant's.
+                json["BuildCache"] = Json::Array(Vec::new());
+            }
             "/images/{name*}/json" => {
                 visible(tenant, &mut json);
             }
@@ -204,6 +237,20 @@ mod tests {
                 r#"[{"Image":"dockgate-alpha/library/app:1","Names":["/alpha.web"]}]"#
             ),
             r#"[{"Image":"app:1","Names":["/web"]}]"#
+        );
+    }
+
+    #[test]
+    fn disk_usage_counts_the_tenants_objects_only() {
+        assert_eq!(
+            rw(
+                "/system/df",
+                200,
+                r#"{"LayersSize":999,"Images":[{"RepoTags":["busybox:latest"],"Size":2},{"RepoTags":["dockgate-beta/library/x:1"],"Size":5}],
+                    "Containers":[{"Names":["/alpha.web"],"Labels":{"dockgate.tenant":"alpha"}},{"Names":["/beta.web"],"Labels":{"dockgate.tenant":"beta"}}],
+                    "Volumes":[{"Name":"alpha.data"},{"Name":"beta.data"}],"BuildCache":[{"ID":"x"}]}"#
+            ),
+            r#"{"BuildCache":[],"Containers":[{"Labels":{"dockgate.tenant":"alpha"},"Names":["/web"]}],"Images":[{"RepoTags":["busybox:latest"],"Size":2}],"LayersSize":2,"Volumes":[{"Name":"data"}]}"#
         );
     }
 

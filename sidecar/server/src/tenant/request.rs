@@ -28,7 +28,6 @@ pub struct Admitted {
 /// Endpoints that would show or change other tenants' objects and have no tenant form yet.
 fn unavailable(template: &str) -> Option<&'static str> {
     Some(match template {
-        "/system/df" => "docker system df is not available to tenants",
         "/images/prune" | "/build/prune" => {
             "pruning images and the build cache is for admins: shared images are everyone's"
         }
@@ -85,7 +84,7 @@ pub async fn admit(
             }
             mangle_repo(&mut uri, t, "repo")?;
         }
-        "/images/json" => mediate = true,
+        "/images/json" | "/system/df" => mediate = true,
         "/images/create" => {
             if uri.query_value("fromImage").is_some() {
                 if uri.query_value("tag").is_some_and(|tag| tag.contains(':')) {
