@@ -8,7 +8,9 @@
 #      cycle: direct socket vs transport-only gateway vs full gateway (nginx + module +
 #      sidecar, mediated create).
 #   3. GET /containers/json, sequential keep-alive requests (same Python client everywhere):
-#      p50/p99 direct vs transport-only gateway vs full gateway.
+#      p50/p99 direct vs transport-only gateway vs full gateway (TCP, and the unix socket the
+#      sidecar owns and relays to nginx with the caller's credentials).
+#   4. 200 MB of `docker exec` stdout: direct vs full gateway over TCP vs the relayed socket.
 #
 # Knobs: BENCH_WRK_SECONDS (10) BENCH_WRK_CONNS (16) BENCH_RUN_CYCLES (30)
 #        BENCH_LAT_REQUESTS (3000)
@@ -96,6 +98,13 @@ http {
         include $repo/nginx-conf/docker-api-common.conf;
         include $repo/nginx-conf/docker-api-policy.conf;
     }
+    # The unix socket the sidecar owns relays here (peer credentials).
+    server {
+        listen unix:$tmp/sidecar-private/docker-api.sock proxy_protocol;
+        set \$dockgate_listener unix;
+        include $repo/nginx-conf/docker-api-common.conf;
+        include $repo/nginx-conf/docker-api-policy.conf;
+    }
 }
 CONF
 for _ in $(seq 1 50); do [ -S "$tmp/sidecar.sock" ] && break; sleep 0.1; done
@@ -121,7 +130,7 @@ auth_row() { # LABEL METHOD URI [CONNECTIONS]
     p99=$(awk '$1 == "99%" { print $2 }' <<<"$out")
     echo "| $1 | $rps | $p50 | $p99 |"
 }
-log "1/3: wrk on the auth endpoint"
+log "1/4: wrk on the auth endpoint"
 auth_allow=$(auth_row "allow: GET /v1.41/containers/json" GET /v1.41/containers/json)
 auth_mediated=$(auth_row "allow, mediated: POST /v1.41/containers/create" POST "/v1.41/containers/create?name=x")
 auth_refuse=$(auth_row "refuse: POST /v1.41/swarm/init" POST /v1.41/swarm/init)
@@ -140,7 +149,7 @@ cycle_row() { # LABEL DOCKER_HOST
     end=$(date +%s%N)
     echo $(((end - start) / cycles / 1000000))
 }
-log "2/3: $cycles docker run cycles per endpoint"
+log "2/4: $cycles docker run cycles per endpoint"
 c_direct=$(cycle_row direct "unix://$dockerd_sock")
 c_gw=$(cycle_row gateway "tcp://127.0.0.1:$port_gw")
 c_full=$(cycle_row full "tcp://127.0.0.1:$port_full")
@@ -186,10 +195,31 @@ for i in range(n + 200):
 times.sort()
 print(times[len(times) // 2] // 1000, times[len(times) * 99 // 100] // 1000)
 PY
-log "3/3: GET /containers/json, $lat_requests sequential requests per endpoint"
+log "3/4: GET /containers/json, $lat_requests sequential requests per endpoint"
 read -r l_direct l_direct99 < <(python3 "$tmp/latency.py" "unix:$dockerd_sock" "$lat_requests")
 read -r l_gw l_gw99 < <(python3 "$tmp/latency.py" "127.0.0.1:$port_gw" "$lat_requests")
 read -r l_full l_full99 < <(python3 "$tmp/latency.py" "127.0.0.1:$port_full" "$lat_requests")
+read -r l_relay l_relay99 < <(python3 "$tmp/latency.py" "unix:$tmp/sidecar-docker.sock" "$lat_requests")
+
+# --- 4. a bulk stream through the sidecar's unix socket (relay) vs the TCP listener ------
+log "4/4: 200 MB of exec stdout, full gateway over TCP vs the relayed unix socket"
+stream_c=$(docker run -d --network none busybox:latest sleep 600)
+pids_c=$stream_c
+stream_mbps() { # DOCKER_HOST
+    local start end best=0 mbps
+    for _ in 1 2 3; do
+        start=$(date +%s%N)
+        DOCKER_HOST=$1 docker exec "$stream_c" head -c 209715200 /dev/zero | wc -c >/dev/null
+        end=$(date +%s%N)
+        mbps=$((200 * 1000000000 / (end - start)))
+        ((mbps > best)) && best=$mbps
+    done
+    echo "$best"
+}
+s_direct=$(stream_mbps "unix://$dockerd_sock")
+s_full=$(stream_mbps "tcp://127.0.0.1:$port_full")
+s_relay=$(stream_mbps "unix://$tmp/sidecar-docker.sock")
+docker rm -f "$pids_c" >/dev/null
 
 grep -E '\[(alert|crit|emerg)\]' "$tmp/error.log" >&2 && log "nginx reported errors (above)"
 
@@ -218,8 +248,14 @@ In-process decision time over these $decisions decisions (the sidecar's histogra
 
 **3. GET /containers/json**, $lat_requests sequential keep-alive requests (same client):
 
-| | direct (unix socket) | gateway (transport only, TCP) | full gateway (TCP) |
-|---|---|---|---|
-| p50 | $l_direct µs | $l_gw µs (+$((l_gw - l_direct)) µs) | $l_full µs (+$((l_full - l_direct)) µs) |
-| p99 | $l_direct99 µs | $l_gw99 µs | $l_full99 µs |
+| | direct (unix socket) | gateway (transport only, TCP) | full gateway (TCP) | full gateway (sidecar's unix socket, relayed) |
+|---|---|---|---|---|
+| p50 | $l_direct µs | $l_gw µs (+$((l_gw - l_direct)) µs) | $l_full µs (+$((l_full - l_direct)) µs) | $l_relay µs (+$((l_relay - l_direct)) µs) |
+| p99 | $l_direct99 µs | $l_gw99 µs | $l_full99 µs | $l_relay99 µs |
+
+**4. \`docker exec C head -c 200M /dev/zero\`**, best of 3, MB/s:
+
+| direct | full gateway (TCP) | full gateway (sidecar's unix socket, relayed) |
+|---|---|---|
+| $s_direct | $s_full ($(awk -v a="$s_full" -v b="$s_direct" 'BEGIN { printf "%.2f", a / b }')x) | $s_relay ($(awk -v a="$s_relay" -v b="$s_direct" 'BEGIN { printf "%.2f", a / b }')x) |
 REPORT

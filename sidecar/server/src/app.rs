@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
@@ -299,52 +299,65 @@ async fn mediated(State(s): State<Arc<AppState>>, req: Request) -> Response {
             } else {
                 body
             };
-            let pull_from = allowed
-                .uri
-                .query_value("fromImage")
-                .filter(|_| template == "/images/create");
-            let forwarded = match (tenant, pull_from) {
-                (Some(tenant), Some(from)) => {
-                    let tag = allowed.uri.query_value("tag");
-                    let uri = allowed.uri.to_string();
-                    let (dockerd, headers) = (&s.config.dockerd, &parts.headers);
-                    return match pull(dockerd, &tenant.name, &uri, from, tag, headers).await {
-                        Ok(resp) if resp.status().is_success() => resp,
-                        Ok(resp) => tenant_answer(&tenant.name, template, resp).await,
-                        Err(e) => refused(&Refusal::new(502, format!("{e:#}"))),
-                    };
+            let (dockerd, headers) = (&s.config.dockerd, &parts.headers);
+            match tenant {
+                Some(t) => {
+                    tenant_forward(dockerd, &t.name, &allowed, parts.method, headers, body).await
                 }
-                _ => {
-                    forward(
-                        &s.config.dockerd,
-                        parts.method,
-                        &allowed.uri.to_string(),
-                        &parts.headers,
-                        body,
-                    )
-                    .await
-                }
-            };
-            match (forwarded, tenant) {
-                (Ok(resp), Some(tenant)) if streamed(template) && resp.status().is_success() => {
-                    let name = tenant.name.clone();
-                    rewrite_lines(resp, move |line| {
-                        answer::rewrite(&name, template, 200, line)
-                    })
-                }
-                (Ok(resp), Some(tenant)) => tenant_answer(&tenant.name, template, resp).await,
-                (Ok(resp), None) => resp,
-                (Err(e), _) => {
-                    tracing::error!(error = %format!("{e:#}"), "forwarding to dockerd failed");
-                    refused(&Refusal {
-                        status: 502,
-                        message: "dockgate: the Docker engine behind this gateway is unreachable"
-                            .into(),
-                        rule: None,
-                    })
-                }
+                None => forward(
+                    dockerd,
+                    parts.method,
+                    &allowed.uri.to_string(),
+                    headers,
+                    body,
+                )
+                .await
+                .unwrap_or_else(unreachable),
             }
         }
+    }
+}
+
+/// A forwarding failure, answered in Docker's shape.
+fn unreachable(e: anyhow::Error) -> Response {
+    tracing::error!(error = %format!("{e:#}"), "forwarding to dockerd failed");
+    refused(&Refusal::new(
+        502,
+        "the Docker engine behind this gateway is unreachable",
+    ))
+}
+
+/// A tenant's mediated request to dockerd, and the answer in the tenant's names: pulls are
+/// tagged into the namespace, streams rewritten line by line, other answers whole.
+async fn tenant_forward(
+    dockerd: &std::path::Path,
+    tenant: &str,
+    allowed: &crate::decision::Allowed,
+    method: Method,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
+    let template = allowed.endpoint.template;
+    let uri = &allowed.uri.to_string();
+    if template == "/images/create" {
+        if let Some(from) = allowed.uri.query_value("fromImage") {
+            let tag = allowed.uri.query_value("tag");
+            return match pull(dockerd, tenant, uri, from, tag, headers).await {
+                Ok(resp) if resp.status().is_success() => resp,
+                Ok(resp) => tenant_answer(tenant, template, resp).await,
+                Err(e) => unreachable(e),
+            };
+        }
+    }
+    match forward(dockerd, method, uri, headers, body).await {
+        Ok(resp) if streamed(template) && resp.status().is_success() => {
+            let tenant = tenant.to_string();
+            rewrite_lines(resp, move |line| {
+                answer::rewrite(&tenant, template, 200, line)
+            })
+        }
+        Ok(resp) => tenant_answer(tenant, template, resp).await,
+        Err(e) => unreachable(e),
     }
 }
 
