@@ -38,9 +38,12 @@ cleanup() {
     local p
     for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
     for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    # In small batches: hundreds of containers exiting at once, while other clients use
+    # the engine, have deadlocked dockerd 20.10's network controller here (libnetwork
+    # network lock; only a dockerd restart recovered).
     log "removing the benchmark's containers"
     DOCKER_HOST=unix://$dockerd_sock docker ps -aq --filter "name=^$prefix" |
-        xargs -r -n 100 env DOCKER_HOST=unix://$dockerd_sock docker rm -f >/dev/null 2>&1 || true
+        xargs -r -n 10 env DOCKER_HOST=unix://$dockerd_sock docker rm -f >/dev/null 2>&1 || true
     rm -rf "$tmp"
 }
 trap cleanup EXIT INT TERM
@@ -57,7 +60,7 @@ for i in $(seq 0 $((total - 1))); do
     echo "create --network none --label dockgate.tenant=$t --name $t.c$i busybox sleep 3600"
 done | xargs -P 4 -L 1 docker >/dev/null
 DOCKER_HOST=unix://$dockerd_sock docker ps -aq --filter "name=^$prefix" | awk 'NR % 2' |
-    xargs -r -n 50 docker start >/dev/null
+    xargs -r -n 10 docker start >/dev/null
 unset DOCKER_HOST
 
 # --- sidecar and nginx -------------------------------------------------------------------

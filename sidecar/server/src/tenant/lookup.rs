@@ -168,11 +168,9 @@ pub async fn image(
         .unwrap_or_default();
     let owned = owner(json.pointer("/Config/Labels")) == Some(tenant)
         || tags.iter().any(|t| demangle_image(tenant, t).is_some());
-    let shared = if id_like {
-        tags.iter().any(|t| shared_image(t))
-    } else {
-        shared_image(reference)
-    };
+    // Shared: the image has a plain (admin's) tag. A digest reference left behind by a
+    // tenant's pull names an image only that tenant tagged: not shared.
+    let shared = tags.iter().any(|t| shared_image(t)) && (id_like || shared_image(reference));
     match (owned && id_like, shared, usage) {
         (true, _, _) => Ok(json
             .get("Id")
