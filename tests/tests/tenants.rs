@@ -404,6 +404,24 @@ fn another_tenants_objects_look_missing_whatever_the_reference() {
         failures.join("\n")
     );
 
+    // One-character ID prefixes resolve among alpha's own containers only: another
+    // tenant's IDs neither answer nor make a prefix ambiguous.
+    let own_ids = alpha.ok(&gw, "docker ps -aq --no-trunc");
+    for c in "0123456789abcdef".chars() {
+        let mine: Vec<&str> = own_ids.lines().filter(|id| id.starts_with(c)).collect();
+        let out = alpha.docker(
+            &gw,
+            &format!("docker container inspect -f '{{{{.Id}}}}' {c}"),
+        );
+        match mine.as_slice() {
+            [] => assert!(missing(&out), "prefix {c}: {out}"),
+            [id] => assert_eq!(out.stdout.trim(), *id, "prefix {c}: {out}"),
+            _ => assert!(
+                out.stderr.contains("multiple IDs found"),
+                "prefix {c}: {out}"
+            ),
+        }
+    }
     // Lists, filters, prunes and events show and touch only alpha's own.
     assert_eq!(alpha.ok(&gw, "docker ps -a --format '{{.Names}}'"), "mine");
     let forged_filter = format!("docker ps -a -q --filter label=dockgate.tenant={b}");

@@ -57,23 +57,53 @@ fn owner(labels: Option<&Json>) -> Option<&str> {
 /// The full ID of the tenant's container `reference` (name, ID or ID prefix).
 pub async fn container(dockerd: &Path, tenant: &str, reference: &str) -> Result<String, Refusal> {
     let missing = || Refusal::new_plain(404, format!("No such container: {reference}"));
-    let mut candidates = vec![mangle(tenant, reference)];
-    if id_like(reference) {
-        candidates.push(reference.to_string());
-    }
-    for candidate in candidates {
-        let (status, json) = ask(
-            dockerd,
-            &format!("/containers/{}/json", segment(&candidate)),
-        )
-        .await?;
-        if status == 200 && owner(json.pointer("/Config/Labels")) == Some(tenant) {
-            if let Some(id) = json.get("Id").and_then(Json::as_str) {
-                return Ok(id.to_string());
-            }
+    let by_name = format!("/containers/{}/json", segment(&mangle(tenant, reference)));
+    let (status, json) = ask(dockerd, &by_name).await?;
+    if status == 200 && owner(json.pointer("/Config/Labels")) == Some(tenant) {
+        if let Some(id) = json.get("Id").and_then(Json::as_str) {
+            return Ok(id.to_string());
         }
     }
-    Err(missing())
+    if !id_like(reference) {
+        return Err(missing());
+    }
+    // Prefixes are matched among the tenant's own containers only: asking dockerd would
+    // tell apart "nobody's" from "ambiguous with another tenant's".
+    let filters = super::names::with_tenant_filter(None, tenant).unwrap_or_default();
+    let list = format!("/containers/json?all=1&filters={}", segment(&filters));
+    let ids = listed(dockerd, &list, "/Id").await?;
+    by_prefix(&ids, reference)?.ok_or_else(missing)
+}
+
+/// The values at `pointer` in each element of the JSON list dockerd answers at `path`.
+async fn listed(dockerd: &Path, path: &str, pointer: &str) -> Result<Vec<String>, Refusal> {
+    let (status, json) = ask(dockerd, path).await?;
+    match json.as_array() {
+        Some(items) if status == 200 => Ok(items
+            .iter()
+            .filter_map(|i| i.pointer(pointer)?.as_str().map(str::to_string))
+            .collect()),
+        _ => Err(Refusal::new(
+            502,
+            "the Docker engine's list could not be read",
+        )),
+    }
+}
+
+/// The one ID among `ids` that starts with `prefix` (`sha256:` ignored), as dockerd
+/// resolves prefixes; two or more is dockerd's ambiguity error.
+fn by_prefix(ids: &[String], prefix: &str) -> Result<Option<String>, Refusal> {
+    let bare = |s: &str| s.strip_prefix("sha256:").unwrap_or(s).to_string();
+    let want = bare(prefix);
+    let mut found = ids.iter().filter(|id| bare(id).starts_with(&want));
+    match (found.next(), found.next()) {
+        (None, _) => Ok(None),
+        (Some(id), None) => Ok(Some(id.clone())),
+        (Some(_), Some(_)) => Err(Refusal::new_plain(
+            400,
+            format!("multiple IDs found with provided prefix: {prefix}"),
+        )),
+    }
 }
 
 /// Checks that exec instance `id` runs in one of the tenant's containers.
@@ -113,22 +143,32 @@ pub async fn network(dockerd: &Path, tenant: &str, reference: &str) -> Result<St
     if builtin_network(reference) {
         return Ok(reference.to_string());
     }
-    let mut candidates = vec![mangle(tenant, reference)];
-    if id_like(reference) {
-        candidates.push(reference.to_string());
+    let missing = || Refusal::new_plain(404, format!("network {reference} not found"));
+    let mangled = mangle(tenant, reference);
+    let (status, json) = ask(dockerd, &format!("/networks/{}", segment(&mangled))).await?;
+    if status == 200 && owner(json.get("Labels")) == Some(tenant) {
+        return Ok(mangled);
     }
-    for candidate in candidates {
-        let (status, json) = ask(dockerd, &format!("/networks/{}", segment(&candidate))).await?;
-        if status == 200 && owner(json.get("Labels")) == Some(tenant) {
-            if let Some(name) = json.get("Name").and_then(Json::as_str) {
-                return Ok(name.to_string());
-            }
-        }
+    if !id_like(reference) {
+        return Err(missing());
     }
-    Err(Refusal::new_plain(
-        404,
-        format!("network {reference} not found"),
-    ))
+    let filters = super::names::with_tenant_filter(None, tenant).unwrap_or_default();
+    let path = format!("/networks?filters={}", segment(&filters));
+    let (status, json) = ask(dockerd, &path).await?;
+    let networks = json.as_array().filter(|_| status == 200);
+    let ids: Vec<String> = networks
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n["Id"].as_str().map(str::to_string))
+        .collect();
+    let id = by_prefix(&ids, reference)?.ok_or_else(missing)?;
+    let name = networks
+        .into_iter()
+        .flatten()
+        .find(|n| n["Id"].as_str() == Some(id.as_str()))
+        .and_then(|n| n["Name"].as_str())
+        .unwrap_or(&id);
+    Ok(name.to_string())
 }
 
 /// What a tenant may do with an image it names.
@@ -157,7 +197,36 @@ pub async fn image(
     }
     let hex = reference.strip_prefix("sha256:").unwrap_or(reference);
     let id_like = id_like(hex);
-    let (status, json) = ask(dockerd, &format!("/images/{}/json", image_path(reference))).await?;
+    let path = if id_like {
+        // Prefixes are matched among the images the tenant may see, as for containers.
+        let (status, list) = ask(dockerd, "/images/json?all=1").await?;
+        let Some(images) = list.as_array().filter(|_| status == 200) else {
+            return Err(Refusal::new(
+                502,
+                "the Docker engine's list could not be read",
+            ));
+        };
+        let ids: Vec<String> = images
+            .iter()
+            .filter(|i| {
+                let tags = i["RepoTags"].as_array().into_iter().flatten();
+                let mine = owner(i.get("Labels")) == Some(tenant);
+                mine || tags
+                    .filter_map(Json::as_str)
+                    .any(|t| demangle_image(tenant, t).is_some() || shared_image(t))
+            })
+            .filter_map(|i| i["Id"].as_str().map(str::to_string))
+            .collect();
+        match by_prefix(&ids, reference)? {
+            Some(id) => format!("/images/{}/json", image_path(&id)),
+            // Perhaps a name that looks like hex (dockerd tries names first); what it
+            // finds is checked below like any name.
+            None => format!("/images/{}/json", image_path(reference)),
+        }
+    } else {
+        format!("/images/{}/json", image_path(reference))
+    };
+    let (status, json) = ask(dockerd, &path).await?;
     if status != 200 {
         return Err(missing());
     }
@@ -215,4 +284,32 @@ pub async fn usage(dockerd: &Path, tenant: &str) -> Result<(usize, i64), Refusal
         })
         .sum();
     Ok((list.len(), memory))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_resolve_as_dockerd_resolves_them() {
+        let ids = [
+            "sha256:abc1".to_string(),
+            "abd2".to_string(),
+            "ffff".to_string(),
+        ];
+        assert_eq!(
+            by_prefix(&ids, "abc").unwrap().as_deref(),
+            Some("sha256:abc1")
+        );
+        assert_eq!(
+            by_prefix(&ids, "sha256:abd").unwrap().as_deref(),
+            Some("abd2")
+        );
+        assert_eq!(by_prefix(&ids, "0").unwrap(), None);
+        let e = by_prefix(&ids, "ab").unwrap_err();
+        assert_eq!(
+            (e.status, e.message.as_str()),
+            (400, "multiple IDs found with provided prefix: ab")
+        );
+    }
 }
