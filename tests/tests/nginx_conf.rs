@@ -117,6 +117,8 @@ fn shipped_example_configuration_is_valid() {
         .filter(|l| !l.trim_start().starts_with('#'))
         .any(|l| l.contains("/etc/nginx"));
     assert!(!unreplaced, "unreplaced path in:\n{conf}");
+    // The sidecar makes this directory (mode 0700) before nginx starts.
+    fs::create_dir(dir.path().join("private")).unwrap();
     let (ok, err) = nginx_t(Flavor::Debian, &conf);
     assert!(ok, "example nginx.conf: {err}");
 }
