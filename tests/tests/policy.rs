@@ -625,3 +625,63 @@ fn the_inject_policy_shows_in_docker_inspect() {
         "{env}"
     );
 }
+
+#[test]
+fn imports_from_a_url_are_refused_where_dockerd_would_fetch_them() {
+    // A loopback web server with an image archive: what dockerd could reach on its own.
+    let dir = dockgate_tests::TempDir::new("fetch").unwrap();
+    std::fs::write(dir.path().join("secret"), "host-only data").unwrap();
+    let tar = std::process::Command::new("tar")
+        .arg("-cf")
+        .arg(dir.path().join("secret.tar"))
+        .arg("-C")
+        .arg(dir.path())
+        .arg("secret")
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    let port = dockgate_tests::free_port();
+    let log = std::fs::File::create(dir.path().join("http.log")).unwrap();
+    let mut server = std::process::Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &port.to_string(),
+        ])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    dockgate_tests::wait_until(std::time::Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let fetches = || {
+        std::fs::read_to_string(dir.path().join("http.log"))
+            .unwrap_or_default()
+            .matches("GET /secret.tar")
+            .count()
+    };
+    let gw = Gateway::start_with(GatewayOptions::policy(Flavor::Debian));
+    let repo = unique_name("fetched");
+    let path =
+        format!("/v1.41/images/create?fromSrc=http://127.0.0.1:{port}/secret.tar&repo={repo}");
+    let (status, body) = raw::call(&Target::Tcp(gw.port), "POST", &path, "").unwrap();
+    let before = fetches();
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("dockgate: docker import from a URL is not allowed"),
+        "{body}"
+    );
+    assert_eq!(before, 0, "the gateway let dockerd fetch the URL");
+    // dockerd alone fetches it: a real way to read what only the host can reach.
+    let (status, body) =
+        raw::call(&Target::Unix(SYSTEM_DOCKERD.into()), "POST", &path, "").unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(fetches(), 1);
+    assert!(docker_direct_quiet(&["image", "rm", &repo]));
+    let _ = server.kill();
+    let _ = server.wait();
+}

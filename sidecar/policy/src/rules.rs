@@ -13,6 +13,7 @@ mod cgroup_parent;
 mod devices;
 mod namespaces;
 mod privileged;
+mod remote_fetch;
 mod security_opts;
 
 /// A request as the rules see it: which endpoint (its template in `dockgate-api`'s table),
@@ -99,6 +100,7 @@ pub static RULES: &[&Rule] = &[
     &binds::VOLUME_RULE,
     &cgroup_parent::RULE,
     &build::RULE,
+    &remote_fetch::RULE,
 ];
 
 /// Runs every rule; the first refusal wins.

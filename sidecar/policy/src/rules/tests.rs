@@ -72,6 +72,16 @@ fn ordinary_requests_pass() {
         decide("/build", &[("networkmode", "default"), ("t", "app")], ""),
         Ok(())
     );
+    // Archives and contexts the client sends are fine.
+    assert_eq!(decide("/images/create", &[("fromSrc", "-")], ""), Ok(()));
+    assert_eq!(
+        decide("/images/create", &[("fromImage", "busybox")], ""),
+        Ok(())
+    );
+    assert_eq!(
+        decide("/build", &[("remote", "client-session")], ""),
+        Ok(())
+    );
 }
 
 #[test]
@@ -231,6 +241,17 @@ fn other_endpoints_are_checked_too() {
         "volume_binds",
     );
     refused_by(decide("/build", &[("networkmode", "host")], ""), "build");
+    for url in [
+        "http://169.254.169.254/latest/",
+        "https://127.0.0.1:8080/x.tar",
+        "git@h:x.git",
+    ] {
+        refused_by(
+            decide("/images/create", &[("fromSrc", url)], ""),
+            "remote_fetch",
+        );
+        refused_by(decide("/build", &[("remote", url)], ""), "remote_fetch");
+    }
     refused_by(
         decide("/build", &[("cgroupparent", "/x")], ""),
         "cgroup_parent",
