@@ -685,6 +685,16 @@ fn compose_brings_one_project_up_in_two_tenants_and_down_again() {
             .ok(&gw, "docker exec demo_web_1 ls /data")
             .contains("worker"));
     }
+    // The admin sees each tenant's project under its own name.
+    let projects = docker_direct(&[
+        "ps",
+        "--filter",
+        &format!("label=dockgate.tenant={}", alpha.tenant),
+        "--format",
+        "{{.Label \"com.docker.compose.project\"}}",
+    ]);
+    let want = format!("{}.demo", alpha.tenant);
+    assert_eq!(projects.lines().collect::<Vec<_>>(), [want.as_str(); 2]);
     alpha.ok(&gw, &compose(&alpha, "down -v"));
     assert_eq!(alpha.ok(&gw, "docker ps -a -q"), "");
     assert_eq!(alpha.ok(&gw, "docker volume ls -q"), "");

@@ -4,7 +4,7 @@
 use serde_json::Value as Json;
 
 use super::images::{demangle_image, visible_image};
-use super::names::{demangle, demangle_container, demangle_text};
+use super::names::{demangle, demangle_container, demangle_text, NAME_LABELS};
 
 /// The answer to a tenant's mediated request, rewritten; `None` when it is not JSON (then
 /// it goes out as dockerd sent it).
@@ -24,11 +24,13 @@ pub fn rewrite(tenant: &str, template: &str, status: u16, body: &[u8]) -> Option
                     if let Some(image) = c.get_mut("Image") {
                         demangle_json(image, |s| demangle_image(tenant, s));
                     }
+                    name_labels(tenant, c.get_mut("Labels"));
                 }
             }
             "/containers/{id}/json" => {
                 json.get_mut("Name")
                     .map(|n| demangle_json(n, |s| demangle_container(tenant, s)));
+                name_labels(tenant, json.pointer_mut("/Config/Labels"));
                 if let Some(image) = json.pointer_mut("/Config/Image") {
                     demangle_json(image, |s| demangle_image(tenant, s));
                 }
@@ -110,6 +112,7 @@ pub fn rewrite(tenant: &str, template: &str, status: u16, body: &[u8]) -> Option
             "/volumes" => {
                 if let Some(Json::Array(volumes)) = json.get_mut("Volumes") {
                     volumes.retain_mut(|v| {
+                        name_labels(tenant, v.get_mut("Labels"));
                         v.get_mut("Name")
                             .is_some_and(|n| demangle_json(n, |s| plain(tenant, s)))
                     });
@@ -118,6 +121,7 @@ pub fn rewrite(tenant: &str, template: &str, status: u16, body: &[u8]) -> Option
             "/volumes/{name}" | "/volumes/create" => {
                 json.get_mut("Name")
                     .map(|n| demangle_json(n, |s| plain(tenant, s)));
+                name_labels(tenant, json.get_mut("Labels"));
             }
             "/networks" => {
                 for n in json.as_array_mut()?.iter_mut() {
@@ -164,7 +168,20 @@ fn demangle_json(value: &mut Json, f: impl Fn(&str) -> Option<String>) -> bool {
     }
 }
 
+/// Demangles the values of the labels that carry names (compose's project).
+fn name_labels(tenant: &str, labels: Option<&mut Json>) {
+    let Some(Json::Object(labels)) = labels else {
+        return;
+    };
+    for key in NAME_LABELS {
+        if let Some(value) = labels.get_mut(key) {
+            demangle_json(value, |s| plain(tenant, s));
+        }
+    }
+}
+
 fn network(tenant: &str, n: &mut Json) {
+    name_labels(tenant, n.get_mut("Labels"));
     if let Some(name) = n.get_mut("Name") {
         demangle_json(name, |s| plain(tenant, s));
     }

@@ -13,6 +13,10 @@ pub const LABEL: &str = "dockgate.tenant";
 /// `max_memory`, summed from one container list).
 pub const MEMORY_LABEL: &str = "dockgate.memory";
 
+/// Labels whose values are names in the tenant's namespace (compose's project), mangled
+/// on the way in and in filters, demangled on the way out.
+pub const NAME_LABELS: [&str; 1] = ["com.docker.compose.project"];
+
 /// Networks every engine has; they belong to no tenant and are never mangled.
 const BUILTIN_NETWORKS: [&str; 4] = ["default", "bridge", "host", "none"];
 
@@ -87,6 +91,34 @@ pub fn with_tenant_filter(filters: Option<&str>, tenant: &str) -> Result<String,
         Some(_) => return Err("invalid filters: label must be a list".into()),
     }
     Ok(Json::Object(map).to_string())
+}
+
+/// Mangles the values of `label=KEY=VALUE` filters whose key is one of [`NAME_LABELS`].
+pub fn with_mangled_label_filters(filters: &str, tenant: &str) -> String {
+    let Ok(Json::Object(mut map)) = serde_json::from_str::<Json>(filters) else {
+        return filters.to_string();
+    };
+    let mangled = |v: &str| match v.split_once('=') {
+        Some((key, value)) if NAME_LABELS.contains(&key) => {
+            format!("{key}={}", mangle(tenant, value))
+        }
+        _ => v.to_string(),
+    };
+    match map.get_mut("label") {
+        Some(Json::Array(values)) => {
+            for v in values.iter_mut() {
+                if let Some(text) = v.as_str() {
+                    *v = Json::String(mangled(text));
+                }
+            }
+        }
+        Some(Json::Object(values)) => {
+            let old = std::mem::take(values);
+            *values = old.into_iter().map(|(k, v)| (mangled(&k), v)).collect();
+        }
+        _ => {}
+    }
+    Json::Object(map).to_string()
 }
 
 /// Mangles the values of the `key` filter (e.g. `container` in events, which matches names
@@ -210,6 +242,24 @@ mod tests {
         assert_eq!(
             with_mangled_filter(r#"{"container":{"web":true}}"#, "container", "alpha"),
             r#"{"container":{"alpha.web":true,"web":true}}"#
+        );
+    }
+
+    #[test]
+    fn compose_project_filters_look_in_the_namespace() {
+        assert_eq!(
+            with_mangled_label_filters(
+                r#"{"label":["com.docker.compose.project=demo","other=x"]}"#,
+                "alpha"
+            ),
+            r#"{"label":["com.docker.compose.project=alpha.demo","other=x"]}"#
+        );
+        assert_eq!(
+            with_mangled_label_filters(
+                r#"{"label":{"com.docker.compose.project=demo":true}}"#,
+                "alpha"
+            ),
+            r#"{"label":{"com.docker.compose.project=alpha.demo":true}}"#
         );
     }
 

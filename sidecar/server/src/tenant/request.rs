@@ -10,8 +10,8 @@ use dockgate_policy::gojson::Value;
 use super::images::mangle_image;
 use super::lookup::{self, ImageUse};
 use super::names::{
-    builtin_network, generated, mangle, with_mangled_filter, with_tenant_filter, LABEL,
-    MEMORY_LABEL,
+    builtin_network, generated, mangle, with_mangled_filter, with_mangled_label_filters,
+    with_tenant_filter, LABEL, MEMORY_LABEL, NAME_LABELS,
 };
 use crate::config::Tenant;
 use crate::decision::Refusal;
@@ -60,7 +60,13 @@ pub async fn admit(
         }
         // Volumes dockerd makes for `-v name:/path` have no label: the answer is filtered
         // by name instead.
-        "/volumes" => mediate = true,
+        "/volumes" => {
+            if let Some(f) = uri.query_value("filters") {
+                let f = with_mangled_label_filters(f, t);
+                set_query(&mut uri, "filters", f);
+            }
+            mediate = true;
+        }
         "/containers/prune" | "/volumes/prune" | "/networks/prune" => filter(&mut uri, t)?,
         "/events" => {
             mediate = true;
@@ -173,11 +179,23 @@ pub async fn admit(
     Ok(Admitted { uri, mediate })
 }
 
+/// Limits a list to the tenant's objects (label filter), with compose's project filter
+/// in the tenant's namespace.
 fn filter(uri: &mut CanonicalUri, tenant: &str) -> Result<(), Refusal> {
     let filters =
         with_tenant_filter(uri.query_value("filters"), tenant).map_err(|e| Refusal::new(400, e))?;
-    set_query(uri, "filters", filters);
+    set_query(uri, "filters", with_mangled_label_filters(&filters, tenant));
     Ok(())
+}
+
+/// Names carried in labels (compose's project) go into the tenant's namespace too.
+fn mangle_name_labels(body: &mut Value, tenant: &str) {
+    let labels = body.object_field("Labels");
+    for key in NAME_LABELS {
+        if let Some(Value::String(v)) = labels.field_mut(key) {
+            *v = mangle(tenant, v);
+        }
+    }
 }
 
 fn set_query(uri: &mut CanonicalUri, key: &str, value: String) {
@@ -240,6 +258,7 @@ pub async fn rewrite_body(
                 _ => generated(t),
             };
             body.set_field("Name", Value::String(name));
+            mangle_name_labels(body, t);
             body.object_field("Labels")
                 .set_map_key(LABEL, Value::String(t.into()));
         }
@@ -285,6 +304,7 @@ async fn container_create(
         let engine = lookup::image(dockerd, t, &image, ImageUse::Read).await?;
         body.set_field("Image", Value::String(engine));
     }
+    mangle_name_labels(body, t);
     let labels = body.object_field("Labels");
     labels.set_map_key(LABEL, Value::String(t.into()));
     labels.set_map_key(MEMORY_LABEL, Value::String(memory.to_string()));
