@@ -28,6 +28,7 @@ struct RawConfig {
     #[serde(default)]
     users: Vec<RawUser>,
     listeners: BTreeMap<String, RawListener>,
+    registry: Option<crate::registry::RawRegistry>,
 }
 
 #[derive(Deserialize, Default)]
@@ -153,6 +154,8 @@ pub struct Config {
     pub roles: BTreeMap<String, Role>,
     pub users: Vec<User>,
     pub listeners: BTreeMap<String, Listener>,
+    /// The `[registry]` table: pull and push rights of the registry front-end.
+    pub registry: Option<crate::registry::RegistryConfig>,
 }
 
 /// Configuration problems, each with its line and key.
@@ -393,6 +396,12 @@ impl Config {
             env: raw_inject.env.iter().map(|e| e.get_ref().clone()).collect(),
         };
 
+        let user_names: Vec<&str> = users.iter().map(|u| u.name.as_str()).collect();
+        let registry = raw
+            .registry
+            .as_ref()
+            .map(|r| r.check(&user_names, &mut |span, key, msg| err(span, key, msg)));
+
         if !errors.is_empty() {
             return Err(fail(errors));
         }
@@ -413,6 +422,7 @@ impl Config {
             roles,
             users,
             listeners,
+            registry,
         })
     }
 }
