@@ -1,0 +1,606 @@
+//! The registry front-end under test: CNCF distribution (`docker-registry`) as the hosted
+//! registry and as the proxied upstream, stock nginx with `nginx-conf/registry-*.conf`, the
+//! sidecar deciding, and the docker CLI and skopeo as clients. Each piece runs on free
+//! loopback ports in a temp dir and stops on drop.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use crate::nginx::{sidecar_binary, stop_within};
+use crate::{free_port, repo_root, running_as_root, unique_name, wait_until, TempDir};
+
+/// Debian's build of CNCF distribution 2.8.
+pub const DISTRIBUTION: &str = "/usr/bin/docker-registry";
+
+/// The token of user `alice` (pushes to `team-a`, pulls `team-a` and `team-b`).
+pub const ALICE_TOKEN: &str = "alice-secret-token";
+/// The token of user `bob` (pushes to `team-b`).
+pub const BOB_TOKEN: &str = "bob-secret-token";
+
+// === impl Distribution ===
+
+/// A `docker-registry serve` on a loopback port, storage in its own temp dir. Its access log
+/// (one line per request) tells what reached it.
+pub struct Distribution {
+    pub dir: TempDir,
+    pub port: u16,
+    child: Option<Child>,
+    starts: u32,
+}
+
+impl Distribution {
+    pub fn start(tag: &str) -> Distribution {
+        let dir = TempDir::new(&format!("registry-{tag}")).expect("registry dir");
+        let mut d = Distribution {
+            dir,
+            port: free_port(),
+            child: None,
+            starts: 0,
+        };
+        d.resume();
+        d
+    }
+
+    /// Starts (again) on the same port and storage.
+    pub fn resume(&mut self) {
+        let dir = self.dir.path();
+        let config = format!(
+            "version: 0.1\n\
+             log:\n  level: info\n  formatter: text\n\
+             storage:\n  filesystem:\n    rootdirectory: {dir}/data\n  delete:\n    enabled: true\n\
+             http:\n  addr: 127.0.0.1:{port}\n  secret: dockgate-test-secret\n",
+            dir = dir.display(),
+            port = self.port
+        );
+        fs::write(dir.join("config.yml"), config).expect("write registry config");
+        self.starts += 1;
+        let log = fs::File::create(dir.join(format!("registry-{}.log", self.starts)))
+            .expect("registry log");
+        let child = Command::new(DISTRIBUTION)
+            .arg("serve")
+            .arg(dir.join("config.yml"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn docker-registry");
+        self.child = Some(child);
+        let url = format!("http://127.0.0.1:{}/v2/", self.port);
+        assert!(
+            wait_until(Duration::from_secs(15), || curl(&["-o", "/dev/null", "-w", "%{http_code}", &url]).stdout == b"200"),
+            "docker-registry did not start:\n{}",
+            self.log()
+        );
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(c) = self.child.take() {
+            stop_within(c, Duration::from_secs(10));
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Everything it logged, over all its starts.
+    pub fn log(&self) -> String {
+        (1..=self.starts)
+            .map(|i| {
+                fs::read_to_string(self.dir.path().join(format!("registry-{i}.log")))
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+
+    /// Access-log lines of requests `METHOD PATH...` (a prefix of the request line).
+    pub fn requests(&self, method: &str, path_prefix: &str) -> usize {
+        let needle = format!("\"{method} {path_prefix}");
+        self.log().lines().filter(|l| l.contains(&needle)).count()
+    }
+}
+
+impl Drop for Distribution {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+// === impl Frontend ===
+
+/// Settings of a front-end.
+#[derive(Clone, Debug)]
+pub struct FrontendOptions {
+    /// How long a tag is served from the cache (nginx time, e.g. `2s`).
+    pub tag_ttl: String,
+}
+
+impl Default for FrontendOptions {
+    fn default() -> Self {
+        FrontendOptions {
+            tag_ttl: "1m".into(),
+        }
+    }
+}
+
+/// Stock nginx (Debian's) serving `registry-frontend.conf` in front of a hosted and an
+/// upstream registry, and the sidecar deciding. Host mapping on `host_port` (`localhost` is
+/// team-a, `127.0.0.1` team-b); port mapping: `team_a_port` and `team_b_port`.
+pub struct Frontend {
+    pub dir: TempDir,
+    pub host_port: u16,
+    pub team_a_port: u16,
+    pub team_b_port: u16,
+    pub hosted: u16,
+    pub upstream: u16,
+    pub opts: FrontendOptions,
+    nginx: Option<Child>,
+    sidecar: Option<Child>,
+}
+
+impl Frontend {
+    pub fn start(hosted: &Distribution, upstream: u16, opts: FrontendOptions) -> Frontend {
+        let dir = TempDir::new("registry-frontend").expect("frontend dir");
+        fs::create_dir_all(dir.path().join("logs")).expect("logs dir");
+        let mut f = Frontend {
+            dir,
+            host_port: free_port(),
+            team_a_port: free_port(),
+            team_b_port: free_port(),
+            hosted: hosted.port,
+            upstream,
+            opts,
+            nginx: None,
+            sidecar: None,
+        };
+        f.start_sidecar();
+        let mut last = String::new();
+        for _ in 0..5 {
+            match f.start_nginx() {
+                Ok(()) => return f,
+                Err(e) => {
+                    last = e;
+                    f.host_port = free_port();
+                    f.team_a_port = free_port();
+                    f.team_b_port = free_port();
+                }
+            }
+        }
+        panic!("nginx did not start: {last}");
+    }
+
+    fn start_sidecar(&mut self) {
+        let dir = self.dir.path();
+        let config = format!(
+            "[server]\nlisten = \"unix:{dir}/sidecar.sock\"\n\
+             [roles.none]\nallow = []\n\
+             [listeners.loopback]\n\
+             [[users]]\nname = \"alice\"\nrole = \"none\"\ntoken_sha256 = [\"{alice}\"]\n\
+             [[users]]\nname = \"bob\"\nrole = \"none\"\ntoken_sha256 = [\"{bob}\"]\n\
+             [registry]\nrealm = \"dockgate test registry\"\n\
+             stats_socket = \"{dir}/registry-stats.sock\"\n\
+             [registry.users.alice]\npull = [\"team-b\"]\npush = [\"team-a\"]\n\
+             [registry.users.bob]\npush = [\"team-b\"]\n",
+            dir = dir.display(),
+            alice = sha256_hex(ALICE_TOKEN),
+            bob = sha256_hex(BOB_TOKEN),
+        );
+        let path = dir.join("sidecar.toml");
+        fs::write(&path, config).expect("write sidecar config");
+        let log = fs::File::create(dir.join("logs/sidecar.log")).expect("sidecar log");
+        let child = Command::new(sidecar_binary())
+            .arg("serve")
+            .arg("--config")
+            .arg(&path)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn the sidecar");
+        self.sidecar = Some(child);
+        let sock = dir.join("sidecar.sock");
+        assert!(
+            wait_until(Duration::from_secs(10), || sock.exists()),
+            "the sidecar did not start:\n{}",
+            self.sidecar_log()
+        );
+    }
+
+    fn render(&self) -> String {
+        let dir = self.dir.path().display();
+        let conf = |name: &str| repo_root().join("nginx-conf").join(name).display().to_string();
+        let user = if running_as_root() { "user root root;\n" } else { "" };
+        let server = |listen: String, name: &str, team: &str| {
+            format!(
+                "server {{\n  listen {listen};\n  server_name {name};\n\
+                 set $dockgate_registry_team \"{team}\";\n\
+                 proxy_cache_valid 200 {ttl};\n\
+                 access_log {dir}/logs/registry.log dockgate_registry;\n\
+                 access_log syslog:server=unix:{dir}/registry-stats.sock,nohostname dockgate_registry_stats;\n\
+                 include {frontend};\n}}\n",
+                ttl = self.opts.tag_ttl,
+                frontend = conf("registry-frontend.conf"),
+            )
+        };
+        format!(
+            "{user}daemon off;\nworker_processes 2;\npid {dir}/nginx.pid;\n\
+             error_log {dir}/logs/error.log info;\n\
+             events {{ worker_connections 1024; }}\n\
+             http {{\n\
+             client_body_temp_path {dir}/tmp_body;\nproxy_temp_path {dir}/tmp_proxy;\n\
+             fastcgi_temp_path {dir}/tmp_fastcgi;\nuwsgi_temp_path {dir}/tmp_uwsgi;\n\
+             scgi_temp_path {dir}/tmp_scgi;\n\
+             include {http};\n\
+             proxy_cache_path {dir}/cache levels=1:2 keys_zone=dockgate_registry:8m inactive=30d use_temp_path=off;\n\
+             upstream dockgate_registry_hosted {{ server 127.0.0.1:{hosted}; keepalive 8; }}\n\
+             upstream dockgate_registry_upstream {{ server 127.0.0.1:{upstream}; keepalive 8; }}\n\
+             upstream dockgate_sidecar {{ server unix:{dir}/sidecar.sock; keepalive 8; }}\n\
+             {host_a}{host_b}{port_a}{port_b}\
+             }}\n",
+            http = conf("registry-http.conf"),
+            hosted = self.hosted,
+            upstream = self.upstream,
+            host_a = server(format!("127.0.0.1:{}", self.host_port), "localhost", "team-a"),
+            host_b = server(format!("127.0.0.1:{}", self.host_port), "127.0.0.1", "team-b"),
+            port_a = server(format!("127.0.0.1:{}", self.team_a_port), "\"\"", "team-a"),
+            port_b = server(format!("127.0.0.1:{}", self.team_b_port), "\"\"", "team-b"),
+        )
+    }
+
+    fn start_nginx(&mut self) -> Result<(), String> {
+        let conf = self.dir.path().join("nginx.conf");
+        fs::write(&conf, self.render()).map_err(|e| e.to_string())?;
+        let child = Command::new("/usr/sbin/nginx")
+            .arg("-p")
+            .arg(self.dir.path())
+            .arg("-c")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("spawn nginx: {e}"))?;
+        self.nginx = Some(child);
+        let url = format!("http://127.0.0.1:{}/v2/", self.team_a_port);
+        let up = wait_until(Duration::from_secs(10), || {
+            self.nginx_exited() || curl(&["-o", "/dev/null", "-w", "%{http_code}", &url]).stdout == b"401"
+        });
+        if !up || self.nginx_exited() {
+            self.stop_nginx();
+            return Err(self.error_log());
+        }
+        Ok(())
+    }
+
+    fn nginx_exited(&mut self) -> bool {
+        self.nginx
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))))
+    }
+
+    fn stop_nginx(&mut self) {
+        if let Some(c) = self.nginx.take() {
+            stop_within(c, Duration::from_secs(10));
+        }
+    }
+
+    /// Stops nginx and starts it again on the same ports and cache.
+    pub fn restart_nginx(&mut self) {
+        self.stop_nginx();
+        self.start_nginx().expect("nginx restarts");
+    }
+
+    pub fn error_log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("logs/error.log")).unwrap_or_default()
+    }
+
+    pub fn access_log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("logs/registry.log")).unwrap_or_default()
+    }
+
+    pub fn sidecar_log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("logs/sidecar.log")).unwrap_or_default()
+    }
+
+    /// The sidecar's Prometheus text.
+    pub fn metrics(&self) -> String {
+        let out = Command::new("curl")
+            .args(["-sS", "--unix-socket"])
+            .arg(self.dir.path().join("sidecar.sock"))
+            .arg("http://sidecar/_dockgate/metrics")
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// One sample of the metrics (0 when absent).
+    pub fn metric(&self, series: &str) -> u64 {
+        self.metrics()
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Frontend {
+    fn drop(&mut self) {
+        for child in [self.nginx.take(), self.sidecar.take()].into_iter().flatten() {
+            stop_within(child, Duration::from_secs(10));
+        }
+    }
+}
+
+// === clients ===
+
+/// `curl` with `args`; never fails (look at the output).
+pub fn curl(args: &[&str]) -> Output {
+    Command::new("curl")
+        .args(["-sS", "--max-time", "120"])
+        .args(args)
+        .output()
+        .expect("run curl")
+}
+
+/// One HTTP exchange: status, lowercased headers and body.
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// An HTTP request with curl (`--path-as-is`: the path is sent exactly as given).
+pub fn http(method: &str, url: &str, extra: &[&str]) -> Reply {
+    let tmp = std::env::temp_dir().join(unique_name("reply"));
+    let mut args = vec!["--path-as-is", "-D", "-", "-o"];
+    let body_path = tmp.display().to_string();
+    args.push(&body_path);
+    if method == "HEAD" {
+        args.push("-I");
+    } else {
+        args.extend(["-X", method]);
+    }
+    args.extend_from_slice(extra);
+    args.push(url);
+    let out = curl(&args);
+    let head = String::from_utf8_lossy(&out.stdout).into_owned();
+    let body = fs::read(&tmp).unwrap_or_default();
+    let _ = fs::remove_file(&tmp);
+    // The last response head (after any 100 Continue).
+    let last = head
+        .split("\r\n\r\n")
+        .filter(|h| h.starts_with("HTTP/"))
+        .last()
+        .unwrap_or("")
+        .to_string();
+    let mut lines = last.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// `user:token` for curl's `-u`.
+pub fn alice() -> String {
+    format!("alice:{ALICE_TOKEN}")
+}
+
+pub fn bob() -> String {
+    format!("bob:{BOB_TOKEN}")
+}
+
+/// `skopeo ARGS` (plain HTTP on both sides); panics with its output on failure.
+pub fn skopeo(args: &[&str]) -> String {
+    let out = skopeo_output(args);
+    assert!(
+        out.status.success(),
+        "skopeo {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn skopeo_output(args: &[&str]) -> Output {
+    let (cmd, rest) = args.split_first().expect("a skopeo command");
+    let mut c = Command::new("skopeo");
+    c.arg(cmd);
+    if *cmd == "copy" {
+        c.args(["--src-tls-verify=false", "--dest-tls-verify=false"]);
+    } else {
+        c.arg("--tls-verify=false");
+    }
+    c.args(rest).output().expect("run skopeo")
+}
+
+/// A docker CLI with its own config dir (logins stay in the test), talking to the system
+/// dockerd.
+pub struct DockerClient {
+    pub config: TempDir,
+}
+
+impl DockerClient {
+    pub fn new() -> DockerClient {
+        DockerClient {
+            config: TempDir::new("docker-config").expect("docker config dir"),
+        }
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new("/usr/bin/docker")
+            .args(args)
+            .env("DOCKER_CONFIG", self.config.path())
+            .env("DOCKER_HOST", "unix:///var/run/docker.sock")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run docker")
+    }
+
+    /// Runs docker, panicking with its output on failure; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "docker {args:?} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn login(&self, registry: &str, user: &str, token: &str) {
+        let out = Command::new("/usr/bin/docker")
+            .args(["login", "--username", user, "--password-stdin", registry])
+            .env("DOCKER_CONFIG", self.config.path())
+            .env("DOCKER_HOST", "unix:///var/run/docker.sock")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                c.stdin.take().expect("stdin").write_all(token.as_bytes())?;
+                c.wait_with_output()
+            })
+            .expect("docker login");
+        assert!(
+            out.status.success(),
+            "docker login {registry} as {user} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Default for DockerClient {
+    fn default() -> Self {
+        DockerClient::new()
+    }
+}
+
+// === test images ===
+
+/// A multi-layer image of about `mb` MB (three layers of random bytes on busybox), built
+/// offline once and kept in the system dockerd under a fixed tag across runs.
+pub fn test_image(mb: u32) -> String {
+    static BUILT: OnceLock<std::sync::Mutex<()>> = OnceLock::new();
+    let _guard = BUILT
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let tag = format!("dockgate-test/registry-{mb}m:v1");
+    let docker = DockerClient::new();
+    if docker.run(&["image", "inspect", &tag]).status.success() {
+        return tag;
+    }
+    let ctx = TempDir::new("image-context").expect("context dir");
+    let per_layer = (mb as usize * 1_000_000) / 3;
+    let mut dockerfile = String::from("FROM busybox:latest\n");
+    for i in 0..3 {
+        let data = random_bytes(per_layer, (mb as u64) << 8 | i as u64);
+        fs::write(ctx.path().join(format!("layer{i}.bin")), data).expect("write layer");
+        dockerfile += &format!("COPY layer{i}.bin /data/layer{i}.bin\n");
+    }
+    fs::write(ctx.path().join("Dockerfile"), dockerfile).expect("Dockerfile");
+    let out = Command::new("/usr/bin/docker")
+        .args(["build", "-q", "-t", &tag])
+        .arg(ctx.path())
+        .env("DOCKER_BUILDKIT", "0")
+        .env("DOCKER_CONFIG", docker.config.path())
+        .output()
+        .expect("docker build");
+    assert!(
+        out.status.success(),
+        "docker build {tag}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tag
+}
+
+/// `docker save` of [`test_image`], cached next to the build output (for seeding registries
+/// with skopeo without the layers passing through dockerd).
+pub fn test_archive(mb: u32) -> PathBuf {
+    let path = repo_root()
+        .join("target")
+        .join("registry-images")
+        .join(format!("registry-{mb}m.tar"));
+    if path.exists() {
+        return path;
+    }
+    let tag = test_image(mb);
+    fs::create_dir_all(path.parent().expect("parent")).expect("archive dir");
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    DockerClient::new().ok(&["save", "-o", &tmp.display().to_string(), &tag]);
+    fs::rename(&tmp, &path).expect("archive in place");
+    path
+}
+
+/// Deterministic pseudo-random bytes (xorshift), incompressible enough for a registry.
+pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(n + 8);
+    while out.len() < n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(n);
+    out
+}
+
+/// SHA-256 in hex, with the system's `sha256sum` (the tests crate has no dependencies).
+pub fn sha256_hex(text: &str) -> String {
+    sha256_file_or_bytes(text.as_bytes())
+}
+
+pub fn sha256_file_or_bytes(data: &[u8]) -> String {
+    use std::io::Write;
+    let mut c = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("sha256sum");
+    c.stdin.take().expect("stdin").write_all(data).expect("write");
+    let out = c.wait_with_output().expect("sha256sum");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+/// The digests of the layers of an image copied to a skopeo `dir:` directory.
+pub fn dir_layers(dir: &Path) -> Vec<String> {
+    let manifest = fs::read_to_string(dir.join("manifest.json")).expect("manifest.json");
+    manifest
+        .split("\"digest\"")
+        .skip(1)
+        .filter_map(|s| s.split('"').nth(1).map(str::to_string))
+        .collect()
+}
