@@ -604,3 +604,113 @@ pub fn dir_layers(dir: &Path) -> Vec<String> {
         .filter_map(|s| s.split('"').nth(1).map(str::to_string))
         .collect()
 }
+
+// === impl StandIn ===
+
+/// A stand-in for a failing upstream: answers every request on `port` with `status`, and
+/// counts them.
+pub struct StandIn {
+    pub port: u16,
+    pub hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl StandIn {
+    pub fn start(port: u16, status: u16) -> StandIn {
+        use std::io::{Read, Write};
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind stand-in");
+        let hits = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (h, s) = (hits.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(mut conn) = conn else { continue };
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut buf = [0u8; 8192];
+                let mut head = Vec::new();
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                if head.is_empty() {
+                    continue;
+                }
+                h.fetch_add(1, Ordering::SeqCst);
+                let body = "{\"errors\":[{\"code\":\"UNKNOWN\",\"message\":\"stand-in failure\"}]}";
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 {status} Failing\r\nContent-Type: application/json\r\n\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        StandIn {
+            port,
+            hits,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn hits(&self) -> usize {
+        self.hits.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The Accept header of current clients: single manifests and lists, Docker and OCI.
+pub const ACCEPT_MANIFESTS: &str = "Accept: application/vnd.docker.distribution.manifest.v2+json, \
+     application/vnd.docker.distribution.manifest.list.v2+json, \
+     application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json";
+
+/// Uploads `data` as a blob of `name` straight to a registry (POST, then a monolithic PUT);
+/// returns its digest.
+pub fn upload_blob(registry: &str, name: &str, data: &[u8]) -> String {
+    let digest = format!("sha256:{}", sha256_file_or_bytes(data));
+    let r = http(
+        "POST",
+        &format!("http://{registry}/v2/{name}/blobs/uploads/"),
+        &[],
+    );
+    assert_eq!(r.status, 202, "start upload: {}", r.text());
+    let location = r.header("location").expect("upload location").to_string();
+    let url = if location.starts_with('/') {
+        format!("http://{registry}{location}")
+    } else {
+        location
+    };
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let file = std::env::temp_dir().join(unique_name("blob"));
+    fs::write(&file, data).expect("blob file");
+    let r = http(
+        "PUT",
+        &format!("{url}{sep}digest={digest}"),
+        &[
+            "-H",
+            "Content-Type: application/octet-stream",
+            "--data-binary",
+            &format!("@{}", file.display()),
+        ],
+    );
+    let _ = fs::remove_file(&file);
+    assert_eq!(r.status, 201, "finish upload: {}", r.text());
+    digest
+}

@@ -7,7 +7,6 @@ use std::time::Duration;
 use dockgate_tests::registry::*;
 use dockgate_tests::{wait_until, TempDir};
 
-const D0: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
 
 fn setup(opts: FrontendOptions) -> (Distribution, Distribution, Frontend) {
     let hosted = Distribution::start("hosted");
@@ -56,10 +55,7 @@ impl Drop for Tags<'_> {
 fn manifest_digest(registry: &str, name_ref: &str, creds: Option<&str>) -> String {
     let (name, reference) = name_ref.rsplit_once(':').expect("name:ref");
     let url = format!("http://{registry}/v2/{name}/manifests/{reference}");
-    let mut extra = vec![
-        "-H",
-        "Accept: application/vnd.docker.distribution.manifest.v2+json",
-    ];
+    let mut extra = vec!["-H", ACCEPT_MANIFESTS];
     if let Some(c) = creds {
         extra.extend(["-u", c]);
     }
@@ -125,4 +121,86 @@ fn docker_push_and_pull_through_host_and_port_mapping() {
         fe.metric("dockgate_registry_refusals_total{code=\"DENIED\"}") >= 1,
         "{metrics}"
     );
+}
+
+/// Seeds the upstream registry with the 120 MB test image as `name:tag` (skopeo straight from
+/// the archive: the layers never pass through dockerd).
+fn seed(upstream: &Distribution, name_tag: &str, oci: bool) -> String {
+    let src = format!("docker-archive:{}", test_archive(120).display());
+    let dest = format!("docker://{}/{name_tag}", upstream.url());
+    if oci {
+        skopeo(&["copy", "--format", "oci", &src, &dest]);
+    } else {
+        skopeo(&["copy", &src, &dest]);
+    }
+    manifest_digest(&upstream.url(), name_tag, None)
+}
+
+fn pull_to_dir(registry: &str, name_tag: &str, creds: &str) -> (TempDir, Vec<String>) {
+    let dir = TempDir::new("pulled").unwrap();
+    let dest = format!("dir:{}", dir.path().display());
+    skopeo(&["copy", "--src-creds", creds, &format!("docker://{registry}/{name_tag}"), &dest]);
+    let layers = dir_layers(dir.path());
+    (dir, layers)
+}
+
+#[test]
+fn concurrent_cold_pulls_fetch_each_blob_once_and_the_cache_outlives_upstream_and_restarts() {
+    let (_h, mut upstream, mut fe) = setup(FrontendOptions::default());
+    seed(&upstream, "library/big:v1", false);
+    let before = upstream.requests("GET", "/v2/library/big/blobs/");
+    assert_eq!(before, 0);
+    let front = format!("127.0.0.1:{}", fe.team_a_port);
+
+    // Ten independent clients pull the cold image at once.
+    let pulls: Vec<_> = (0..10)
+        .map(|_| {
+            let front = front.clone();
+            std::thread::spawn(move || pull_to_dir(&front, "library/big:v1", &alice()))
+        })
+        .collect();
+    let results: Vec<_> = pulls.into_iter().map(|t| t.join().unwrap()).collect();
+    let layers = results[0].1.clone();
+    assert_eq!(layers.len(), 5, "config and four layers: {layers:?}");
+    for (_, l) in &results {
+        assert_eq!(l, &layers);
+    }
+    // One upstream GET per blob, whatever the number of clients.
+    for digest in &layers {
+        let n = upstream.requests("GET", &format!("/v2/library/big/blobs/{digest}"));
+        assert_eq!(n, 1, "{digest} fetched {n} times upstream:\n{}", fe.access_log());
+    }
+    assert!(fe.metric("dockgate_registry_cache_answers_total{kind=\"blob\",cache=\"MISS\"}") >= 5);
+    let hits = "dockgate_registry_cache_answers_total{kind=\"blob\",cache=\"HIT\"}";
+    assert!(
+        wait_until(Duration::from_secs(5), || fe.metric(hits) >= 45),
+        "{}",
+        fe.metrics()
+    );
+    assert!(fe.metric("dockgate_registry_cache_bytes_total{kind=\"blob\",cache=\"HIT\"}") > 9 * 100_000_000);
+
+    // The upstream goes away: the image still comes, from the cache, and after a restart of
+    // nginx too (the cache is on disk).
+    upstream.stop();
+    let (_d, l) = pull_to_dir(&front, "library/big:v1", &alice());
+    assert_eq!(l, layers);
+    fe.restart_nginx();
+    let (_d, l) = pull_to_dir(&front, "library/big:v1", &alice());
+    assert_eq!(l, layers);
+    // Same content under another team and repository name: the same cache entries.
+    let other = format!("127.0.0.1:{}", fe.team_b_port);
+    let digest = &layers[1];
+    let r = http(
+        "HEAD",
+        &format!("http://{other}/v2/mirror/anything/blobs/{digest}"),
+        &["-u", &bob()],
+    );
+    assert_eq!(r.status, 502, "HEAD was never cached, and the upstream is down");
+    let r = http(
+        "GET",
+        &format!("http://{other}/v2/mirror/anything/blobs/{digest}"),
+        &["-u", &bob()],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(format!("sha256:{}", sha256_file_or_bytes(&r.body)), *digest);
 }
