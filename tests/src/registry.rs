@@ -70,7 +70,15 @@ impl Distribution {
         self.child = Some(child);
         let url = format!("http://127.0.0.1:{}/v2/", self.port);
         assert!(
-            wait_until(Duration::from_secs(15), || curl(&["-o", "/dev/null", "-w", "%{http_code}", &url]).stdout == b"200"),
+            wait_until(Duration::from_secs(15), || curl(&[
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                &url
+            ])
+            .stdout
+                == b"200"),
             "docker-registry did not start:\n{}",
             self.log()
         );
@@ -212,8 +220,18 @@ impl Frontend {
 
     fn render(&self) -> String {
         let dir = self.dir.path().display();
-        let conf = |name: &str| repo_root().join("nginx-conf").join(name).display().to_string();
-        let user = if running_as_root() { "user root root;\n" } else { "" };
+        let conf = |name: &str| {
+            repo_root()
+                .join("nginx-conf")
+                .join(name)
+                .display()
+                .to_string()
+        };
+        let user = if running_as_root() {
+            "user root root;\n"
+        } else {
+            ""
+        };
         let server = |listen: String, name: &str, team: &str| {
             format!(
                 "server {{\n  listen {listen};\n  server_name {name};\n\
@@ -267,7 +285,8 @@ impl Frontend {
         self.nginx = Some(child);
         let url = format!("http://127.0.0.1:{}/v2/", self.team_a_port);
         let up = wait_until(Duration::from_secs(10), || {
-            self.nginx_exited() || curl(&["-o", "/dev/null", "-w", "%{http_code}", &url]).stdout == b"401"
+            self.nginx_exited()
+                || curl(&["-o", "/dev/null", "-w", "%{http_code}", &url]).stdout == b"401"
         });
         if !up || self.nginx_exited() {
             self.stop_nginx();
@@ -321,14 +340,23 @@ impl Frontend {
     pub fn metric(&self, series: &str) -> u64 {
         self.metrics()
             .lines()
-            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+            .find_map(|l| {
+                l.strip_prefix(series)?
+                    .strip_prefix(' ')?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
             .unwrap_or(0)
     }
 }
 
 impl Drop for Frontend {
     fn drop(&mut self) {
-        for child in [self.nginx.take(), self.sidecar.take()].into_iter().flatten() {
+        for child in [self.nginx.take(), self.sidecar.take()]
+            .into_iter()
+            .flatten()
+        {
             stop_within(child, Duration::from_secs(10));
         }
     }
@@ -586,7 +614,11 @@ pub fn sha256_file_or_bytes(data: &[u8]) -> String {
         .stdout(Stdio::piped())
         .spawn()
         .expect("sha256sum");
-    c.stdin.take().expect("stdin").write_all(data).expect("write");
+    c.stdin
+        .take()
+        .expect("stdin")
+        .write_all(data)
+        .expect("write");
     let out = c.wait_with_output().expect("sha256sum");
     String::from_utf8_lossy(&out.stdout)
         .split_whitespace()

@@ -7,7 +7,6 @@ use std::time::Duration;
 use dockgate_tests::registry::*;
 use dockgate_tests::{wait_until, TempDir};
 
-
 fn setup(opts: FrontendOptions) -> (Distribution, Distribution, Frontend) {
     let hosted = Distribution::start("hosted");
     let upstream = Distribution::start("upstream");
@@ -25,11 +24,17 @@ fn login_challenge_and_api_version_header() {
         r.header("www-authenticate"),
         Some("Basic realm=\"dockgate test registry\"")
     );
-    assert_eq!(r.header("docker-distribution-api-version"), Some("registry/2.0"));
+    assert_eq!(
+        r.header("docker-distribution-api-version"),
+        Some("registry/2.0")
+    );
     assert!(r.text().contains("\"UNAUTHORIZED\""), "{}", r.text());
     let r = http("GET", &url, &["-u", &alice()]);
     assert_eq!(r.status, 200, "{}\n{}", r.text(), fe.error_log());
-    assert_eq!(r.header("docker-distribution-api-version"), Some("registry/2.0"));
+    assert_eq!(
+        r.header("docker-distribution-api-version"),
+        Some("registry/2.0")
+    );
     let r = http("GET", &url, &["-u", "alice:wrong"]);
     assert_eq!(r.status, 401);
 }
@@ -61,7 +66,9 @@ fn manifest_digest(registry: &str, name_ref: &str, creds: Option<&str>) -> Strin
     }
     let r = http("GET", &url, &extra);
     assert_eq!(r.status, 200, "GET {url}: {}", r.text());
-    r.header("docker-content-digest").expect("digest").to_string()
+    r.header("docker-content-digest")
+        .expect("digest")
+        .to_string()
 }
 
 #[test]
@@ -100,13 +107,26 @@ fn docker_push_and_pull_through_host_and_port_mapping() {
     let pb = format!("{port_b}/app:v1");
     tags.tag(&image, &pb);
     docker.ok(&["push", &pb]);
-    assert_eq!(manifest_digest(&hosted.url(), "team-b/app:v1", None), pushed);
+    assert_eq!(
+        manifest_digest(&hosted.url(), "team-b/app:v1", None),
+        pushed
+    );
     // Alice pulls team-b's image by host name (docker: manifest; skopeo: every blob).
     docker.ok(&["pull", &b]);
     let dir = TempDir::new("pulled").unwrap();
     let dest = format!("dir:{}", dir.path().display());
-    skopeo(&["copy", "--src-creds", &alice(), &format!("docker://{b}"), &dest]);
-    assert_eq!(dir_layers(dir.path()).len(), 1 + 4, "config and four layers");
+    skopeo(&[
+        "copy",
+        "--src-creds",
+        &alice(),
+        &format!("docker://{b}"),
+        &dest,
+    ]);
+    assert_eq!(
+        dir_layers(dir.path()).len(),
+        1 + 4,
+        "config and four layers"
+    );
 
     // skopeo pushes too (its own upload pattern), and docker pulls the result.
     let a2 = format!("docker://127.0.0.1:{}/tools/app2:v2", fe.team_a_port);
@@ -116,7 +136,10 @@ fn docker_push_and_pull_through_host_and_port_mapping() {
         pushed
     );
     let metrics = fe.metrics();
-    assert!(fe.metric("dockgate_registry_pushes_total") >= 3, "{metrics}");
+    assert!(
+        fe.metric("dockgate_registry_pushes_total") >= 3,
+        "{metrics}"
+    );
     assert!(
         fe.metric("dockgate_registry_refusals_total{code=\"DENIED\"}") >= 1,
         "{metrics}"
@@ -136,10 +159,34 @@ fn seed(upstream: &Distribution, name_tag: &str, oci: bool) -> String {
     manifest_digest(&upstream.url(), name_tag, None)
 }
 
+/// Points `to` at the manifest `from` names, on the registry itself.
+fn move_tag(registry: &Distribution, name: &str, from: &str, to: &str) {
+    let base = format!("http://{}/v2/{name}/manifests", registry.url());
+    let m = http("GET", &format!("{base}/{from}"), &["-H", ACCEPT_MANIFESTS]);
+    assert_eq!(m.status, 200);
+    let file = std::env::temp_dir().join(dockgate_tests::unique_name("manifest"));
+    std::fs::write(&file, &m.body).unwrap();
+    let ct = format!("Content-Type: {}", m.header("content-type").unwrap());
+    let body = format!("@{}", file.display());
+    let r = http(
+        "PUT",
+        &format!("{base}/{to}"),
+        &["-H", &ct, "--data-binary", &body],
+    );
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(r.status, 201, "{}", r.text());
+}
+
 fn pull_to_dir(registry: &str, name_tag: &str, creds: &str) -> (TempDir, Vec<String>) {
     let dir = TempDir::new("pulled").unwrap();
     let dest = format!("dir:{}", dir.path().display());
-    skopeo(&["copy", "--src-creds", creds, &format!("docker://{registry}/{name_tag}"), &dest]);
+    skopeo(&[
+        "copy",
+        "--src-creds",
+        creds,
+        &format!("docker://{registry}/{name_tag}"),
+        &dest,
+    ]);
     let layers = dir_layers(dir.path());
     (dir, layers)
 }
@@ -168,7 +215,12 @@ fn concurrent_cold_pulls_fetch_each_blob_once_and_the_cache_outlives_upstream_an
     // One upstream GET per blob, whatever the number of clients.
     for digest in &layers {
         let n = upstream.requests("GET", &format!("/v2/library/big/blobs/{digest}"));
-        assert_eq!(n, 1, "{digest} fetched {n} times upstream:\n{}", fe.access_log());
+        assert_eq!(
+            n,
+            1,
+            "{digest} fetched {n} times upstream:\n{}",
+            fe.access_log()
+        );
     }
     assert!(fe.metric("dockgate_registry_cache_answers_total{kind=\"blob\",cache=\"MISS\"}") >= 5);
     let hits = "dockgate_registry_cache_answers_total{kind=\"blob\",cache=\"HIT\"}";
@@ -177,7 +229,10 @@ fn concurrent_cold_pulls_fetch_each_blob_once_and_the_cache_outlives_upstream_an
         "{}",
         fe.metrics()
     );
-    assert!(fe.metric("dockgate_registry_cache_bytes_total{kind=\"blob\",cache=\"HIT\"}") > 9 * 100_000_000);
+    assert!(
+        fe.metric("dockgate_registry_cache_bytes_total{kind=\"blob\",cache=\"HIT\"}")
+            > 9 * 100_000_000
+    );
 
     // The upstream goes away: the image still comes, from the cache, and after a restart of
     // nginx too (the cache is on disk).
@@ -195,7 +250,10 @@ fn concurrent_cold_pulls_fetch_each_blob_once_and_the_cache_outlives_upstream_an
         &format!("http://{other}/v2/mirror/anything/blobs/{digest}"),
         &["-u", &bob()],
     );
-    assert_eq!(r.status, 502, "HEAD was never cached, and the upstream is down");
+    assert_eq!(
+        r.status, 502,
+        "HEAD was never cached, and the upstream is down"
+    );
     let r = http(
         "GET",
         &format!("http://{other}/v2/mirror/anything/blobs/{digest}"),
@@ -203,4 +261,351 @@ fn concurrent_cold_pulls_fetch_each_blob_once_and_the_cache_outlives_upstream_an
     );
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(format!("sha256:{}", sha256_file_or_bytes(&r.body)), *digest);
+}
+
+#[test]
+fn tags_follow_the_upstream_after_the_ttl_and_stay_usable_while_it_fails() {
+    let (_h, mut upstream, fe) = setup(FrontendOptions {
+        tag_ttl: "2s".into(),
+    });
+    let first = seed(&upstream, "library/moving:latest", false);
+    // The manifest the tag will move to (same layers, an OCI manifest), ready beforehand so
+    // the move itself is one quick PUT.
+    let second = seed(&upstream, "library/moving:next", true);
+    let front = format!("127.0.0.1:{}", fe.team_a_port);
+    let get = || manifest_digest(&front, "library/moving:latest", Some(&alice()));
+    assert_eq!(get(), first);
+
+    // The tag moves upstream: the cached answer holds for the TTL, then the new one is seen.
+    move_tag(&upstream, "library/moving", "next", "latest");
+    assert_ne!(first, second);
+    assert_eq!(get(), first, "within the TTL, from the cache");
+    // nginx keeps whole seconds: a 2s entry expires 2 to 3 s after it was stored.
+    std::thread::sleep(Duration::from_millis(3200));
+    assert_eq!(
+        get(),
+        second,
+        "after the TTL, from the upstream:\n{}",
+        fe.access_log()
+    );
+
+    // The upstream fails (500, then 429): the last answer is served, stale.
+    upstream.stop();
+    for status in [500, 429] {
+        let stand_in = StandIn::start(upstream.port, status);
+        // nginx keeps whole seconds: a 2s entry expires 2 to 3 s after it was stored.
+        std::thread::sleep(Duration::from_millis(3200));
+        assert_eq!(get(), second, "stale on {status}");
+        assert!(
+            stand_in.hits() >= 1,
+            "the upstream was asked ({status}):\n{}\n{}",
+            fe.access_log(),
+            fe.error_log()
+        );
+        let log = fe.access_log();
+        let last = log
+            .lines()
+            .rfind(|l| l.contains("/manifests/latest"))
+            .unwrap_or("");
+        assert!(last.contains("cache=STALE"), "{last}");
+    }
+    // Never cached: a tag the upstream cannot answer gives the upstream's error.
+    let _stand_in = StandIn::start(upstream.port, 500);
+    let r = http(
+        "GET",
+        &format!("http://{front}/v2/library/other/manifests/latest"),
+        &["-u", &alice(), "-H", ACCEPT_MANIFESTS],
+    );
+    assert_eq!(r.status, 500, "{}", r.text());
+}
+
+#[test]
+fn head_stays_head_upstream_and_ranges_work() {
+    let (_h, upstream, fe) = setup(FrontendOptions::default());
+    let data = random_bytes(3_000_000, 7);
+    let digest = upload_blob(&upstream.url(), "library/h", &data);
+    let url = format!(
+        "http://127.0.0.1:{}/v2/library/h/blobs/{digest}",
+        fe.team_a_port
+    );
+    let path = format!("/v2/library/h/blobs/{digest}");
+
+    let r = http("HEAD", &url, &["-u", &alice()]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-length"), Some("3000000"));
+    assert_eq!(r.header("docker-content-digest"), Some(digest.as_str()));
+    assert_eq!(upstream.requests("HEAD", &path), 1);
+    assert_eq!(
+        upstream.requests("GET", &path),
+        0,
+        "HEAD was not turned into GET"
+    );
+    // Answered from the cache the second time.
+    let r = http("HEAD", &url, &["-u", &alice()]);
+    assert_eq!(r.status, 200);
+    assert_eq!(upstream.requests("HEAD", &path), 1);
+
+    // A range on a miss and on a hit.
+    for _ in 0..2 {
+        let r = http(
+            "GET",
+            &url,
+            &["-u", &alice(), "-H", "Range: bytes=1000-1999"],
+        );
+        assert_eq!(r.status, 206, "{}", r.text());
+        assert_eq!(r.body, &data[1000..2000]);
+    }
+    assert_eq!(upstream.requests("GET", &path), 1);
+    let r = http("GET", &url, &["-u", &alice()]);
+    assert_eq!(r.body, data);
+    let log = fe.access_log();
+    assert!(
+        log.contains("\"HEAD ") && log.contains("cache=HIT"),
+        "{log}"
+    );
+}
+
+#[test]
+fn the_group_prefers_the_hosted_registry() {
+    let (hosted, upstream, fe) = setup(FrontendOptions::default());
+    // team-a/x exists in the hosted registry, x upstream too (another manifest).
+    let src = format!("docker-archive:{}", test_archive(120).display());
+    skopeo(&[
+        "copy",
+        &src,
+        &format!("docker://{}/team-a/x:v1", hosted.url()),
+    ]);
+    let mine = manifest_digest(&hosted.url(), "team-a/x:v1", None);
+    let theirs = seed(&upstream, "x:v1", true);
+    let front = format!("127.0.0.1:{}", fe.team_a_port);
+    assert_eq!(manifest_digest(&front, "x:v1", Some(&alice())), mine);
+    assert_eq!(
+        upstream.requests("GET", "/v2/x/manifests/"),
+        1,
+        "only the seed's check"
+    );
+    // Only upstream: from there.
+    skopeo(&["copy", &src, &format!("docker://{}/y:v1", upstream.url())]);
+    let only_up = manifest_digest(&upstream.url(), "y:v1", None);
+    assert_eq!(manifest_digest(&front, "y:v1", Some(&alice())), only_up);
+    assert_ne!(mine, theirs);
+    // Tag lists: hosted first as well.
+    let r = http(
+        "GET",
+        &format!("http://{front}/v2/y/tags/list"),
+        &["-u", &alice()],
+    );
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("\"v1\""), "{}", r.text());
+}
+
+#[test]
+fn malformed_and_refused_requests_get_registry_errors() {
+    let (hosted, _u, fe) = setup(FrontendOptions::default());
+    let base = format!("http://127.0.0.1:{}", fe.team_a_port);
+    let check = |method: &str, path: &str, extra: &[&str], status: u16, code: &str| {
+        let mut args = vec!["-u".to_string(), alice()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let r = http(method, &format!("{base}{path}"), &args);
+        assert_eq!(r.status, status, "{method} {path}: {}", r.text());
+        assert!(
+            r.text().contains(&format!("\"code\":\"{code}\"")),
+            "{method} {path}: {}",
+            r.text()
+        );
+        assert_eq!(
+            r.header("docker-distribution-api-version"),
+            Some("registry/2.0"),
+            "{method} {path}"
+        );
+    };
+    check(
+        "GET",
+        "/v2/app/blobs/sha256:1234",
+        &[],
+        400,
+        "DIGEST_INVALID",
+    );
+    check(
+        "GET",
+        "/v2/app/blobs/SHA256:ABCD",
+        &[],
+        400,
+        "DIGEST_INVALID",
+    );
+    check(
+        "GET",
+        "/v2/app/manifests/sha256:zz",
+        &[],
+        400,
+        "DIGEST_INVALID",
+    );
+    // Traversal in the name: decided on the raw URI, whatever nginx normalises it to.
+    check(
+        "GET",
+        "/v2/x/../team-b/app/manifests/v1",
+        &[],
+        400,
+        "NAME_INVALID",
+    );
+    check(
+        "GET",
+        "/v2/x/../../team-b/app/manifests/v1",
+        &[],
+        404,
+        "UNSUPPORTED",
+    );
+    check(
+        "GET",
+        "/v2/app/%2e%2e/manifests/v1",
+        &[],
+        400,
+        "NAME_INVALID",
+    );
+    let r = http("GET", &format!("{base}/v2/../../etc/passwd"), &[]);
+    assert_eq!(r.status, 400, "nginx's own refusal: {}", r.text());
+    check("GET", "/v2/App/manifests/v1", &[], 400, "NAME_INVALID");
+    check("GET", "/v2/_catalog", &[], 403, "DENIED");
+    check("POST", "/v2/app/manifests/v1", &[], 405, "UNSUPPORTED");
+    // A push outside one's prefix, on the other team's port.
+    let other = format!("http://127.0.0.1:{}", fe.team_b_port);
+    let r = http(
+        "POST",
+        &format!("{other}/v2/app/blobs/uploads/"),
+        &["-u", &alice()],
+    );
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        r.text().trim(),
+        r#"{"errors":[{"code":"DENIED","message":"dockgate: user alice may not push team-b/app (push rights: team-a/)"}]}"#
+    );
+    // Oversized manifests, announced or chunked.
+    let big = std::env::temp_dir().join(dockgate_tests::unique_name("manifest"));
+    std::fs::write(&big, vec![b' '; 5 << 20]).unwrap();
+    let body = format!("@{}", big.display());
+    let ct = "Content-Type: application/vnd.docker.distribution.manifest.v2+json";
+    check(
+        "PUT",
+        "/v2/app/manifests/v1",
+        &["-H", ct, "--data-binary", &body],
+        413,
+        "SIZE_INVALID",
+    );
+    let creds = alice();
+    let chunked = [
+        "-u",
+        &creds,
+        "-H",
+        ct,
+        "-H",
+        "Transfer-Encoding: chunked",
+        "--data-binary",
+        &body,
+    ];
+    let r = http("PUT", &format!("{base}/v2/app/manifests/v2"), &chunked);
+    assert_eq!(r.status, 413, "{}", r.text());
+    let _ = std::fs::remove_file(&big);
+    assert_eq!(hosted.requests("PUT", "/v2/team-a/app/manifests/"), 0);
+}
+
+#[test]
+fn monolithic_and_chunked_uploads_get_locations_in_the_clients_names() {
+    let (hosted, _u, fe) = setup(FrontendOptions::default());
+    let host = format!("localhost:{}", fe.host_port);
+    let data = random_bytes(5_000_000, 11);
+    let digest = format!("sha256:{}", sha256_file_or_bytes(&data));
+    let file = std::env::temp_dir().join(dockgate_tests::unique_name("chunk"));
+    std::fs::write(&file, &data[..2_000_000]).unwrap();
+    let rest = std::env::temp_dir().join(dockgate_tests::unique_name("chunk"));
+    std::fs::write(&rest, &data[2_000_000..]).unwrap();
+
+    // Chunked: POST, PATCH, PUT with the last part.
+    let r = http(
+        "POST",
+        &format!("http://{host}/v2/app/blobs/uploads/"),
+        &["-u", &alice()],
+    );
+    assert_eq!(r.status, 202, "{}", r.text());
+    let loc = r.header("location").unwrap().to_string();
+    assert!(
+        loc.starts_with(&format!("http://{host}/v2/app/blobs/uploads/")),
+        "{loc}"
+    );
+    let r = http(
+        "PATCH",
+        &loc,
+        &[
+            "-u",
+            &alice(),
+            "-H",
+            "Content-Type: application/octet-stream",
+            "--data-binary",
+            &format!("@{}", file.display()),
+        ],
+    );
+    assert_eq!(r.status, 202, "{}", r.text());
+    assert_eq!(r.header("range"), Some("0-1999999"));
+    let loc = r.header("location").unwrap().to_string();
+    assert!(
+        loc.starts_with(&format!("http://{host}/v2/app/blobs/uploads/")),
+        "{loc}"
+    );
+    let r = http(
+        "PUT",
+        &format!("{loc}&digest={digest}"),
+        &[
+            "-u",
+            &alice(),
+            "-H",
+            "Content-Type: application/octet-stream",
+            "--data-binary",
+            &format!("@{}", rest.display()),
+        ],
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(
+        r.header("location"),
+        Some(&*format!("http://{host}/v2/app/blobs/{digest}"))
+    );
+    let r = http(
+        "GET",
+        &format!("http://{}/v2/team-a/app/blobs/{digest}", hosted.url()),
+        &[],
+    );
+    assert_eq!(r.body, data);
+
+    // Monolithic: POST then one PUT with everything (the upload stays in team-a/mono).
+    let whole = std::env::temp_dir().join(dockgate_tests::unique_name("whole"));
+    std::fs::write(&whole, &data).unwrap();
+    let r = http(
+        "POST",
+        &format!("http://{host}/v2/mono/blobs/uploads/"),
+        &["-u", &alice()],
+    );
+    let loc = r.header("location").unwrap().to_string();
+    let r = http(
+        "PUT",
+        &format!("{loc}&digest={digest}"),
+        &[
+            "-u",
+            &alice(),
+            "-H",
+            "Content-Type: application/octet-stream",
+            "--data-binary",
+            &format!("@{}", whole.display()),
+        ],
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    // A range from the hosted registry, through the front-end.
+    let r = http(
+        "GET",
+        &format!("http://{host}/v2/mono/blobs/{digest}"),
+        &["-u", &alice(), "-H", "Range: bytes=10-19"],
+    );
+    assert_eq!(r.status, 206);
+    assert_eq!(r.body, &data[10..20]);
+    for f in [file, rest, whole] {
+        let _ = std::fs::remove_file(f);
+    }
 }
