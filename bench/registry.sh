@@ -190,6 +190,20 @@ for r in $(seq "$rounds"); do
     KEY=upstream_direct measure pull "127.0.0.1:$upstream_port/library/big:v1"
     KEY=cache_warm measure pull "127.0.0.1:$fe_port/library/big:v1" "bench:$token"
 done
+# The layers alone with curl (a client that costs next to nothing): upstream vs warm cache.
+digests=$(curl -s -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+    "http://127.0.0.1:$upstream_port/v2/library/big/manifests/v1" |
+    grep -o '"digest": *"sha256:[0-9a-f]*"' | grep -o 'sha256:[0-9a-f]*')
+blobs() {  # blobs BASE [CREDS]: GET every blob of the image to /dev/null
+    local d
+    for d in $digests; do
+        bounded "$step_timeout" curl -sf ${2:+-u "$2"} -o /dev/null "$1/$d" || return 1
+    done
+}
+for r in $(seq "$rounds"); do
+    KEY=blobs_upstream measure blobs "http://127.0.0.1:$upstream_port/v2/library/big/blobs"
+    KEY=blobs_cache measure blobs "http://127.0.0.1:$fe_port/v2/library/big/blobs" "bench:$token"
+done
 hits=$(curl -s --unix-socket "$work/sidecar.sock" http://s/_dockgate/metrics |
     awk '/^dockgate_registry_cache_answers_total\{kind="blob",cache="HIT"\}/ {print $2}')
 
@@ -211,6 +225,7 @@ echo "|---|---|---|"
 row "docker push, empty registry" push_direct push_frontend
 row "skopeo pull, hosted registry" pull_direct pull_frontend
 row "skopeo pull: upstream directly vs front-end warm cache" upstream_direct cache_warm
+row "curl, every blob: upstream directly vs front-end warm cache" blobs_upstream blobs_cache
 echo "| skopeo pull through the front-end, cold cache (one run) | | $(printf %s "${times[cache_cold]}" | median) s |"
 echo
 echo "blob cache hits counted by the sidecar: ${hits:-0}; nginx error log: $(grep -c '\[error\]\|\[crit\]\|\[emerg\]' "$work/nginx/logs/error.log" || true) errors"

@@ -9,6 +9,7 @@ packages=(
     docker.io                   # dockerd + Debian's 20.10 docker CLI
     busybox-static              # offline test image rootfs
     openssl curl wrk bsdutils   # test certificates, probes, benchmarks, `script` for -t
+    docker-registry skopeo      # registry front-end tests: CNCF distribution 2.8, a second client
 )
 
 missing=()
