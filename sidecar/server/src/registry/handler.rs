@@ -95,3 +95,6 @@ pub async fn registry_auth(State(s): State<Arc<AppState>>, headers: HeaderMap) -
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
