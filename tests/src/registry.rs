@@ -124,12 +124,15 @@ impl Drop for Distribution {
 pub struct FrontendOptions {
     /// How long a tag is served from the cache (nginx time, e.g. `2s`).
     pub tag_ttl: String,
+    /// The nginx binary: Debian's by default, or nginx.org's (`Flavor::Vendored.nginx()`).
+    pub nginx: PathBuf,
 }
 
 impl Default for FrontendOptions {
     fn default() -> Self {
         FrontendOptions {
             tag_ttl: "1m".into(),
+            nginx: crate::nginx::Flavor::Debian.nginx(),
         }
     }
 }
@@ -272,7 +275,7 @@ impl Frontend {
     fn start_nginx(&mut self) -> Result<(), String> {
         let conf = self.dir.path().join("nginx.conf");
         fs::write(&conf, self.render()).map_err(|e| e.to_string())?;
-        let child = Command::new("/usr/sbin/nginx")
+        let child = Command::new(&self.opts.nginx)
             .arg("-p")
             .arg(self.dir.path())
             .arg("-c")
@@ -315,6 +318,13 @@ impl Frontend {
 
     pub fn error_log(&self) -> String {
         fs::read_to_string(self.dir.path().join("logs/error.log")).unwrap_or_default()
+    }
+
+    /// Stops the sidecar (nginx must then refuse everything).
+    pub fn stop_sidecar(&mut self) {
+        if let Some(c) = self.sidecar.take() {
+            stop_within(c, Duration::from_secs(10));
+        }
     }
 
     pub fn access_log(&self) -> String {
@@ -458,7 +468,7 @@ pub fn skopeo(args: &[&str]) -> String {
 pub fn skopeo_output(args: &[&str]) -> Output {
     let (cmd, rest) = args.split_first().expect("a skopeo command");
     let mut c = Command::new("skopeo");
-    c.arg(cmd);
+    c.args(["--command-timeout", "300s", cmd]);
     if *cmd == "copy" {
         c.args(["--src-tls-verify=false", "--dest-tls-verify=false"]);
     } else {
@@ -480,14 +490,13 @@ impl DockerClient {
         }
     }
 
+    /// Runs docker (killed after [`DOCKER_PATIENCE`]: a test fails, it never hangs).
     pub fn run(&self, args: &[&str]) -> Output {
-        Command::new("/usr/bin/docker")
-            .args(args)
+        let mut c = Command::new("/usr/bin/docker");
+        c.args(args)
             .env("DOCKER_CONFIG", self.config.path())
-            .env("DOCKER_HOST", "unix:///var/run/docker.sock")
-            .stdin(Stdio::null())
-            .output()
-            .expect("run docker")
+            .env("DOCKER_HOST", "unix:///var/run/docker.sock");
+        output_within(&mut c, None, DOCKER_PATIENCE)
     }
 
     /// Runs docker, panicking with its output on failure; returns stdout.
@@ -503,25 +512,63 @@ impl DockerClient {
     }
 
     pub fn login(&self, registry: &str, user: &str, token: &str) {
-        let out = Command::new("/usr/bin/docker")
-            .args(["login", "--username", user, "--password-stdin", registry])
+        let mut c = Command::new("/usr/bin/docker");
+        c.args(["login", "--username", user, "--password-stdin", registry])
             .env("DOCKER_CONFIG", self.config.path())
-            .env("DOCKER_HOST", "unix:///var/run/docker.sock")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .and_then(|mut c| {
-                use std::io::Write;
-                c.stdin.take().expect("stdin").write_all(token.as_bytes())?;
-                c.wait_with_output()
-            })
-            .expect("docker login");
+            .env("DOCKER_HOST", "unix:///var/run/docker.sock");
+        let out = output_within(&mut c, Some(token.as_bytes()), DOCKER_PATIENCE);
         assert!(
             out.status.success(),
             "docker login {registry} as {user} failed:\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+}
+
+/// How long one docker CLI command may take here (a 120 MB push takes seconds).
+pub const DOCKER_PATIENCE: Duration = Duration::from_secs(300);
+
+/// Runs `cmd` with `stdin`, collecting its output; kills it after `patience` (then the
+/// status is a failure and stderr says so).
+pub fn output_within(cmd: &mut Command, stdin: Option<&[u8]>, patience: Duration) -> Output {
+    use std::io::{Read, Write};
+    let mut child = cmd
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn a command");
+    if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        let _ = pipe.write_all(data);
+    }
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            buf
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().expect("stdout")));
+    let err = drain(Box::new(child.stderr.take().expect("stderr")));
+    let finished = wait_until(patience, || matches!(child.try_wait(), Ok(Some(_))));
+    if !finished {
+        let _ = child.kill();
+    }
+    let status = child.wait().expect("wait for a command");
+    let mut stderr = err.join().unwrap_or_default();
+    if !finished {
+        stderr.extend_from_slice(
+            format!("\n(killed after {} s: {cmd:?})\n", patience.as_secs()).as_bytes(),
+        );
+    }
+    Output {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr,
     }
 }
 
@@ -536,11 +583,7 @@ impl Default for DockerClient {
 /// A multi-layer image of about `mb` MB (three layers of random bytes on busybox), built
 /// offline once and kept in the system dockerd under a fixed tag across runs.
 pub fn test_image(mb: u32) -> String {
-    static BUILT: OnceLock<std::sync::Mutex<()>> = OnceLock::new();
-    let _guard = BUILT
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
+    let _guard = image_lock();
     let tag = format!("dockgate-test/registry-{mb}m:v1");
     let docker = DockerClient::new();
     if docker.run(&["image", "inspect", &tag]).status.success() {
@@ -555,13 +598,15 @@ pub fn test_image(mb: u32) -> String {
         dockerfile += &format!("COPY layer{i}.bin /data/layer{i}.bin\n");
     }
     fs::write(ctx.path().join("Dockerfile"), dockerfile).expect("Dockerfile");
-    let out = Command::new("/usr/bin/docker")
-        .args(["build", "-q", "-t", &tag])
-        .arg(ctx.path())
-        .env("DOCKER_BUILDKIT", "0")
-        .env("DOCKER_CONFIG", docker.config.path())
-        .output()
-        .expect("docker build");
+    let out = output_within(
+        Command::new("/usr/bin/docker")
+            .args(["build", "-q", "-t", &tag])
+            .arg(ctx.path())
+            .env("DOCKER_BUILDKIT", "0")
+            .env("DOCKER_CONFIG", docker.config.path()),
+        None,
+        DOCKER_PATIENCE,
+    );
     assert!(
         out.status.success(),
         "docker build {tag}: {}",
@@ -573,6 +618,11 @@ pub fn test_image(mb: u32) -> String {
 /// `docker save` of [`test_image`], cached next to the build output (for seeding registries
 /// with skopeo without the layers passing through dockerd).
 pub fn test_archive(mb: u32) -> PathBuf {
+    static SAVED: OnceLock<std::sync::Mutex<()>> = OnceLock::new();
+    let _guard = SAVED
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     let path = repo_root()
         .join("target")
         .join("registry-images")
@@ -586,6 +636,48 @@ pub fn test_archive(mb: u32) -> PathBuf {
     DockerClient::new().ok(&["save", "-o", &tmp.display().to_string(), &tag]);
     fs::rename(&tmp, &path).expect("archive in place");
     path
+}
+
+/// Serialises image builds of this process.
+fn image_lock() -> std::sync::MutexGuard<'static, ()> {
+    static BUILDS: OnceLock<std::sync::Mutex<()>> = OnceLock::new();
+    BUILDS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+/// A small image only this call has: busybox plus one layer of `kb` KB of fresh random
+/// bytes, under `tag`. Returns the sha256 of the file it holds (`/data/unique.bin`).
+pub fn unique_image(tag: &str, kb: usize) -> String {
+    let _guard = image_lock();
+    let ctx = TempDir::new("image-context").expect("context dir");
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1)
+        ^ u64::from(std::process::id());
+    let data = random_bytes(kb * 1000, seed);
+    fs::write(ctx.path().join("unique.bin"), &data).expect("write layer");
+    fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox:latest\nCOPY unique.bin /data/unique.bin\n",
+    )
+    .expect("Dockerfile");
+    let out = output_within(
+        Command::new("/usr/bin/docker")
+            .args(["build", "-q", "-t", tag])
+            .arg(ctx.path())
+            .env("DOCKER_BUILDKIT", "0"),
+        None,
+        DOCKER_PATIENCE,
+    );
+    assert!(
+        out.status.success(),
+        "docker build {tag}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    sha256_file_or_bytes(&data)
 }
 
 /// Deterministic pseudo-random bytes (xorshift), incompressible enough for a registry.

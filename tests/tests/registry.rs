@@ -267,6 +267,7 @@ fn concurrent_cold_pulls_fetch_each_blob_once_and_the_cache_outlives_upstream_an
 fn tags_follow_the_upstream_after_the_ttl_and_stay_usable_while_it_fails() {
     let (_h, mut upstream, fe) = setup(FrontendOptions {
         tag_ttl: "2s".into(),
+        ..Default::default()
     });
     let first = seed(&upstream, "library/moving:latest", false);
     // The manifest the tag will move to (same layers, an OCI manifest), ready beforehand so
@@ -608,4 +609,89 @@ fn monolithic_and_chunked_uploads_get_locations_in_the_clients_names() {
     for f in [file, rest, whole] {
         let _ = std::fs::remove_file(f);
     }
+}
+
+#[test]
+fn docker_pulls_a_new_layer_through_the_group_and_its_cache() {
+    let (_h, upstream, fe) = setup(FrontendOptions::default());
+    let docker = DockerClient::new();
+    let local = format!("dockgate-test/registry-unique-{}:v1", std::process::id());
+    let sum = unique_image(&local, 3000);
+    let up = format!("{}/library/uniq:v1", upstream.url());
+    let front = format!("127.0.0.1:{}", fe.team_a_port);
+    let via = format!("{front}/library/uniq:v1");
+    let mut tags = Tags(&docker, Vec::new());
+    tags.tag(&local, &up);
+    docker.ok(&["push", &up]);
+    // Only the upstream has the new layer now: dockerd must fetch it.
+    docker.ok(&["rmi", &local, &up]);
+    tags.1.clear();
+    docker.login(&front, "alice", ALICE_TOKEN);
+    tags.1.push(via.clone());
+    docker.ok(&["pull", &via]);
+    let got = docker.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &via,
+        "sha256sum",
+        "/data/unique.bin",
+    ]);
+    assert!(got.starts_with(&sum), "{got} vs {sum}");
+    // The docker push above asked for nothing by GET: every GET came from the pull.
+    let manifests = upstream.requests("GET", "/v2/library/uniq/manifests/")
+        + upstream.requests("HEAD", "/v2/library/uniq/manifests/");
+    assert!(manifests >= 1, "{}", upstream.log());
+    let blobs = upstream.requests("GET", "/v2/library/uniq/blobs/");
+    assert!(blobs >= 2, "config and the new layer: {blobs}");
+    let log = fe.access_log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("/blobs/") && l.contains("kind=blob cache=MISS")),
+        "{log}"
+    );
+}
+
+#[test]
+fn nothing_passes_while_the_sidecar_is_down() {
+    let (hosted, _u, mut fe) = setup(FrontendOptions::default());
+    fe.stop_sidecar();
+    let base = format!("http://127.0.0.1:{}", fe.team_a_port);
+    for (method, path) in [("GET", "/v2/"), ("POST", "/v2/app/blobs/uploads/")] {
+        let r = http(method, &format!("{base}{path}"), &["-u", &alice()]);
+        assert_eq!(r.status, 503, "{method} {path}: {}", r.text());
+        assert!(
+            r.text().contains("policy service is unavailable"),
+            "{}",
+            r.text()
+        );
+    }
+    assert_eq!(hosted.requests("POST", "/v2/"), 0);
+}
+
+#[test]
+fn the_same_includes_serve_on_nginx_1_28() {
+    let (hosted, mut upstream, fe) = setup(FrontendOptions {
+        nginx: dockgate_tests::nginx::Flavor::Vendored.nginx(),
+        ..Default::default()
+    });
+    let front = format!("127.0.0.1:{}", fe.team_a_port);
+    // A push with skopeo, in the team's prefix.
+    let src = format!("docker-archive:{}", test_archive(120).display());
+    skopeo(&[
+        "copy",
+        "--dest-creds",
+        &alice(),
+        &src,
+        &format!("docker://{front}/app:v1"),
+    ]);
+    let pushed = manifest_digest(&hosted.url(), "team-a/app:v1", None);
+    assert_eq!(manifest_digest(&front, "app:v1", Some(&alice())), pushed);
+    // A pull through the cache, then again with the upstream gone.
+    seed(&upstream, "library/big:v1", false);
+    let (_d, layers) = pull_to_dir(&front, "library/big:v1", &alice());
+    upstream.stop();
+    let (_d, again) = pull_to_dir(&front, "library/big:v1", &alice());
+    assert_eq!(layers, again);
 }
