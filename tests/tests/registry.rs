@@ -250,10 +250,7 @@ fn concurrent_cold_pulls_fetch_each_blob_once_and_the_cache_outlives_upstream_an
         &format!("http://{other}/v2/mirror/anything/blobs/{digest}"),
         &["-u", &bob()],
     );
-    assert_eq!(
-        r.status, 502,
-        "HEAD was never cached, and the upstream is down"
-    );
+    assert_eq!(r.status, 404, "a blob HEAD is for the hosted registry only");
     let r = http(
         "GET",
         &format!("http://{other}/v2/mirror/anything/blobs/{digest}"),
@@ -337,21 +334,52 @@ fn head_stays_head_upstream_and_ranges_work() {
         fe.team_a_port
     );
     let path = format!("/v2/library/h/blobs/{digest}");
+    // A manifest by tag upstream, referencing the blob.
+    let config = upload_blob(&upstream.url(), "library/h", b"{}");
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","size":2,"digest":"{config}"}},"layers":[{{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","size":3000000,"digest":"{digest}"}}]}}"#
+    );
+    let r = http(
+        "PUT",
+        &format!("http://{}/v2/library/h/manifests/v1", upstream.url()),
+        &[
+            "-H",
+            "Content-Type: application/vnd.docker.distribution.manifest.v2+json",
+            "--data-binary",
+            &manifest,
+        ],
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let tag_url = format!(
+        "http://127.0.0.1:{}/v2/library/h/manifests/v1",
+        fe.team_a_port
+    );
+    let tag_path = "/v2/library/h/manifests/v1";
 
-    let r = http("HEAD", &url, &["-u", &alice()]);
+    // A HEAD on a manifest (docker pull's first question) reaches the upstream as a HEAD...
+    let r = http("HEAD", &tag_url, &["-u", &alice(), "-H", ACCEPT_MANIFESTS]);
     assert_eq!(r.status, 200);
-    assert_eq!(r.header("content-length"), Some("3000000"));
-    assert_eq!(r.header("docker-content-digest"), Some(digest.as_str()));
-    assert_eq!(upstream.requests("HEAD", &path), 1);
     assert_eq!(
-        upstream.requests("GET", &path),
+        r.header("content-length"),
+        Some(&*manifest.len().to_string())
+    );
+    assert!(r.header("docker-content-digest").is_some());
+    assert_eq!(upstream.requests("HEAD", tag_path), 1);
+    assert_eq!(
+        upstream.requests("GET", tag_path),
         0,
         "HEAD was not turned into GET"
     );
-    // Answered from the cache the second time.
-    let r = http("HEAD", &url, &["-u", &alice()]);
+    // ... and is answered from the cache the second time.
+    let r = http("HEAD", &tag_url, &["-u", &alice(), "-H", ACCEPT_MANIFESTS]);
     assert_eq!(r.status, 200);
-    assert_eq!(upstream.requests("HEAD", &path), 1);
+    assert_eq!(upstream.requests("HEAD", tag_path), 1);
+
+    // A HEAD on a blob is a pusher's "do you have it?": the hosted registry alone answers
+    // (404 here), the upstream is not asked.
+    let r = http("HEAD", &url, &["-u", &alice()]);
+    assert_eq!(r.status, 404);
+    assert_eq!(upstream.requests("HEAD", &path), 0);
 
     // A range on a miss and on a hit.
     for _ in 0..2 {
@@ -397,13 +425,30 @@ fn the_group_prefers_the_hosted_registry() {
     let only_up = manifest_digest(&upstream.url(), "y:v1", None);
     assert_eq!(manifest_digest(&front, "y:v1", Some(&alice())), only_up);
     assert_ne!(mine, theirs);
-    // Tag lists: hosted first as well.
+    // A push through the front-end of an image whose blobs the upstream has: the blob HEADs
+    // are answered by the hosted registry alone, so every blob is uploaded and the manifest
+    // is accepted (MANIFEST_BLOB_UNKNOWN otherwise).
+    skopeo(&[
+        "copy",
+        "--dest-creds",
+        &alice(),
+        &src,
+        &format!("docker://{front}/y:v2"),
+    ]);
+    assert_eq!(manifest_digest(&hosted.url(), "team-a/y:v2", None), only_up);
+    // Tag lists: hosted first as well (team-a/y has v2 now; upstream y has v1).
     let r = http(
         "GET",
         &format!("http://{front}/v2/y/tags/list"),
         &["-u", &alice()],
     );
     assert_eq!(r.status, 200);
+    assert!(r.text().contains("\"v2\""), "{}", r.text());
+    let r = http(
+        "GET",
+        &format!("http://{front}/v2/x/tags/list"),
+        &["-u", &alice()],
+    );
     assert!(r.text().contains("\"v1\""), "{}", r.text());
 }
 

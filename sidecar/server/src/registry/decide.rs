@@ -25,6 +25,10 @@ pub struct Approved {
     pub action: Action,
     /// One of [`KINDS`].
     pub kind: &'static str,
+    /// Where a pull the hosted registry answers 404 goes next: nginx's
+    /// `@dockgate_registry_group_<fallback>` (the kind, or `blob_hosted` for a blob HEAD,
+    /// which the upstream must not answer).
+    pub fallback: &'static str,
     /// The repository in the hosted registry (team prefix applied); empty for `/v2/`.
     pub name: String,
     /// Path and query on the hosted registry.
@@ -121,6 +125,7 @@ pub fn decide(reg: &RegistryConfig, users: &[User], ask: &Ask<'_>) -> Result<App
                 user,
                 action: Action::Pull,
                 kind: "base",
+                fallback: "base",
                 name: String::new(),
                 hosted_uri: "/v2/".into(),
                 upstream_uri: None,
@@ -205,13 +210,23 @@ pub fn decide(reg: &RegistryConfig, users: &[User], ask: &Ask<'_>) -> Result<App
                 Reference::Digest(d) => d.clone(),
             },
         ),
-        Target::Blob { digest, .. } if pull => (Some(target.path_for(client_name)), digest.clone()),
+        // A HEAD on a blob is how pushers ask "do you have it already?": only the hosted
+        // registry may answer, or a layer the upstream has would never be uploaded.
+        Target::Blob { digest, .. } if method == "GET" => {
+            (Some(target.path_for(client_name)), digest.clone())
+        }
         _ => (None, String::new()),
+    };
+    let fallback = match (kind, &upstream_uri) {
+        (_, Some(_)) => kind,
+        ("blob", None) => "blob_hosted",
+        (k, None) => k,
     };
     Ok(Approved {
         user,
         action,
         kind,
+        fallback,
         name,
         hosted_uri,
         upstream_uri,

@@ -2,7 +2,8 @@
 //!
 //! Contract: 204 allows, with `X-Dockgate-Uri` (path and query on the hosted registry),
 //! `X-Dockgate-Upstream-Uri` (on the proxied upstream, for pulls the group may answer from
-//! there), `X-Dockgate-Registry-Kind`, `X-Dockgate-Cache-Key` and `X-Dockgate-User`. 401 and
+//! there), `X-Dockgate-Registry-Kind`, `X-Dockgate-Fallback` (the named location for a
+//! hosted 404), `X-Dockgate-Cache-Key` and `X-Dockgate-User`. 401 and
 //! 403 refuse, with the real status in `X-Dockgate-Status`, the registry error body in
 //! `X-Dockgate-Error` and, for 401, the Basic challenge in `X-Dockgate-Challenge`.
 
@@ -62,6 +63,7 @@ pub async fn registry_auth(State(s): State<Arc<AppState>>, headers: HeaderMap) -
                 set(h, "x-dockgate-upstream-uri", u);
             }
             set(h, "x-dockgate-registry-kind", a.kind);
+            set(h, "x-dockgate-fallback", a.fallback);
             set(h, "x-dockgate-cache-key", &a.cache_key);
             set(h, "x-dockgate-user", &a.user);
             r
