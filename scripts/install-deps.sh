@@ -11,6 +11,7 @@ packages=(
     openssl curl wrk bsdutils   # test certificates, probes, benchmarks, `script` for -t
     python3                     # another local user's client in the peer-credential tests
     docker-compose              # compose projects in two tenants (Debian's 1.29)
+    docker-registry skopeo      # registry front-end tests: CNCF distribution 2.8, a second client
 )
 
 missing=()

@@ -9,6 +9,7 @@ pub mod docker;
 pub mod engine;
 pub mod nginx;
 pub mod raw;
+pub mod registry;
 pub mod scenarios;
 
 use std::io;

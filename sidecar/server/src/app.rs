@@ -36,6 +36,10 @@ pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/_dockgate/auth", any(auth))
         .route("/_dockgate/metrics", get(metrics))
+        .route(
+            "/_dockgate/registry-auth",
+            any(crate::registry::registry_auth),
+        )
         .fallback(mediated)
         .with_state(state)
 }

@@ -30,6 +30,7 @@ struct RawConfig {
     listeners: BTreeMap<String, RawListener>,
     #[serde(default)]
     tenants: BTreeMap<Spanned<String>, RawTenant>,
+    registry: Option<crate::registry::RawRegistry>,
 }
 
 #[derive(Deserialize)]
@@ -200,6 +201,8 @@ pub struct Config {
     pub users: Vec<User>,
     pub listeners: BTreeMap<String, Listener>,
     pub tenants: BTreeMap<String, Tenant>,
+    /// The `[registry]` table: pull and push rights of the registry front-end.
+    pub registry: Option<crate::registry::RegistryConfig>,
 }
 
 impl Config {
@@ -496,6 +499,12 @@ impl Config {
             env: raw_inject.env.iter().map(|e| e.get_ref().clone()).collect(),
         };
 
+        let user_names: Vec<&str> = users.iter().map(|u| u.name.as_str()).collect();
+        let registry = raw
+            .registry
+            .as_ref()
+            .map(|r| r.check(&user_names, &mut |span, key, msg| err(span, key, msg)));
+
         if !errors.is_empty() {
             return Err(fail(errors));
         }
@@ -517,6 +526,7 @@ impl Config {
             users,
             listeners,
             tenants,
+            registry,
         })
     }
 }

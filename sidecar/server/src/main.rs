@@ -17,6 +17,7 @@ mod config;
 mod decision;
 mod forward;
 mod metrics;
+mod registry;
 mod relay;
 mod tenant;
 
@@ -234,6 +235,17 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
             config,
             metrics: Default::default(),
         });
+        if let Some(path) = state
+            .config
+            .registry
+            .as_ref()
+            .and_then(|r| r.stats_socket.clone())
+        {
+            let path = std::path::PathBuf::from(path);
+            registry::listen_stats(&path, state.clone())
+                .with_context(|| format!("listen on {}", path.display()))?;
+            restrict_socket(&path, &dockerd)?;
+        }
         let router = app(state);
         match listen {
             Listen::Unix(path) => {

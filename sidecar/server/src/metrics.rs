@@ -16,6 +16,8 @@ pub struct Metrics {
     buckets: [AtomicU64; BUCKETS.len()],
     count: AtomicU64,
     sum_nanos: AtomicU64,
+    /// The registry front-end's counters.
+    pub registry: crate::registry::RegistryStats,
 }
 
 impl Metrics {
@@ -66,6 +68,7 @@ impl Metrics {
             self.sum_nanos.load(Relaxed) as f64 / 1e9
         );
         let _ = writeln!(out, "dockgate_decision_seconds_count {count}");
+        self.registry.render(&mut out);
         out
     }
 }

@@ -1,0 +1,314 @@
+//! The decision for one registry request (pure, no I/O): who calls (HTTP Basic, as `docker
+//! login` sends it, checked against `[[users]]` tokens), what the path addresses, which
+//! repository that is once the team's prefix is applied, and whether the caller may.
+
+use super::access::{Action, RegistryConfig, Rights};
+use super::path::{self, check_name, Reference, Target, MAX_NAME_LEN};
+use crate::config::{token_hash, User};
+use crate::decision::base64_decode;
+
+/// The kinds of requests, as the metrics and nginx's cache locations name them.
+pub const KINDS: [&str; 7] = [
+    "base",
+    "catalog",
+    "tags",
+    "manifest_tag",
+    "manifest_digest",
+    "blob",
+    "upload",
+];
+
+/// An approved request and where nginx sends it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Approved {
+    pub user: String,
+    pub action: Action,
+    /// One of [`KINDS`].
+    pub kind: &'static str,
+    /// Where a pull the hosted registry answers 404 goes next: nginx's
+    /// `@dockgate_registry_group_<fallback>` (the kind, or `blob_hosted` for a blob HEAD,
+    /// which the upstream must not answer).
+    pub fallback: &'static str,
+    /// The repository in the hosted registry (team prefix applied); empty for `/v2/`.
+    pub name: String,
+    /// Path and query on the hosted registry.
+    pub hosted_uri: String,
+    /// Path and query on the proxied upstream, for pulls the group may answer from there.
+    pub upstream_uri: Option<String>,
+    /// What the cache keys the upstream answer by: the digest for blobs and manifests by
+    /// digest (one copy whatever the repository), `name:tag` for tags.
+    pub cache_key: String,
+}
+
+/// A refused request: status, registry error code and message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refused {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+    /// A `WWW-Authenticate` challenge for 401s.
+    pub challenge: Option<String>,
+}
+
+impl Refused {
+    fn new(status: u16, code: &'static str, message: impl Into<String>) -> Refused {
+        Refused {
+            status,
+            code,
+            message: format!("dockgate: {}", message.into()),
+            challenge: None,
+        }
+    }
+
+    /// The registry's error body, `{"errors":[{"code":...,"message":...}]}` (ASCII).
+    pub fn json(&self) -> String {
+        let v = serde_json::json!({
+            "errors": [{ "code": self.code, "message": self.message }]
+        });
+        v.to_string()
+            .chars()
+            .map(|c| if c.is_ascii() { c } else { '?' })
+            .collect()
+    }
+}
+
+/// What nginx passes about a request.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Ask<'a> {
+    pub method: &'a str,
+    pub uri: &'a str,
+    /// The team prefix the server block (host or port) maps to; empty for none.
+    pub team: &'a str,
+    pub authorization: Option<&'a str>,
+}
+
+pub fn decide(reg: &RegistryConfig, users: &[User], ask: &Ask<'_>) -> Result<Approved, Refused> {
+    let challenge = format!("Basic realm=\"{}\"", reg.realm.replace('"', "'"));
+    let unauthorized = |message: &str| Refused {
+        challenge: Some(challenge.clone()),
+        ..Refused::new(401, "UNAUTHORIZED", message)
+    };
+    // Identity first: a wrong password is a 401 whatever the path.
+    let (user, rights) = match ask.authorization {
+        None | Some("") => ("anonymous".to_string(), &reg.anonymous),
+        Some(h) => match basic_user(h, users) {
+            Some(u) => (
+                u.name.clone(),
+                reg.users.get(&u.name).unwrap_or(&EMPTY_RIGHTS),
+            ),
+            None => return Err(unauthorized("invalid user name or token")),
+        },
+    };
+    let anonymous = !matches!(ask.authorization, Some(h) if !h.is_empty());
+    if !ask.team.is_empty() && check_name(ask.team).is_err() {
+        return Err(Refused::new(
+            403,
+            "DENIED",
+            format!(
+                "team prefix {:?} is not a repository name (the gateway is misconfigured)",
+                ask.team
+            ),
+        ));
+    }
+    let (target, query) = path::parse(ask.uri).map_err(|e| Refused::new(400, e.code, e.message))?;
+    let method = ask.method;
+    let pull = matches!(method, "GET" | "HEAD");
+    let (action, kind) = match (&target, method) {
+        (Target::Base, "GET" | "HEAD") => {
+            // Always a challenge without credentials: docker sends its login only to a
+            // registry whose `/v2/` asked for it (so anonymous rights serve plain HTTP
+            // clients; a 200 here would stop logged-in docker clients from pushing).
+            if anonymous {
+                return Err(unauthorized("authentication required (docker login)"));
+            }
+            return Ok(Approved {
+                user,
+                action: Action::Pull,
+                kind: "base",
+                fallback: "base",
+                name: String::new(),
+                hosted_uri: "/v2/".into(),
+                upstream_uri: None,
+                cache_key: String::new(),
+            });
+        }
+        (Target::Catalog, _) => {
+            return Err(Refused::new(
+                403,
+                "DENIED",
+                "the catalog is not offered: it would list every team's repositories",
+            ))
+        }
+        (Target::Tags { .. }, "GET") => (Action::Pull, "tags"),
+        (Target::Manifest { reference, .. }, _) if pull => match reference {
+            Reference::Tag(_) => (Action::Pull, "manifest_tag"),
+            Reference::Digest(_) => (Action::Pull, "manifest_digest"),
+        },
+        (Target::Manifest { .. }, "PUT" | "DELETE") => (Action::Push, "manifest"),
+        (Target::Blob { .. }, _) if pull => (Action::Pull, "blob"),
+        (Target::Blob { .. }, "DELETE") => (Action::Push, "blob"),
+        (Target::UploadStart { .. }, "POST") => (Action::Push, "upload"),
+        (Target::Upload { .. }, "GET" | "PATCH" | "PUT" | "DELETE") => (Action::Push, "upload"),
+        _ => {
+            return Err(Refused::new(
+                405,
+                "UNSUPPORTED",
+                format!(
+                    "{method} is not a registry operation on {}",
+                    ask.uri.split('?').next().unwrap_or("")
+                ),
+            ))
+        }
+    };
+    let client_name = target.name().unwrap_or_default();
+    let name = prefixed(ask.team, client_name);
+    if name.len() > MAX_NAME_LEN {
+        return Err(Refused::new(
+            400,
+            "NAME_INVALID",
+            format!("repository name {name:?} is longer than {MAX_NAME_LEN} characters"),
+        ));
+    }
+    if !rights.allows(action, &name) {
+        if anonymous {
+            return Err(unauthorized(&format!(
+                "authentication required to {} {name}",
+                action.as_str()
+            )));
+        }
+        return Err(Refused::new(
+            403,
+            "DENIED",
+            format!(
+                "user {user} may not {} {name} ({})",
+                action.as_str(),
+                describe(rights, action)
+            ),
+        ));
+    }
+
+    let mut hosted_uri = target.path_for(&name);
+    let hosted_query = match &target {
+        Target::UploadStart { .. } => query.map(|q| mount_query(q, ask.team, rights)),
+        _ => query.map(str::to_string),
+    };
+    if let Some(q) = hosted_query.filter(|q| !q.is_empty()) {
+        hosted_uri = format!("{hosted_uri}?{q}");
+    }
+    let (upstream_uri, cache_key) = match &target {
+        Target::Tags { .. } => (
+            Some(match query {
+                Some(q) => format!("{}?{q}", target.path_for(client_name)),
+                None => target.path_for(client_name),
+            }),
+            String::new(),
+        ),
+        Target::Manifest { reference, .. } if pull => (
+            Some(target.path_for(client_name)),
+            match reference {
+                Reference::Tag(t) => format!("{client_name}:{t}"),
+                Reference::Digest(d) => d.clone(),
+            },
+        ),
+        // A HEAD on a blob is how pushers ask "do you have it already?": only the hosted
+        // registry may answer, or a layer the upstream has would never be uploaded.
+        Target::Blob { digest, .. } if method == "GET" => {
+            (Some(target.path_for(client_name)), digest.clone())
+        }
+        _ => (None, String::new()),
+    };
+    let fallback = match (kind, &upstream_uri) {
+        (_, Some(_)) => kind,
+        ("blob", None) => "blob_hosted",
+        (k, None) => k,
+    };
+    Ok(Approved {
+        user,
+        action,
+        kind,
+        fallback,
+        name,
+        hosted_uri,
+        upstream_uri,
+        cache_key,
+    })
+}
+
+static EMPTY_RIGHTS: Rights = Rights {
+    pull: Vec::new(),
+    push: Vec::new(),
+};
+
+fn prefixed(team: &str, name: &str) -> String {
+    if team.is_empty() {
+        name.to_string()
+    } else {
+        format!("{team}/{name}")
+    }
+}
+
+fn describe(rights: &Rights, action: Action) -> String {
+    let list = |v: &[super::access::Prefix]| {
+        v.iter()
+            .map(|p| match p {
+                super::access::Prefix::All => "*".to_string(),
+                super::access::Prefix::Path(p) => format!("{p}/"),
+            })
+            .collect::<Vec<_>>()
+    };
+    let push = list(&rights.push);
+    let mut pull = list(&rights.pull);
+    pull.extend(push.iter().cloned());
+    let (what, v) = match action {
+        Action::Push => ("push", push),
+        Action::Pull => ("pull", pull),
+    };
+    if v.is_empty() {
+        format!("no {what} rights")
+    } else {
+        format!("{what} rights: {}", v.join(", "))
+    }
+}
+
+/// A cross-repository mount (`?mount=DIGEST&from=REPO`) names the source in the client's
+/// terms: move it under the team's prefix, or drop the mount when the caller may not pull
+/// the source (the client then uploads the blob instead).
+fn mount_query(query: &str, team: &str, rights: &Rights) -> String {
+    let from = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("from="))
+        .map(|f| prefixed(team, f));
+    let mount_ok = from
+        .as_deref()
+        .is_some_and(|f| check_name(f).is_ok() && rights.allows(Action::Pull, f));
+    query
+        .split('&')
+        .filter_map(|kv| {
+            if kv.starts_with("from=") {
+                mount_ok.then(|| format!("from={}", from.as_deref().unwrap_or_default()))
+            } else if kv.starts_with("mount=") {
+                mount_ok.then(|| kv.to_string())
+            } else {
+                Some(kv.to_string())
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// The user whose name and token a `Basic` header carries.
+fn basic_user<'u>(header: &str, users: &'u [User]) -> Option<&'u User> {
+    let (scheme, value) = header.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let text = String::from_utf8(base64_decode(value.trim())?).ok()?;
+    let (name, token) = text.split_once(':')?;
+    let hash = token_hash(token);
+    users
+        .iter()
+        .find(|u| u.name == name && u.token_sha256.contains(&hash))
+}
+
+#[cfg(test)]
+mod tests;
