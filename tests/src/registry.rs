@@ -126,6 +126,8 @@ pub struct FrontendOptions {
     pub tag_ttl: String,
     /// The nginx binary: Debian's by default, or nginx.org's (`Flavor::Vendored.nginx()`).
     pub nginx: PathBuf,
+    /// alice's tenant on the Docker API gateway, if she has one.
+    pub alice_tenant: Option<String>,
 }
 
 impl Default for FrontendOptions {
@@ -133,6 +135,7 @@ impl Default for FrontendOptions {
         FrontendOptions {
             tag_ttl: "1m".into(),
             nginx: crate::nginx::Flavor::Debian.nginx(),
+            alice_tenant: None,
         }
     }
 }
@@ -189,7 +192,8 @@ impl Frontend {
             "[server]\nlisten = \"unix:{dir}/sidecar.sock\"\n\
              [roles.none]\nallow = []\n\
              [listeners.loopback]\n\
-             [[users]]\nname = \"alice\"\nrole = \"none\"\ntoken_sha256 = [\"{alice}\"]\n\
+             {alice_tenant}\
+             [[users]]\nname = \"alice\"\nrole = \"none\"\ntoken_sha256 = [\"{alice}\"]\n{alice_of}\
              [[users]]\nname = \"bob\"\nrole = \"none\"\ntoken_sha256 = [\"{bob}\"]\n\
              [registry]\nrealm = \"dockgate test registry\"\n\
              stats_socket = \"{dir}/registry-stats.sock\"\n\
@@ -198,6 +202,18 @@ impl Frontend {
             dir = dir.display(),
             alice = sha256_hex(ALICE_TOKEN),
             bob = sha256_hex(BOB_TOKEN),
+            alice_tenant = self
+                .opts
+                .alice_tenant
+                .as_ref()
+                .map(|t| format!("[tenants.{t}]\n"))
+                .unwrap_or_default(),
+            alice_of = self
+                .opts
+                .alice_tenant
+                .as_ref()
+                .map(|t| format!("tenant = \"{t}\"\n"))
+                .unwrap_or_default(),
         );
         let path = dir.join("sidecar.toml");
         fs::write(&path, config).expect("write sidecar config");

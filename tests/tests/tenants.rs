@@ -705,3 +705,83 @@ fn compose_brings_one_project_up_in_two_tenants_and_down_again() {
     beta.ok(&gw, &compose(&beta, "down -v"));
     assert_eq!(beta.ok(&gw, "docker ps -a -q"), "");
 }
+
+#[test]
+fn a_tenant_pushes_and_pulls_through_the_registry_front_end_under_its_own_names() {
+    use dockgate_tests::registry::{http, Distribution, Frontend, FrontendOptions, ALICE_TOKEN};
+    let alpha = TenantUser::new("alpha");
+    let beta = TenantUser::new("beta");
+    let hosted = Distribution::start("tenant-hosted");
+    let upstream = Distribution::start("tenant-upstream");
+    let fe = Frontend::start(
+        &hosted,
+        upstream.port,
+        FrontendOptions {
+            alice_tenant: Some(alpha.tenant.clone()),
+            ..FrontendOptions::default()
+        },
+    );
+    let gw = gateway(&[(&alpha, ""), (&beta, "")]);
+    // alice (team-a's pusher on the registry) works as tenant alpha on the Docker API.
+    let reg = format!("127.0.0.1:{}", fe.team_a_port);
+    let image = format!("{reg}/app:1");
+    alpha.ok(
+        &gw,
+        &format!(
+            "echo {ALICE_TOKEN} | docker login -u alice --password-stdin {reg} >/dev/null && \
+             docker run --name src --network none busybox sh -c 'echo {t} > /proof' && \
+             docker commit src {image} >/dev/null && docker push {image} >/dev/null",
+            t = alpha.tenant
+        ),
+    );
+    // dockerd pushed the engine's name (dockgate-TENANT/app); the registry has the tenant's.
+    let tags = http(
+        "GET",
+        &format!("{}/v2/team-a/app/tags/list", hosted.url()),
+        &[],
+    );
+    assert_eq!(tags.status, 200, "{}", tags.text());
+    assert!(tags.text().contains("\"1\""), "{}", tags.text());
+    assert_eq!(
+        http(
+            "GET",
+            &format!(
+                "{}/v2/team-a/dockgate-{}/app/tags/list",
+                hosted.url(),
+                alpha.tenant
+            ),
+            &[]
+        )
+        .status,
+        404
+    );
+    // Pulled back through the gateway: in alpha's namespace, under the name alpha used.
+    alpha.ok(
+        &gw,
+        &format!("docker rmi {image} >/dev/null && docker pull {image} >/dev/null"),
+    );
+    assert_eq!(
+        alpha.ok(
+            &gw,
+            &format!("docker run --rm --pull never --network none {image} cat /proof")
+        ),
+        alpha.tenant
+    );
+    let engine = format!("{reg}/dockgate-{}/app:1", alpha.tenant);
+    assert!(docker_direct(&["image", "inspect", "-f", "{{.Id}}", &engine]).starts_with("sha256:"));
+    let plain = Command::new(Cli::Current.path())
+        .args(["image", "inspect", &image])
+        .env("DOCKER_HOST", "unix:///var/run/docker.sock")
+        .output()
+        .unwrap();
+    assert!(
+        !plain.status.success(),
+        "the registry's plain name was left on the engine"
+    );
+    let out = beta.docker(
+        &gw,
+        &format!("docker run --rm --pull never --network none {image} true"),
+    );
+    assert!(missing(&out), "{out}");
+    alpha.ok(&gw, &format!("docker rmi {image} >/dev/null"));
+}

@@ -877,10 +877,12 @@ pub static ENDPOINTS: &[Endpoint] = &[
         "Remove a plugin",
     ),
     // === System ===
+    // `docker login`: dockerd checks credentials against a registry, as a pull would; the
+    // kind that pulls and pushes may log in.
     ep(
         Post,
         "/auth",
-        System,
+        Image,
         Mediated,
         R::None,
         "Check registry credentials",

@@ -89,12 +89,13 @@ pub fn decide(reg: &RegistryConfig, users: &[User], ask: &Ask<'_>) -> Result<App
         ..Refused::new(401, "UNAUTHORIZED", message)
     };
     // Identity first: a wrong password is a 401 whatever the path.
-    let (user, rights) = match ask.authorization {
-        None | Some("") => ("anonymous".to_string(), &reg.anonymous),
+    let (user, rights, tenant) = match ask.authorization {
+        None | Some("") => ("anonymous".to_string(), &reg.anonymous, None),
         Some(h) => match basic_user(h, users) {
             Some(u) => (
                 u.name.clone(),
                 reg.users.get(&u.name).unwrap_or(&EMPTY_RIGHTS),
+                u.tenant.as_deref(),
             ),
             None => return Err(unauthorized("invalid user name or token")),
         },
@@ -160,7 +161,7 @@ pub fn decide(reg: &RegistryConfig, users: &[User], ask: &Ask<'_>) -> Result<App
             ))
         }
     };
-    let client_name = target.name().unwrap_or_default();
+    let client_name = without_tenant(target.name().unwrap_or_default(), tenant, &user)?;
     let name = prefixed(ask.team, client_name);
     if name.len() > MAX_NAME_LEN {
         return Err(Refused::new(
@@ -297,6 +298,29 @@ fn mount_query(query: &str, team: &str, rights: &Rights) -> String {
 }
 
 /// The user whose name and token a `Basic` header carries.
+/// A tenant's image pushed by dockerd through the Docker API gateway is named
+/// `dockgate-TENANT/...` on the engine (see the sidecar's `tenant::images`): the registry
+/// stores it under the name the tenant used, and only that tenant's users may use the form.
+fn without_tenant<'n>(name: &'n str, tenant: Option<&str>, user: &str) -> Result<&'n str, Refused> {
+    let Some((first, rest)) = name.split_once('/') else {
+        return Ok(name);
+    };
+    let Some(owner) = first.strip_prefix("dockgate-") else {
+        return Ok(name);
+    };
+    if tenant == Some(owner) {
+        Ok(rest)
+    } else {
+        Err(Refused::new(
+            403,
+            "DENIED",
+            format!(
+                "{name} is in tenant {owner}'s namespace, and user {user} is not of that tenant"
+            ),
+        ))
+    }
+}
+
 fn basic_user<'u>(header: &str, users: &'u [User]) -> Option<&'u User> {
     let (scheme, value) = header.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {

@@ -141,6 +141,19 @@ pub async fn admit(
             }
             Resource::Volume => Some(lookup::volume(dockerd, t, param).await?),
             Resource::Network => Some(lookup::network(dockerd, t, param).await?),
+            // A push names the repository in the path and the tag in the query: the tag
+            // must be the tenant's own; the path becomes the engine's repository.
+            Resource::Image if endpoint.template == "/images/{name*}/push" => {
+                let tag = uri.query_value("tag").filter(|t| !t.is_empty());
+                if let Some(tag) = tag {
+                    let reference = format!("{param}:{tag}");
+                    lookup::image(dockerd, t, &reference, ImageUse::Own).await?;
+                }
+                let repo = mangle_image(t, param).ok_or_else(|| {
+                    Refusal::new(400, format!("invalid reference format: {param}"))
+                })?;
+                Some(repo)
+            }
             Resource::Image if endpoint.template.starts_with("/images/") => {
                 let usage = if endpoint.method == dockgate_api::endpoints::Method::Delete
                     || endpoint.template.ends_with("/push")

@@ -6,9 +6,12 @@ const D: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef01234567
 fn config() -> Config {
     let extra = format!(
         r#"
+[tenants.alpha]
+
 [[users]]
 name = "alice"
 role = "reader"
+tenant = "alpha"
 token_sha256 = ["{}"]
 
 [[users]]
@@ -85,6 +88,41 @@ fn a_team_push_lands_under_the_team_prefix() {
     .unwrap();
     assert_eq!(a.hosted_uri, "/v2/team-a/app/blobs/uploads/u-1?_state=xyz");
     assert_eq!(a.kind, "upload");
+}
+
+#[test]
+fn a_tenants_engine_names_lose_the_tenant_for_its_own_users_only() {
+    let alice = basic("alice", "alice-token");
+    let a = ask(
+        "PUT",
+        "/v2/dockgate-alpha/app/manifests/v1",
+        "team-a",
+        Some(&alice),
+    )
+    .unwrap();
+    assert_eq!(a.hosted_uri, "/v2/team-a/app/manifests/v1");
+    let a = ask(
+        "POST",
+        "/v2/dockgate-alpha/app/blobs/uploads/",
+        "team-a",
+        Some(&alice),
+    )
+    .unwrap();
+    assert_eq!(a.hosted_uri, "/v2/team-a/app/blobs/uploads/");
+    let bob = basic("bob", "bob-token");
+    let r = ask(
+        "GET",
+        "/v2/dockgate-alpha/app/manifests/v1",
+        "team-a",
+        Some(&bob),
+    )
+    .unwrap_err();
+    assert_eq!((r.status, r.code), (403, "DENIED"));
+    assert!(
+        r.message.contains("tenant alpha's namespace"),
+        "{}",
+        r.message
+    );
 }
 
 #[test]
