@@ -230,6 +230,16 @@ fn two_tenants_use_the_same_names_and_each_sees_its_own() {
         assert!(names.contains(&format!("{t}.web {t}")), "{names}");
     }
 
+    // docker info counts the tenant's containers, not the engine's.
+    for u in [&alpha, &beta] {
+        assert_eq!(
+            u.ok(
+                &gw,
+                "docker info --format '{{.Containers}} {{.ContainersRunning}}'"
+            ),
+            "1 1"
+        );
+    }
     // Disk usage counts the tenant's own (and the shared images).
     let df = alpha.ok(&gw, "docker system df -v --format '{{json .}}'");
     assert!(df.contains("web") && df.contains("data"), "{df}");

@@ -353,6 +353,28 @@ async fn tenant_forward(
             };
         }
     }
+    if template == "/info" {
+        let counts = match crate::tenant::lookup::counts(dockerd, tenant).await {
+            Ok(c) => c,
+            Err(r) => return refused(&r),
+        };
+        return match forward(dockerd, method, uri, headers, body).await {
+            Ok(resp) => {
+                let (mut parts, body) = resp.into_parts();
+                let bytes = body
+                    .collect()
+                    .await
+                    .map(|c| c.to_bytes())
+                    .unwrap_or_default();
+                let bytes = answer::info(&bytes, &counts)
+                    .map(Bytes::from)
+                    .unwrap_or(bytes);
+                parts.headers.remove("content-length");
+                Response::from_parts(parts, Body::from(bytes))
+            }
+            Err(e) => unreachable(e),
+        };
+    }
     match forward(dockerd, method, uri, headers, body).await {
         Ok(resp) if streamed(template) && resp.status().is_success() => {
             let tenant = tenant.to_string();

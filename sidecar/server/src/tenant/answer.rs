@@ -4,6 +4,7 @@
 use serde_json::Value as Json;
 
 use super::images::{demangle_image, visible_image};
+use super::lookup::Counts;
 use super::names::{demangle, demangle_container, demangle_text, NAME_LABELS};
 
 /// The answer to a tenant's mediated request, rewritten; `None` when it is not JSON (then
@@ -153,6 +154,23 @@ fn visible(tenant: &str, image: &mut Json) -> bool {
     any || built
 }
 
+/// `docker info` with the tenant's counts instead of the engine's.
+pub fn info(body: &[u8], counts: &Counts) -> Option<Vec<u8>> {
+    let mut json: Json = serde_json::from_slice(body).ok()?;
+    for (key, value) in [
+        ("Containers", counts.containers),
+        ("ContainersRunning", counts.running),
+        ("ContainersPaused", counts.paused),
+        ("ContainersStopped", counts.stopped),
+        ("Images", counts.images),
+    ] {
+        if let Some(field) = json.get_mut(key) {
+            *field = Json::from(value);
+        }
+    }
+    serde_json::to_vec(&json).ok()
+}
+
 fn plain(tenant: &str, name: &str) -> Option<String> {
     demangle(tenant, name).map(str::to_string)
 }
@@ -268,6 +286,26 @@ mod tests {
                     "Volumes":[{"Name":"alpha.data"},{"Name":"beta.data"}],"BuildCache":[{"ID":"x"}]}"#
             ),
             r#"{"BuildCache":[],"Containers":[{"Labels":{"dockgate.tenant":"alpha"},"Names":["/web"]}],"Images":[{"RepoTags":["busybox:latest"],"Size":2}],"LayersSize":2,"Volumes":[{"Name":"data"}]}"#
+        );
+    }
+
+    #[test]
+    fn info_counts_the_tenants_objects() {
+        let counts = Counts {
+            containers: 3,
+            running: 1,
+            paused: 0,
+            stopped: 2,
+            images: 4,
+        };
+        let out = info(
+            br#"{"Containers":1000,"ContainersRunning":500,"ContainersPaused":0,"ContainersStopped":500,"Images":70,"Name":"host"}"#,
+            &counts,
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"Containers":3,"ContainersPaused":0,"ContainersRunning":1,"ContainersStopped":2,"Images":4,"Name":"host"}"#
         );
     }
 

@@ -286,6 +286,48 @@ pub async fn usage(dockerd: &Path, tenant: &str) -> Result<(usize, i64), Refusal
     Ok((list.len(), memory))
 }
 
+/// What `docker info` counts, for one tenant.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub containers: usize,
+    pub running: usize,
+    pub paused: usize,
+    pub stopped: usize,
+    /// The tenant's images and the shared ones.
+    pub images: usize,
+}
+
+pub async fn counts(dockerd: &Path, tenant: &str) -> Result<Counts, Refusal> {
+    let filters = super::names::with_tenant_filter(None, tenant).unwrap_or_default();
+    let list = format!("/containers/json?all=1&filters={}", segment(&filters));
+    let states = listed(dockerd, &list, "/State").await?;
+    let (status, images) = ask(dockerd, "/images/json").await?;
+    let images = images
+        .as_array()
+        .filter(|_| status == 200)
+        .map(|all| {
+            all.iter()
+                .filter(|i| {
+                    let tags = i["RepoTags"].as_array().into_iter().flatten();
+                    owner(i.get("Labels")) == Some(tenant)
+                        || tags
+                            .filter_map(Json::as_str)
+                            .any(|t| demangle_image(tenant, t).is_some() || shared_image(t))
+                })
+                .count()
+        })
+        .unwrap_or(0);
+    let running = states.iter().filter(|s| *s == "running").count();
+    let paused = states.iter().filter(|s| *s == "paused").count();
+    Ok(Counts {
+        containers: states.len(),
+        running,
+        paused,
+        stopped: states.len() - running - paused,
+        images,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

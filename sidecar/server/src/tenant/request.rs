@@ -90,7 +90,7 @@ pub async fn admit(
             }
             mangle_repo(&mut uri, t, "repo")?;
         }
-        "/images/json" | "/system/df" => mediate = true,
+        "/images/json" | "/system/df" | "/info" => mediate = true,
         "/images/create" => {
             if uri.query_value("fromImage").is_some() {
                 if uri.query_value("tag").is_some_and(|tag| tag.contains(':')) {
