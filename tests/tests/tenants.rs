@@ -793,5 +793,28 @@ fn a_tenant_pushes_and_pulls_through_the_registry_front_end_under_its_own_names(
         &format!("docker run --rm --pull never --network none {image} true"),
     );
     assert!(missing(&out), "{out}");
+    // Nor by the registry's digest, nor by image ID.
+    let head = http(
+        "HEAD",
+        &format!("{}/v2/team-a/app/manifests/1", hosted.url()),
+        &["-H", dockgate_tests::registry::ACCEPT_MANIFESTS],
+    );
+    let manifest = head
+        .header("docker-content-digest")
+        .unwrap_or_else(|| panic!("no digest: {}", head.text()))
+        .to_string();
+    let id = alpha.ok(
+        &gw,
+        &format!("docker image inspect -f '{{{{.Id}}}}' {image}"),
+    );
+    for attempt in [
+        format!("docker image inspect {reg}/app@{manifest}"),
+        format!("docker run --rm --pull never --network none {reg}/app@{manifest} true"),
+        format!("docker image inspect {id}"),
+        format!("docker image inspect {}", &id[7..19]),
+    ] {
+        let out = beta.docker(&gw, &attempt);
+        assert!(missing(&out), "{attempt}: {out}");
+    }
     alpha.ok(&gw, &format!("docker rmi {image} >/dev/null"));
 }
