@@ -505,10 +505,17 @@ fn another_tenants_objects_look_missing_whatever_the_reference() {
 fn tenant_limits_say_which_limit() {
     let gamma = TenantUser::new("gamma");
     let delta = TenantUser::new("delta");
+    let epsilon = TenantUser::new("epsilon");
     let gw = gateway(&[
         (&gamma, "max_containers = 2"),
         (&delta, "max_memory = 100000000"),
+        (&epsilon, "shared_images = [\"127.0.0.1:5000/base/*\"]"),
     ]);
+    // Shared images are configurable per tenant: epsilon may use none of the local ones.
+    let out = epsilon.docker(&gw, &format!("docker create --pull never {SLEEPER}"));
+    assert!(missing(&out) && out.stderr.contains("busybox"), "{out}");
+    assert_eq!(epsilon.ok(&gw, "docker images -q"), "");
+    assert_eq!(epsilon.ok(&gw, "docker info --format '{{.Images}}'"), "0");
     gamma.ok(
         &gw,
         &format!("docker create {SLEEPER} >/dev/null && docker create {SLEEPER} >/dev/null"),

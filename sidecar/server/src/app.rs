@@ -305,9 +305,7 @@ async fn mediated(State(s): State<Arc<AppState>>, req: Request) -> Response {
             };
             let (dockerd, headers) = (&s.config.dockerd, &parts.headers);
             match tenant {
-                Some(t) => {
-                    tenant_forward(dockerd, &t.name, &allowed, parts.method, headers, body).await
-                }
+                Some(t) => tenant_forward(dockerd, t, &allowed, parts.method, headers, body).await,
                 None => forward(
                     dockerd,
                     parts.method,
@@ -335,7 +333,7 @@ fn unreachable(e: anyhow::Error) -> Response {
 /// tagged into the namespace, streams rewritten line by line, other answers whole.
 async fn tenant_forward(
     dockerd: &std::path::Path,
-    tenant: &str,
+    tenant: &crate::config::Tenant,
     allowed: &crate::decision::Allowed,
     method: Method,
     headers: &HeaderMap,
@@ -346,7 +344,7 @@ async fn tenant_forward(
     if template == "/images/create" {
         if let Some(from) = allowed.uri.query_value("fromImage") {
             let tag = allowed.uri.query_value("tag");
-            return match pull(dockerd, tenant, uri, from, tag, headers).await {
+            return match pull(dockerd, &tenant.name, uri, from, tag, headers).await {
                 Ok(resp) if resp.status().is_success() => resp,
                 Ok(resp) => tenant_answer(tenant, template, resp).await,
                 Err(e) => unreachable(e),
@@ -377,7 +375,7 @@ async fn tenant_forward(
     }
     match forward(dockerd, method, uri, headers, body).await {
         Ok(resp) if streamed(template) && resp.status().is_success() => {
-            let tenant = tenant.to_string();
+            let tenant = tenant.clone();
             rewrite_lines(resp, move |line| {
                 answer::rewrite(&tenant, template, 200, line)
             })
@@ -393,7 +391,7 @@ fn streamed(template: &str) -> bool {
 }
 
 /// dockerd's answer to a tenant, with the engine's names turned back into the tenant's.
-async fn tenant_answer(tenant: &str, template: &str, resp: Response) -> Response {
+async fn tenant_answer(tenant: &crate::config::Tenant, template: &str, resp: Response) -> Response {
     /// Lists of a thousand containers are well under this.
     const MAX_ANSWER: usize = 64 << 20;
     let (mut parts, body) = resp.into_parts();

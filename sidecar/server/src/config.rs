@@ -38,6 +38,7 @@ struct RawConfig {
 struct RawTenant {
     max_containers: Option<usize>,
     max_memory: Option<i64>,
+    shared_images: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -165,6 +166,9 @@ pub struct Tenant {
     pub max_containers: Option<usize>,
     /// Bytes, the sum of the tenant's containers' `--memory`.
     pub max_memory: Option<i64>,
+    /// The admin's (plain-named) images this tenant may use: references, prefixes ending
+    /// in `*`, or `*` (the default: all of them).
+    pub shared_images: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -350,12 +354,34 @@ impl Config {
                     "a tenant name is 1 to 32 lowercase letters and digits".into(),
                 );
             }
+            let shared_images = match &t.shared_images {
+                None => vec!["*".to_string()],
+                Some(patterns) => patterns
+                    .iter()
+                    .filter_map(|p| {
+                        let text = p.get_ref();
+                        let reference = text.strip_suffix('*').unwrap_or(text);
+                        let ok = text == "*"
+                            || crate::tenant::images::Reference::parse(reference).is_some()
+                            || (text.ends_with('*') && !reference.contains(char::is_whitespace));
+                        if !ok {
+                            err(
+                                p.span(),
+                                &format!("tenants.{}.shared_images", name.get_ref()),
+                                format!("{text:?} is not an image reference, a prefix ending in *, or *"),
+                            );
+                        }
+                        ok.then(|| text.clone())
+                    })
+                    .collect(),
+            };
             tenants.insert(
                 name.get_ref().clone(),
                 Tenant {
                     name: name.get_ref().clone(),
                     max_containers: t.max_containers,
                     max_memory: t.max_memory,
+                    shared_images,
                 },
             );
         }

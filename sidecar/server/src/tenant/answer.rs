@@ -6,10 +6,12 @@ use serde_json::Value as Json;
 use super::images::{demangle_image, visible_image};
 use super::lookup::Counts;
 use super::names::{demangle, demangle_container, demangle_text, NAME_LABELS};
+use crate::config::Tenant;
 
 /// The answer to a tenant's mediated request, rewritten; `None` when it is not JSON (then
 /// it goes out as dockerd sent it).
-pub fn rewrite(tenant: &str, template: &str, status: u16, body: &[u8]) -> Option<Vec<u8>> {
+pub fn rewrite(tenant_of: &Tenant, template: &str, status: u16, body: &[u8]) -> Option<Vec<u8>> {
+    let (tenant, shared) = (tenant_of.name.as_str(), tenant_of.shared_images.as_slice());
     let mut json: Json = serde_json::from_slice(body).ok()?;
     if status >= 400 {
         if let Some(Json::String(m)) = json.get_mut("message") {
@@ -38,11 +40,11 @@ pub fn rewrite(tenant: &str, template: &str, status: u16, body: &[u8]) -> Option
             }
             "/images/json" => {
                 json.as_array_mut()?
-                    .retain_mut(|image| visible(tenant, image));
+                    .retain_mut(|image| visible(tenant, shared, image));
             }
             "/system/df" => {
                 if let Some(Json::Array(images)) = json.get_mut("Images") {
-                    images.retain_mut(|image| visible(tenant, image));
+                    images.retain_mut(|image| visible(tenant, shared, image));
                 }
                 let layers: i64 = json["Images"]
                     .as_array()
@@ -74,12 +76,12 @@ pub fn rewrite(tenant: &str, template: &str, status: u16, body: &[u8]) -> Option
                 json["BuildCache"] = Json::Array(Vec::new());
             }
             "/images/{name*}/json" => {
-                visible(tenant, &mut json);
+                visible(tenant, shared, &mut json);
             }
             "/images/{name*}/history" => {
                 for layer in json.as_array_mut()?.iter_mut() {
                     if let Some(Json::Array(tags)) = layer.get_mut("Tags") {
-                        tags.retain_mut(|t| demangle_json(t, |s| visible_image(tenant, s)));
+                        tags.retain_mut(|t| demangle_json(t, |s| visible_image(tenant, shared, s)));
                     }
                 }
             }
@@ -138,11 +140,11 @@ pub fn rewrite(tenant: &str, template: &str, status: u16, body: &[u8]) -> Option
 
 /// Keeps an image's tags and digests the tenant may see (its own, demangled, and shared
 /// ones); false when the tenant may see nothing of it (not its build, no visible tag).
-fn visible(tenant: &str, image: &mut Json) -> bool {
+fn visible(tenant: &str, shared: &[String], image: &mut Json) -> bool {
     let mut any = false;
     for key in ["RepoTags", "RepoDigests"] {
         if let Some(Json::Array(refs)) = image.get_mut(key) {
-            refs.retain_mut(|r| demangle_json(r, |s| visible_image(tenant, s)));
+            refs.retain_mut(|r| demangle_json(r, |s| visible_image(tenant, shared, s)));
             any |= !refs.is_empty();
         }
     }
@@ -216,8 +218,17 @@ fn network(tenant: &str, n: &mut Json) {
 mod tests {
     use super::*;
 
+    fn alpha() -> Tenant {
+        Tenant {
+            name: "alpha".into(),
+            max_containers: None,
+            max_memory: None,
+            shared_images: vec!["*".into()],
+        }
+    }
+
     fn rw(template: &str, status: u16, body: &str) -> String {
-        String::from_utf8(rewrite("alpha", template, status, body.as_bytes()).unwrap()).unwrap()
+        String::from_utf8(rewrite(&alpha(), template, status, body.as_bytes()).unwrap()).unwrap()
     }
 
     #[test]
@@ -331,7 +342,10 @@ mod tests {
             ),
             r#"{"message":"Conflict. The container name \"/web\" is already in use"}"#
         );
-        assert_eq!(rewrite("alpha", "/containers/create", 201, b"{}"), None);
-        assert_eq!(rewrite("alpha", "/containers/json", 200, b"not json"), None);
+        assert_eq!(rewrite(&alpha(), "/containers/create", 201, b"{}"), None);
+        assert_eq!(
+            rewrite(&alpha(), "/containers/json", 200, b"not json"),
+            None
+        );
     }
 }

@@ -112,11 +112,28 @@ pub fn shared_image(engine: &str) -> bool {
     Reference::parse(engine).is_some_and(|r| r.owner().is_none())
 }
 
-/// What a tenant sees of an engine reference: its own, demangled, or a shared one as is.
-pub fn visible_image(tenant: &str, engine: &str) -> Option<String> {
+/// Whether a shared (plain) engine reference is one the tenant may use: `patterns` are
+/// references (`busybox` covers every tag of it), prefixes ending in `*`, or `*`.
+pub fn shared_for(patterns: &[String], engine: &str) -> bool {
+    shared_image(engine)
+        && engine != "<none>:<none>"
+        && patterns.iter().any(|p| match p.strip_suffix('*') {
+            Some(prefix) => engine.starts_with(prefix),
+            None => {
+                engine == p
+                    || engine
+                        .strip_prefix(p.as_str())
+                        .is_some_and(|rest| rest.starts_with(':') || rest.starts_with('@'))
+            }
+        })
+}
+
+/// What a tenant sees of an engine reference: its own, demangled, or a shared one it may
+/// use (`shared`: the tenant's `shared_images`), as is.
+pub fn visible_image(tenant: &str, shared: &[String], engine: &str) -> Option<String> {
     match demangle_image(tenant, engine) {
         Some(own) => Some(own),
-        None if shared_image(engine) && engine != "<none>:<none>" => Some(engine.to_string()),
+        None if shared_for(shared, engine) => Some(engine.to_string()),
         None => None,
     }
 }
@@ -124,6 +141,23 @@ pub fn visible_image(tenant: &str, engine: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn all() -> Vec<String> {
+        vec!["*".into()]
+    }
+
+    #[test]
+    fn shared_images_can_be_limited_by_pattern() {
+        let p = vec!["busybox".to_string(), "127.0.0.1:5000/base/*".to_string()];
+        assert!(shared_for(&p, "busybox:latest"));
+        assert!(shared_for(&p, "busybox:1.36"));
+        assert!(!shared_for(&p, "busyboxplus:latest"));
+        assert!(shared_for(&p, "127.0.0.1:5000/base/debian:12"));
+        assert!(!shared_for(&p, "127.0.0.1:5000/other:1"));
+        assert!(!shared_for(&p, "dockgate-beta/library/busybox:latest"));
+        assert!(!shared_for(&[], "busybox:latest"));
+        assert!(shared_for(&all(), "anything:1"));
+    }
 
     #[test]
     fn references_keep_their_registry_and_gain_the_tenant() {
@@ -160,18 +194,21 @@ mod tests {
             ),
         ] {
             assert_eq!(demangle_image("alpha", engine).as_deref(), Some(tenant_ref));
-            assert_eq!(visible_image("alpha", engine).as_deref(), Some(tenant_ref));
+            assert_eq!(
+                visible_image("alpha", &all(), engine).as_deref(),
+                Some(tenant_ref)
+            );
             assert_eq!(demangle_image("beta", engine), None);
-            assert_eq!(visible_image("beta", engine), None);
+            assert_eq!(visible_image("beta", &all(), engine), None);
         }
         // Plain names are shared; another tenant's are not, however they are spelled.
         assert_eq!(
-            visible_image("alpha", "busybox:latest").as_deref(),
+            visible_image("alpha", &all(), "busybox:latest").as_deref(),
             Some("busybox:latest")
         );
         assert!(shared_image("127.0.0.1:5000/app:1"));
         assert!(!shared_image("dockgate-beta/library/app:1"));
-        assert_eq!(visible_image("alpha", "<none>:<none>"), None);
+        assert_eq!(visible_image("alpha", &all(), "<none>:<none>"), None);
         // A tenant naming another tenant's image gets its own namespace, not beta's.
         let m = mangle_image("alpha", "dockgate-beta/library/app:1").unwrap();
         assert_eq!(Reference::parse(&m).unwrap().owner(), Some("alpha"));

@@ -9,8 +9,9 @@ use std::path::Path;
 
 use serde_json::Value as Json;
 
-use super::images::{demangle_image, mangle_image, shared_image};
+use super::images::{demangle_image, mangle_image, shared_for};
 use super::names::{builtin_network, mangle, LABEL};
+use crate::config::Tenant;
 use crate::decision::Refusal;
 use crate::forward::get_json;
 
@@ -184,10 +185,11 @@ pub enum ImageUse {
 /// then an ID or ID prefix of an image it built or tagged, then a shared image.
 pub async fn image(
     dockerd: &Path,
-    tenant: &str,
+    tenant_of: &Tenant,
     reference: &str,
     usage: ImageUse,
 ) -> Result<String, Refusal> {
+    let (tenant, shared) = (tenant_of.name.as_str(), &tenant_of.shared_images);
     let missing = || Refusal::new_plain(404, format!("No such image: {reference}"));
     if let Some(own) = mangle_image(tenant, reference) {
         let (status, _) = ask(dockerd, &format!("/images/{}/json", image_path(&own))).await?;
@@ -213,7 +215,7 @@ pub async fn image(
                 let mine = owner(i.get("Labels")) == Some(tenant);
                 mine || tags
                     .filter_map(Json::as_str)
-                    .any(|t| demangle_image(tenant, t).is_some() || shared_image(t))
+                    .any(|t| demangle_image(tenant, t).is_some() || shared_for(shared, t))
             })
             .filter_map(|i| i["Id"].as_str().map(str::to_string))
             .collect();
@@ -239,8 +241,11 @@ pub async fn image(
         || tags.iter().any(|t| demangle_image(tenant, t).is_some());
     // Shared: the image has a plain (admin's) tag. A digest reference left behind by a
     // tenant's pull names an image only that tenant tagged: not shared.
-    let shared = tags.iter().any(|t| shared_image(t)) && (id_like || shared_image(reference));
-    match (owned && id_like, shared, usage) {
+    let is_shared = tags.iter().any(|t| shared_for(shared, t))
+        && (id_like
+            || shared_for(shared, reference)
+            || shared_for(shared, &format!("{reference}:latest")));
+    match (owned && id_like, is_shared, usage) {
         (true, _, _) => Ok(json
             .get("Id")
             .and_then(Json::as_str)
@@ -297,7 +302,8 @@ pub struct Counts {
     pub images: usize,
 }
 
-pub async fn counts(dockerd: &Path, tenant: &str) -> Result<Counts, Refusal> {
+pub async fn counts(dockerd: &Path, tenant_of: &Tenant) -> Result<Counts, Refusal> {
+    let (tenant, shared) = (tenant_of.name.as_str(), &tenant_of.shared_images);
     let filters = super::names::with_tenant_filter(None, tenant).unwrap_or_default();
     let list = format!("/containers/json?all=1&filters={}", segment(&filters));
     let states = listed(dockerd, &list, "/State").await?;
@@ -312,7 +318,7 @@ pub async fn counts(dockerd: &Path, tenant: &str) -> Result<Counts, Refusal> {
                     owner(i.get("Labels")) == Some(tenant)
                         || tags
                             .filter_map(Json::as_str)
-                            .any(|t| demangle_image(tenant, t).is_some() || shared_image(t))
+                            .any(|t| demangle_image(tenant, t).is_some() || shared_for(shared, t))
                 })
                 .count()
         })

@@ -126,7 +126,7 @@ pub async fn admit(
         "/images/{name*}/tag" => mangle_repo(&mut uri, t, "repo")?,
         "/images/get" => {
             if let Some(name) = uri.query_value("names").map(str::to_string) {
-                let engine = lookup::image(dockerd, t, &name, ImageUse::Read).await?;
+                let engine = lookup::image(dockerd, tenant, &name, ImageUse::Read).await?;
                 set_query(&mut uri, "names", engine);
             }
         }
@@ -147,7 +147,7 @@ pub async fn admit(
                 let tag = uri.query_value("tag").filter(|t| !t.is_empty());
                 if let Some(tag) = tag {
                     let reference = format!("{param}:{tag}");
-                    lookup::image(dockerd, t, &reference, ImageUse::Own).await?;
+                    lookup::image(dockerd, tenant, &reference, ImageUse::Own).await?;
                 }
                 let repo = mangle_image(t, param).ok_or_else(|| {
                     Refusal::new(400, format!("invalid reference format: {param}"))
@@ -162,7 +162,7 @@ pub async fn admit(
                 } else {
                     ImageUse::Read
                 };
-                Some(lookup::image(dockerd, t, param, usage).await?)
+                Some(lookup::image(dockerd, tenant, param, usage).await?)
             }
             _ => None,
         };
@@ -314,7 +314,7 @@ async fn container_create(
         .and_then(Value::as_str)
         .map(str::to_string)
     {
-        let engine = lookup::image(dockerd, t, &image, ImageUse::Read).await?;
+        let engine = lookup::image(dockerd, tenant, &image, ImageUse::Read).await?;
         body.set_field("Image", Value::String(engine));
     }
     mangle_name_labels(body, t);
