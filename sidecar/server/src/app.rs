@@ -247,8 +247,14 @@ async fn mediated(State(s): State<Arc<AppState>>, req: Request) -> Response {
         Ok(allowed) => {
             let verdict = Verdict::allow(allowed.endpoint.kind.as_str());
             record(&s, &who, &listener, &method, &uri, &verdict, started);
-            let body = if allowed.inject {
-                inject(&mut value, &s.config.inject);
+            let body = if allowed.inject || allowed.package_cache {
+                if allowed.inject {
+                    inject(&mut value, &s.config.inject);
+                }
+                // After the rules: the bind it adds is the operator's, not the caller's.
+                if let (true, Some(pc)) = (allowed.package_cache, &s.config.package_cache) {
+                    dockgate_policy::package_cache::inject(&mut value, &pc.policy());
+                }
                 Bytes::from(value.to_json())
             } else {
                 body

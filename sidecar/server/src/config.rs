@@ -28,6 +28,7 @@ struct RawConfig {
     #[serde(default)]
     users: Vec<RawUser>,
     listeners: BTreeMap<String, RawListener>,
+    package_cache: Option<crate::package_cache::RawPackageCache>,
 }
 
 #[derive(Deserialize, Default)]
@@ -85,6 +86,9 @@ struct RawRole {
     allow: Vec<Spanned<String>>,
     #[serde(default)]
     policies: Vec<Spanned<String>>,
+    /// `--network host` is allowed under the conservative policy.
+    #[serde(default)]
+    allow_host_network: bool,
 }
 
 #[derive(Deserialize)]
@@ -125,6 +129,10 @@ pub struct Role {
     pub conservative: bool,
     /// Creates get the `[policy.inject]` settings.
     pub inject: bool,
+    /// Creates are pointed at the package cache (`[package_cache]`).
+    pub package_cache: bool,
+    /// `--network host` is allowed despite `conservative`.
+    pub allow_host_network: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -153,6 +161,7 @@ pub struct Config {
     pub roles: BTreeMap<String, Role>,
     pub users: Vec<User>,
     pub listeners: BTreeMap<String, Listener>,
+    pub package_cache: Option<crate::package_cache::Settings>,
 }
 
 /// Configuration problems, each with its line and key.
@@ -255,15 +264,23 @@ impl Config {
                     },
                 }
             }
-            let (mut conservative, mut inject) = (false, false);
+            let (mut conservative, mut inject, mut package_cache) = (false, false, false);
             for p in &role.policies {
                 match p.get_ref().as_str() {
                     "conservative" => conservative = true,
                     "inject" => inject = true,
+                    "package-cache" if raw.package_cache.is_none() => err(
+                        p.span(),
+                        &format!("roles.{name}.policies"),
+                        "\"package-cache\" needs a [package_cache] section".into(),
+                    ),
+                    "package-cache" => package_cache = true,
                     other => err(
                         p.span(),
                         &format!("roles.{name}.policies"),
-                        format!("unknown policy {other:?} (known: conservative, inject)"),
+                        format!(
+                            "unknown policy {other:?} (known: conservative, inject, package-cache)"
+                        ),
                     ),
                 }
             }
@@ -274,6 +291,8 @@ impl Config {
                     kinds,
                     conservative,
                     inject,
+                    package_cache,
+                    allow_host_network: role.allow_host_network,
                 },
             );
         }
@@ -393,6 +412,11 @@ impl Config {
             env: raw_inject.env.iter().map(|e| e.get_ref().clone()).collect(),
         };
 
+        let package_cache = raw
+            .package_cache
+            .as_ref()
+            .map(|pc| crate::package_cache::parse(pc, &mut err));
+
         if !errors.is_empty() {
             return Err(fail(errors));
         }
@@ -408,11 +432,13 @@ impl Config {
             conservative: Conservative {
                 bind_allowlist,
                 cap_allowlist: raw.policy.conservative.cap_allowlist,
+                allow_host_network: false,
             },
             inject,
             roles,
             users,
             listeners,
+            package_cache,
         })
     }
 }

@@ -16,6 +16,8 @@ pub struct Metrics {
     buckets: [AtomicU64; BUCKETS.len()],
     count: AtomicU64,
     sum_nanos: AtomicU64,
+    /// The package cache's counters, fed by nginx's log datagrams.
+    pub package_cache: crate::package_cache::Stats,
 }
 
 impl Metrics {
@@ -66,6 +68,7 @@ impl Metrics {
             self.sum_nanos.load(Relaxed) as f64 / 1e9
         );
         let _ = writeln!(out, "dockgate_decision_seconds_count {count}");
+        out += &self.package_cache.render();
         out
     }
 }
