@@ -17,6 +17,7 @@ dockerd: deps
 
 images: dockerd
 	@scripts/test-images.sh
+	@scripts/test-debian-image.sh
 
 module: deps
 	@scripts/build-module.sh debian

@@ -9,6 +9,7 @@ packages=(
     docker.io                   # dockerd + Debian's 20.10 docker CLI
     busybox-static              # offline test image rootfs
     openssl curl wrk bsdutils   # test certificates, probes, benchmarks, `script` for -t
+    dpkg-dev gnupg python3-pip  # package-cache suite: apt repository, signing, pip (test image)
 )
 
 missing=()
