@@ -55,3 +55,4 @@ test: lint test-unit test-e2e
 bench: modules images sidecar
 	bench/run.sh
 	bench/sidecar.sh
+	bench/package-cache.sh

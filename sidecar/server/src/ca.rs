@@ -91,7 +91,7 @@ pub fn plan(state: Option<&State>, s: &CaSettings, now: i64) -> Plan {
     }
     // `next` is promoted only while it has a period of validity left; a sidecar stopped for
     // longer than that starts a new chain.
-    if now + p > st.next.not_after - SKEW {
+    if now + p > st.next.not_after {
         return Plan::Fresh;
     }
     Plan::Rotate

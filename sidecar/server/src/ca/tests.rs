@@ -44,7 +44,26 @@ fn plan_rotates_at_a_period_and_starts_afresh_when_next_is_too_old() {
     assert_eq!(plan(Some(&st), &s, 10), Plan::Keep { until: p });
     assert_eq!(plan(Some(&st), &s, p), Plan::Rotate);
     // Down for so long that `next` would not last a period: a new chain.
-    assert_eq!(plan(Some(&st), &s, 24 * H - p), Plan::Fresh);
+    assert_eq!(plan(Some(&st), &s, 24 * H - p), Plan::Rotate);
+    assert_eq!(plan(Some(&st), &s, 24 * H - p + 1), Plan::Fresh);
+    // A short lifetime (tests) rotates the same way.
+    let short = CaSettings {
+        lifetime: Duration::from_secs(60),
+        ..s.clone()
+    };
+    let st60 = State {
+        lifetime_secs: 60,
+        current: Generation {
+            not_after: 60,
+            ..generation("a", 0)
+        },
+        next: Generation {
+            not_after: 60,
+            ..generation("b", 0)
+        },
+        ..st.clone()
+    };
+    assert_eq!(plan(Some(&st60), &short, 21), Plan::Rotate);
     let other_hosts = CaSettings {
         hosts: vec!["x.test".into()],
         ..s.clone()
