@@ -467,20 +467,21 @@ fn tcp_open(addr: &str, port: u16) -> bool {
 
 // === impl Stack ===
 
-/// Origins, cache and gateway for one test.
+/// Origins, cache and gateway for one test. Fields drop in order: the gateway, the cache and
+/// the origin stop, gpg's agent is stopped, then the directory goes.
 pub struct Stack {
-    pub dir: TempDir,
-    /// The origins' CA (PEM file).
-    pub origin_ca: PathBuf,
+    pub gateway: Gateway,
+    pub cache: Nginx,
+    pub origin: Nginx,
     pub apt: AptRepo,
     pub pypi: PypiIndex,
-    pub origin: Nginx,
     pub origin_port: u16,
     pub origin_http_port: u16,
     /// Where the cache listens (80 and 443) and what the cached names resolve to.
     pub cache_address: String,
-    pub cache: Nginx,
-    pub gateway: Gateway,
+    /// The origins' CA (PEM file).
+    pub origin_ca: PathBuf,
+    pub dir: TempDir,
 }
 
 /// How a [`Stack`] is set up.
