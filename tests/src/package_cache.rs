@@ -18,6 +18,12 @@ pub const DEBIAN_IMAGE: &str = "dockgate-test/debian:host";
 /// The names the suite caches (and their rule sets).
 pub const APT_HOST: &str = "deb.test";
 pub const PYPI_HOST: &str = "pypi.test";
+/// Hosts of the other rule sets (checked over plain HTTP with curl, no container needed).
+pub const OTHER_HOSTS: &[(&str, &str)] = &[
+    ("alpine.test", "alpine"),
+    ("npm.test", "npm"),
+    ("maven.test", "maven"),
+];
 
 /// The token of the `ci` user in [`gateway`]'s configuration.
 pub const CI_TOKEN: &str = "ci-token";
@@ -497,7 +503,9 @@ impl Stack {
     pub fn start(opts: StackOptions) -> Stack {
         let dir = TempDir::new("pkgcache").unwrap();
         let d = dir.path().to_path_buf();
-        let tls = OriginTls::new(&d.join("origin-tls"), &[APT_HOST, PYPI_HOST]);
+        let mut names = vec![APT_HOST, PYPI_HOST];
+        names.extend(OTHER_HOSTS.iter().map(|(n, _)| *n));
+        let tls = OriginTls::new(&d.join("origin-tls"), &names);
         let apt = AptRepo::new(&d);
         let pypi = PypiIndex::new(&d.join("www"));
 
@@ -512,7 +520,8 @@ impl Stack {
              server_name {APT_HOST} {PYPI_HOST};\n\
              ssl_certificate {cert};\n  ssl_certificate_key {key};\n  root {www};\n  {rate}\n\
              location ~ /(InRelease|Release|Packages(\\.gz)?)$ {{ {cache_control} }}\n\
-             location /simple/ {{ index index.html; {cache_control} }}\n}}\n",
+             location /simple/ {{ index index.html; {cache_control} }}\n\
+             location ~ nocache {{ add_header Cache-Control \"no-store, max-age=0\"; }}\n}}\n",
             cert = tls.cert.display(),
             key = tls.key.display(),
             www = www.display(),
@@ -536,6 +545,7 @@ impl Stack {
              origin = \"127.0.0.1:{origin_port}\"\norigin_http = \"127.0.0.1:{origin_http_port}\"\n\
              [[package_cache.hosts]]\nname = \"{PYPI_HOST}\"\nrules = \"pypi\"\n\
              origin = \"127.0.0.1:{origin_port}\"\norigin_http = \"127.0.0.1:{origin_http_port}\"\n\
+             {others}\
              [roles.ci]\nallow = [\"read\", \"write\", \"exec\", \"image\"]\n\
              policies = [\"conservative\", \"package-cache\"]\nallow_host_network = true\n\
              [[users]]\nname = \"runner\"\nrole = \"ci\"\ntoken_sha256 = [\"{token}\"]\n",
@@ -543,6 +553,13 @@ impl Stack {
             lifetime = opts.ca_lifetime,
             pid = d.join("cache/nginx.pid").display(),
             token = token_sha256(CI_TOKEN),
+            others = OTHER_HOSTS
+                .iter()
+                .map(|(name, rules)| format!(
+                    "[[package_cache.hosts]]\nname = \"{name}\"\nrules = \"{rules}\"\n\
+                     origin = \"127.0.0.1:{origin_port}\"\norigin_http = \"127.0.0.1:{origin_http_port}\"\n"
+                ))
+                .collect::<String>(),
         );
         let gateway = Gateway::start_with(GatewayOptions {
             policy: Some(extra),
@@ -621,6 +638,33 @@ impl Stack {
             .and_then(|l| l.split_whitespace().nth(2))
             .unwrap_or_default()
             .to_string()
+    }
+
+    /// A plain-HTTP GET through the cache for `host`: (status, `X-Dockgate-Cache` value).
+    pub fn http_through_cache(&self, host: &str, path: &str, headers: &[&str]) -> (u16, String) {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "-o", "/dev/null", "-D", "-", "-H"])
+            .arg(format!("Host: {host}"));
+        for h in headers {
+            cmd.arg("-H").arg(h);
+        }
+        let out = cmd
+            .arg(format!("http://{}{path}", self.cache_address))
+            .output()
+            .expect("curl");
+        let head = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let cache = head
+            .lines()
+            .find_map(|l| l.strip_prefix("x-dockgate-cache:"))
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        (status, cache)
     }
 
     /// The sidecar's metrics (Prometheus text).

@@ -530,3 +530,108 @@ fn bench_package_cache() {
         std::fs::write(out, &report).unwrap();
     }
 }
+
+#[test]
+fn every_rule_set_keeps_immutable_files_and_lets_indexes_follow_the_origin() {
+    let stack = Stack::start(StackOptions {
+        index_max_age: None,
+        ca_lifetime: "24h",
+        origin_rate: None,
+    });
+    // For paths with `nocache` the origin answers `Cache-Control: no-store`: an immutable class keeps
+    // the file anyway, an index class obeys the origin.
+    let www = stack.dir.path().join("www");
+    let files = [
+        (
+            "alpine.test",
+            "/nocache/v3.20/main/x86_64/tool-1.0-r0.apk",
+            "hit",
+        ),
+        (
+            "alpine.test",
+            "/nocache/v3.20/main/x86_64/APKINDEX.tar.gz",
+            "miss",
+        ),
+        (
+            "alpine.test",
+            "/alpine/v3.20/main/x86_64/APKINDEX.tar.gz",
+            "hit",
+        ),
+        ("npm.test", "/nocache/-/nocache-1.0.0.tgz", "hit"),
+        ("npm.test", "/nocache-doc", "miss"),
+        ("npm.test", "/left-pad", "hit"),
+        ("maven.test", "/nocache/org/x/1.0/x-1.0.jar", "hit"),
+        ("maven.test", "/nocache/org/x/1.0/x-1.0.pom.sha1", "hit"),
+        ("maven.test", "/nocache/org/x/maven-metadata.xml", "miss"),
+        (
+            "maven.test",
+            "/nocache/org/x/1.1-SNAPSHOT/x-1.1-20260101.120000-1.jar",
+            "miss",
+        ),
+        ("maven.test", "/maven2/org/x/maven-metadata.xml", "hit"),
+        (
+            "deb.test",
+            "/nocache/pool/main/t/tool/tool_1.0_all.deb",
+            "hit",
+        ),
+        (
+            "deb.test",
+            "/nocache/dists/stable/main/binary-amd64/Packages.xz",
+            "miss",
+        ),
+        ("pypi.test", "/packages/ab/cd/nocache-1.0.tar.gz", "hit"),
+        ("pypi.test", "/simple/nocache/", "miss"),
+        ("pypi.test", "/debian/README", "pass"),
+        ("deb.test", "/debian/README", "pass"),
+    ];
+    for (_, path, _) in &files {
+        let mut file = www.join(path.trim_start_matches('/'));
+        if path.ends_with('/') {
+            file = file.join("index.html");
+        }
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, path.as_bytes()).unwrap();
+    }
+    for (host, path, second) in files {
+        let (status, first) = stack.http_through_cache(host, path, &[]);
+        assert_eq!(status, 200, "{host}{path}");
+        let (_, again) = stack.http_through_cache(host, path, &[]);
+        if second == "pass" {
+            assert_eq!(
+                (first.as_str(), again.as_str()),
+                ("pass", "pass"),
+                "{host}{path}"
+            );
+        } else {
+            assert_eq!(first, "miss", "{host}{path}");
+            assert_eq!(again, second, "{host}{path}");
+        }
+    }
+    // Package documents are kept per Accept (abbreviated vs full npm metadata).
+    let abbreviated = "Accept: application/vnd.npm.install-v1+json";
+    assert_eq!(
+        stack
+            .http_through_cache("npm.test", "/left-pad", &[abbreviated])
+            .1,
+        "miss"
+    );
+    assert_eq!(
+        stack
+            .http_through_cache("npm.test", "/left-pad", &[abbreviated])
+            .1,
+        "hit"
+    );
+    let m = stack.metrics();
+    for (host, rules) in [
+        ("alpine.test", "alpine"),
+        ("npm.test", "npm"),
+        ("maven.test", "maven"),
+    ] {
+        assert!(
+            m.contains(&format!(
+                "dockgate_pkgcache_hit_ratio{{rules=\"{rules}\",host=\"{host}\"}}"
+            )),
+            "{m}"
+        );
+    }
+}
