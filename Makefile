@@ -17,6 +17,7 @@ dockerd: deps
 
 images: dockerd
 	@scripts/test-images.sh
+	@scripts/test-debian-image.sh
 
 module: deps
 	@scripts/build-module.sh debian
@@ -55,3 +56,4 @@ bench: modules images sidecar
 	bench/run.sh
 	bench/sidecar.sh
 	bench/registry.sh
+	bench/package-cache.sh

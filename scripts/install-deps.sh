@@ -12,6 +12,7 @@ packages=(
     python3                     # another local user's client in the peer-credential tests
     docker-compose              # compose projects in two tenants (Debian's 1.29)
     docker-registry skopeo      # registry front-end tests: CNCF distribution 2.8, a second client
+    dpkg-dev gnupg python3-pip  # package-cache suite: apt repository, signing, pip (test image)
 )
 
 missing=()

@@ -8,6 +8,7 @@
 pub mod docker;
 pub mod engine;
 pub mod nginx;
+pub mod package_cache;
 pub mod raw;
 pub mod registry;
 pub mod scenarios;

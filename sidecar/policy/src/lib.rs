@@ -8,10 +8,12 @@
 //! - [`rules`] holds one rule per file; [`conservative`] runs those that refuse escapes to the
 //!   host.
 //! - [`inject`] writes the operator's settings (labels, limits, logging, ...) into creates.
+//! - [`package_cache`] points creates at the gateway's package cache (hosts, CA bundle).
 #![forbid(unsafe_code)]
 
 pub mod gojson;
 pub mod inject;
+pub mod package_cache;
 pub mod rules;
 
 pub use rules::{conservative, Refusal, Request};

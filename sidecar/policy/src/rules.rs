@@ -58,6 +58,9 @@ pub struct Conservative {
     pub bind_allowlist: Vec<PathBuf>,
     /// Capabilities `--cap-add` may add (`NET_ADMIN`, with or without `CAP_`).
     pub cap_allowlist: Vec<String>,
+    /// `--network host` is allowed (per role: `allow_host_network`); other host namespaces
+    /// stay refused.
+    pub allow_host_network: bool,
 }
 
 /// A refused request: the rule that refused it and what to tell the user.

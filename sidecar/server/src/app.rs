@@ -294,7 +294,11 @@ async fn mediated(State(s): State<Arc<AppState>>, req: Request) -> Response {
             if allowed.inject {
                 inject(&mut value, &s.config.inject);
             }
-            let body = if allowed.inject || tenant.is_some() {
+            // After the rules: the bind it adds is the operator's, not the caller's.
+            if let (true, Some(pc)) = (allowed.package_cache, &s.config.package_cache) {
+                dockgate_policy::package_cache::inject(&mut value, &pc.policy());
+            }
+            let body = if allowed.inject || allowed.package_cache || tenant.is_some() {
                 if matches!(value, gojson::Value::Null) {
                     Bytes::new()
                 } else {

@@ -31,6 +31,7 @@ struct RawConfig {
     #[serde(default)]
     tenants: BTreeMap<Spanned<String>, RawTenant>,
     registry: Option<crate::registry::RawRegistry>,
+    package_cache: Option<crate::package_cache::RawPackageCache>,
 }
 
 #[derive(Deserialize)]
@@ -96,6 +97,9 @@ struct RawRole {
     allow: Vec<Spanned<String>>,
     #[serde(default)]
     policies: Vec<Spanned<String>>,
+    /// `--network host` is allowed under the conservative policy.
+    #[serde(default)]
+    allow_host_network: bool,
 }
 
 #[derive(Deserialize)]
@@ -143,6 +147,10 @@ pub struct Role {
     pub conservative: bool,
     /// Creates get the `[policy.inject]` settings.
     pub inject: bool,
+    /// Creates are pointed at the package cache (`[package_cache]`).
+    pub package_cache: bool,
+    /// `--network host` is allowed despite `conservative`.
+    pub allow_host_network: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -207,6 +215,7 @@ pub struct Config {
     pub tenants: BTreeMap<String, Tenant>,
     /// The `[registry]` table: pull and push rights of the registry front-end.
     pub registry: Option<crate::registry::RegistryConfig>,
+    pub package_cache: Option<crate::package_cache::Settings>,
 }
 
 impl Config {
@@ -322,15 +331,23 @@ impl Config {
                     },
                 }
             }
-            let (mut conservative, mut inject) = (false, false);
+            let (mut conservative, mut inject, mut package_cache) = (false, false, false);
             for p in &role.policies {
                 match p.get_ref().as_str() {
                     "conservative" => conservative = true,
                     "inject" => inject = true,
+                    "package-cache" if raw.package_cache.is_none() => err(
+                        p.span(),
+                        &format!("roles.{name}.policies"),
+                        "\"package-cache\" needs a [package_cache] section".into(),
+                    ),
+                    "package-cache" => package_cache = true,
                     other => err(
                         p.span(),
                         &format!("roles.{name}.policies"),
-                        format!("unknown policy {other:?} (known: conservative, inject)"),
+                        format!(
+                            "unknown policy {other:?} (known: conservative, inject, package-cache)"
+                        ),
                     ),
                 }
             }
@@ -341,6 +358,8 @@ impl Config {
                     kinds,
                     conservative,
                     inject,
+                    package_cache,
+                    allow_host_network: role.allow_host_network,
                 },
             );
         }
@@ -530,6 +549,10 @@ impl Config {
             .registry
             .as_ref()
             .map(|r| r.check(&user_names, &mut |span, key, msg| err(span, key, msg)));
+        let package_cache = raw
+            .package_cache
+            .as_ref()
+            .map(|pc| crate::package_cache::parse(pc, &mut err));
 
         if !errors.is_empty() {
             return Err(fail(errors));
@@ -546,6 +569,7 @@ impl Config {
             conservative: Conservative {
                 bind_allowlist,
                 cap_allowlist: raw.policy.conservative.cap_allowlist,
+                allow_host_network: false,
             },
             inject,
             roles,
@@ -553,6 +577,7 @@ impl Config {
             listeners,
             tenants,
             registry,
+            package_cache,
         })
     }
 }

@@ -92,6 +92,9 @@ pub struct Allowed {
     /// The `[policy.inject]` settings go into this request's body (a create by an `inject`
     /// role).
     pub inject: bool,
+    /// The package cache is injected into this request's body (a create by a `package-cache`
+    /// role).
+    pub package_cache: bool,
 }
 
 /// Establishes the caller: a verified client certificate, then a token, then (on a listener
@@ -262,7 +265,17 @@ pub fn decide(
             query: &uri.query,
             body: body.unwrap_or(&null),
         };
-        conservative(&req, &config.conservative).map_err(|r| Refusal {
+        let role_settings;
+        let settings = if role.allow_host_network {
+            role_settings = dockgate_policy::rules::Conservative {
+                allow_host_network: true,
+                ..config.conservative.clone()
+            };
+            &role_settings
+        } else {
+            &config.conservative
+        };
+        conservative(&req, settings).map_err(|r| Refusal {
             status: 403,
             message: format!("dockgate: {}", r.message),
             rule: Some(r.rule),
@@ -274,12 +287,13 @@ pub fn decide(
         param: found.param,
         mediated,
         inject: role.inject && endpoint.template == "/containers/create",
+        package_cache: role.package_cache && endpoint.template == "/containers/create",
     })
 }
 
 /// Whether a role has body policies (then its privilege-carrying requests are mediated).
 fn role_reads_bodies(role: &Role) -> bool {
-    role.conservative || role.inject
+    role.conservative || role.inject || role.package_cache
 }
 
 #[cfg(test)]

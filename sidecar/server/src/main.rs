@@ -6,6 +6,7 @@
     dockgate explain [--config FILE] --as WHO METHOD URI [--body FILE]
                                             print the decision `serve` would make
     dockgate hash-token TOKEN               the token_sha256 value to put in the config
+    dockgate ca show|rotate --config FILE   the package cache's CA: print it, or rotate it now
 
 WHO is a user name from the configuration, or `anonymous@LISTENER`.
 Without --config, the built-in default configuration is used.
@@ -13,10 +14,12 @@ Without --config, the built-in default configuration is used.
 #![forbid(unsafe_code)]
 
 mod app;
+mod ca;
 mod config;
 mod decision;
 mod forward;
 mod metrics;
+mod package_cache;
 mod registry;
 mod relay;
 mod tenant;
@@ -61,6 +64,7 @@ fn run() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         "explain" => explain(rest),
+        "ca" => ca_command(rest),
         "hash-token" => {
             let [token] = rest else {
                 bail!("usage: dockgate hash-token TOKEN");
@@ -81,7 +85,35 @@ const USAGE: &str = "usage:
   dockgate check-config FILE
   dockgate explain [--config FILE] --as WHO METHOD URI [--body FILE]
   dockgate hash-token TOKEN
+  dockgate ca show|rotate --config FILE
 ";
+
+/// `dockgate ca show` prints the package cache's CA and when it expires and rotates;
+/// `dockgate ca rotate` rotates it now (and reloads nginx when `nginx_pid_file` is set).
+fn ca_command(args: &[String]) -> anyhow::Result<ExitCode> {
+    let usage = "usage: dockgate ca show|rotate --config FILE";
+    let config = load(Some(flag(args, "--config")?.context(usage)?))?;
+    let pc = config
+        .package_cache
+        .as_ref()
+        .context("the configuration has no [package_cache] section")?;
+    match args.first().map(String::as_str) {
+        Some("show") => {
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            print!("{}", ca::show(&pc.ca, now)?);
+        }
+        Some("rotate") => {
+            package_cache::prepare_and_reload(pc, true)?;
+            let st = ca::load(&pc.ca.dir)?.context("no CA state after rotating")?;
+            println!(
+                "rotated: current CA {}, next CA {}",
+                st.current.id, st.next.id
+            );
+        }
+        _ => bail!(usage),
+    }
+    Ok(ExitCode::SUCCESS)
+}
 
 /// The value of `--name VALUE` in `args`.
 fn flag(args: &[String], name: &str) -> anyhow::Result<Option<String>> {
@@ -220,6 +252,7 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         let listen = config.listen.clone();
         let dockerd = config.dockerd.clone();
+        let package_cache = config.package_cache.clone();
         let mut relayed_sockets = Vec::new();
         for (name, listener) in &config.listeners {
             let Some(relay) = &listener.relay else {
@@ -245,6 +278,9 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
             registry::listen_stats(&path, state.clone())
                 .with_context(|| format!("listen on {}", path.display()))?;
             restrict_socket(&path, &dockerd)?;
+        }
+        if let Some(pc) = package_cache {
+            start_package_cache(pc, &dockerd, &state)?;
         }
         let router = app(state);
         match listen {
@@ -279,6 +315,39 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The package cache's CA and nginx includes are ready before the sidecar answers; then a
+/// task rotates the CA when due and another counts nginx's cache log datagrams.
+fn start_package_cache(
+    pc: package_cache::Settings,
+    dockerd: &Path,
+    state: &Arc<AppState>,
+) -> anyhow::Result<()> {
+    package_cache::prepare_and_reload(&pc, false).context("package cache CA")?;
+    tracing::info!("{}", package_cache::describe(&pc));
+    if let Some(sock) = pc.log_socket.clone() {
+        let (state, dockerd) = (state.clone(), dockerd.to_path_buf());
+        tokio::spawn(async move {
+            if let Err(e) =
+                package_cache::receive_logs(sock, &dockerd, &state.metrics.package_cache).await
+            {
+                tracing::error!(error = %format!("{e:#}"), "package cache log socket failed");
+            }
+        });
+    }
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(package_cache::check_interval(&pc));
+        loop {
+            tick.tick().await;
+            match package_cache::prepare_and_reload(&pc, false) {
+                Ok(true) => tracing::info!("package cache CA rotated; nginx reloaded"),
+                Ok(false) => {}
+                Err(e) => tracing::error!(error = %format!("{e:#}"), "package cache CA rotation"),
+            }
+        }
+    });
+    Ok(())
 }
 
 /// Only the socket's owner and the group that may use the Docker socket (nginx's workers

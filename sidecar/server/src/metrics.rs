@@ -18,6 +18,8 @@ pub struct Metrics {
     sum_nanos: AtomicU64,
     /// The registry front-end's counters.
     pub registry: crate::registry::RegistryStats,
+    /// The package cache's counters, fed by nginx's log datagrams.
+    pub package_cache: crate::package_cache::Stats,
 }
 
 impl Metrics {
@@ -69,6 +71,7 @@ impl Metrics {
         );
         let _ = writeln!(out, "dockgate_decision_seconds_count {count}");
         self.registry.render(&mut out);
+        out += &self.package_cache.render();
         out
     }
 }

@@ -9,7 +9,7 @@ pub static RULE: Rule = Rule {
     check,
 };
 
-fn check(req: &Request<'_>, _: &Conservative) -> Result<(), Refusal> {
+fn check(req: &Request<'_>, settings: &Conservative) -> Result<(), Refusal> {
     let Some(host) = req.create_host_config() else {
         return Ok(());
     };
@@ -25,7 +25,9 @@ fn check(req: &Request<'_>, _: &Conservative) -> Result<(), Refusal> {
             continue;
         };
         let mode = mode.trim();
-        if mode.eq_ignore_ascii_case("host") {
+        if mode.eq_ignore_ascii_case("host")
+            && !(field == "NetworkMode" && settings.allow_host_network)
+        {
             return Err(RULE.refuse(format!("{flag} host is not allowed")));
         }
         if mode

@@ -7,6 +7,7 @@ fn settings() -> Conservative {
     Conservative {
         bind_allowlist: vec![PathBuf::from("/srv/ci-cache"), PathBuf::from("/tmp/shared")],
         cap_allowlist: vec!["NET_ADMIN".into()],
+        allow_host_network: false,
     }
 }
 
@@ -306,4 +307,40 @@ fn the_endpoints_rules_name_exist_in_the_api_table() {
             "{template}"
         );
     }
+}
+
+#[test]
+fn allow_host_network_opens_the_network_namespace_only() {
+    let host_net = r#"{"Image":"busybox","HostConfig":{"NetworkMode":"host"}}"#;
+    let body = parse(host_net.as_bytes()).unwrap();
+    let allowed = Conservative {
+        allow_host_network: true,
+        ..settings()
+    };
+    let req = |b: &'static Value| Request {
+        template: "/containers/create",
+        query: &[],
+        body: b,
+    };
+    let body: &'static Value = Box::leak(Box::new(body));
+    assert!(conservative(&req(body), &settings()).is_err());
+    assert!(conservative(&req(body), &allowed).is_ok());
+    for other in [
+        r#"{"HostConfig":{"NetworkMode":"host","PidMode":"host"}}"#,
+        r#"{"HostConfig":{"NetworkMode":"host","IpcMode":"host"}}"#,
+        r#"{"HostConfig":{"NetworkMode":"host","UTSMode":"host"}}"#,
+        r#"{"HostConfig":{"NetworkMode":"container:x"}}"#,
+    ] {
+        let b: &'static Value = Box::leak(Box::new(parse(other.as_bytes()).unwrap()));
+        assert!(conservative(&req(b), &allowed).is_err(), "{other}");
+    }
+    // Builds keep their own rule.
+    let q = vec![("networkmode".to_string(), "host".to_string())];
+    let null = Value::Null;
+    let build = Request {
+        template: "/build",
+        query: &q,
+        body: &null,
+    };
+    assert!(conservative(&build, &allowed).is_err());
 }

@@ -214,3 +214,37 @@ fn refusal_json_is_header_safe() {
     let back: serde_json::Value = serde_json::from_str(&r.json()).unwrap();
     assert_eq!(back["message"], "dockgate: nom \"é\"\n");
 }
+
+#[test]
+fn host_network_and_package_cache_are_per_role() {
+    let text = format!(
+        "{DEFAULT}\n[package_cache]\ndir = \"/tmp/dockgate-unused\"\n\
+         [[package_cache.hosts]]\nname = \"deb.test\"\nrules = \"apt\"\n\
+         [roles.ci]\nallow = [\"write\"]\npolicies = [\"conservative\", \"package-cache\"]\n\
+         allow_host_network = true\n"
+    );
+    let c = Config::parse("test.toml", &text).unwrap();
+    let body = dockgate_policy::gojson::parse(
+        br#"{"Image":"busybox","HostConfig":{"NetworkMode":"host"}}"#,
+    )
+    .unwrap();
+    let as_role = |role: &str| Identity {
+        user: "u".into(),
+        role: role.into(),
+    };
+    let create = "/v1.41/containers/create";
+    let ci = decide(&c, &as_role("ci"), "POST", create, Some(&body)).unwrap();
+    assert!(ci.mediated && ci.package_cache && !ci.inject);
+    let dev = decide(&c, &as_role("developer"), "POST", create, Some(&body)).unwrap_err();
+    assert_eq!(dev.rule, Some("namespaces"));
+    // Only creates are injected.
+    let start = decide(
+        &c,
+        &as_role("ci"),
+        "POST",
+        "/v1.41/containers/x/start",
+        None,
+    )
+    .unwrap();
+    assert!(!start.package_cache);
+}
