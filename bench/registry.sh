@@ -13,7 +13,12 @@
 # Markdown report on stdout, progress on stderr. Stops by itself: every step has a timeout
 # and the whole run is bounded by BENCH_DEADLINE.
 #
+# A loopback upstream is as fast as the cache; a real one is across a network. So the warm
+# cache is also compared with the upstream behind nginx's limit_rate (BENCH_UPSTREAM_RATE
+# per connection), a stand-in for a remote registry.
+#
 # Knobs: BENCH_MB (500)  BENCH_ROUNDS (3)  BENCH_STEP_TIMEOUT (300 s)  BENCH_DEADLINE (1500 s)
+#        BENCH_UPSTREAM_RATE (50m)
 set -euo pipefail
 export LC_ALL=C
 cd "$(dirname "$0")/.."
@@ -86,6 +91,7 @@ registry() {  # registry NAME PORT: (re)start with empty storage
     die "registry $name did not start"
 }
 direct_port=$(free_port); hosted_port=$(free_port); upstream_port=$(free_port); fe_port=$(free_port)
+slow_port=$(free_port); upstream_rate=${BENCH_UPSTREAM_RATE:-50m}
 registry direct "$direct_port"; registry hosted "$hosted_port"; registry upstream "$upstream_port"
 
 hash=$(printf %s "$token" | sha256sum | cut -d' ' -f1)
@@ -135,6 +141,15 @@ http {
         access_log $work/nginx/logs/registry.log dockgate_registry;
         access_log syslog:server=unix:$work/stats.sock,nohostname dockgate_registry_stats;
         include $repo/nginx-conf/registry-frontend.conf;
+    }
+    # The upstream as if across a network: every answer limited per connection.
+    server {
+        listen 127.0.0.1:$slow_port;
+        location / {
+            limit_rate $upstream_rate;
+            proxy_pass http://127.0.0.1:$upstream_port;
+            proxy_set_header Host \$http_host;
+        }
     }
 }
 NGINX
@@ -189,6 +204,7 @@ for r in $(seq "$rounds"); do
     log "round $r/$rounds: upstream vs warm cache"
     KEY=upstream_direct measure pull "127.0.0.1:$upstream_port/library/big:v1"
     KEY=cache_warm measure pull "127.0.0.1:$fe_port/library/big:v1" "bench:$token"
+    KEY=upstream_slow measure pull "127.0.0.1:$slow_port/library/big:v1"
 done
 # The layers alone with curl (a client that costs next to nothing): upstream vs warm cache.
 digests=$(curl -s -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
@@ -226,6 +242,7 @@ row "docker push, empty registry" push_direct push_frontend
 row "skopeo pull, hosted registry" pull_direct pull_frontend
 row "skopeo pull: upstream directly vs front-end warm cache" upstream_direct cache_warm
 row "curl, every blob: upstream directly vs front-end warm cache" blobs_upstream blobs_cache
+row "skopeo pull: upstream at ${upstream_rate^^}B/s per connection vs front-end warm cache" upstream_slow cache_warm
 echo "| skopeo pull through the front-end, cold cache (one run) | | $(printf %s "${times[cache_cold]}" | median) s |"
 echo
 echo "blob cache hits counted by the sidecar: ${hits:-0}; nginx error log: $(grep -c '\[error\]\|\[crit\]\|\[emerg\]' "$work/nginx/logs/error.log" || true) errors"
