@@ -35,8 +35,8 @@ token=bench-token-$$
 pids=()
 tags=()
 
-log() { printf 'bench: %s\n' "$*" >&2; }
-die() { log "$*"; exit 1; }
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 for tool in docker skopeo curl docker-registry timeout sha256sum; do
     command -v "$tool" >/dev/null || die "missing $tool (scripts/install-deps.sh)"
 done
@@ -44,14 +44,12 @@ done
 curl -sf --unix-socket /var/run/docker.sock http://d/_ping >/dev/null || die "dockerd does not answer"
 
 cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    stop_pids
     for t in "${tags[@]}"; do docker rmi "$t" >/dev/null 2>&1 || true; done
     rm -rf "$work"
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 left() { echo $(( deadline - $(date +%s) )); }
 bounded() {  # bounded SECONDS CMD...: the step's timeout, never past the deadline
     local t=$1; shift

@@ -29,11 +29,8 @@ nginx_bin=/usr/sbin/nginx
 module=$repo/build/debian/ngx_http_dockgate_module.so
 sidecar=$repo/target/release/dockgate
 
-log() { printf 'bench: %s\n' "$*" >&2; }
-die() {
-    log "$*"
-    exit 1
-}
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 for f in "$module" "$sidecar"; do
     [ -e "$f" ] || die "$f missing: run make module sidecar"
 done
@@ -42,14 +39,11 @@ command -v wrk >/dev/null || die "wrk missing: apt-get install wrk"
 tmp=$(mktemp -d /tmp/dockgate-bench-sidecar.XXXXXX)
 pids=()
 cleanup() {
-    local p
-    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    stop_pids
     rm -rf "$tmp"
 }
 trap cleanup EXIT INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # Private copies: a rebuild during the run must not pull files from under nginx.
 cp "$module" "$tmp/module.so"

@@ -22,11 +22,8 @@ nginx_bin=/usr/sbin/nginx
 module=$repo/build/debian/ngx_http_dockgate_module.so
 sidecar=$repo/target/release/dockgate
 
-log() { printf 'bench: %s\n' "$*" >&2; }
-die() {
-    log "$*"
-    exit 1
-}
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 for f in "$module" "$sidecar"; do
     [ -e "$f" ] || die "$f missing: run make module sidecar"
 done
@@ -35,9 +32,7 @@ tmp=$(mktemp -d /tmp/dockgate-bench-tenants.XXXXXX)
 prefix=bt$$n
 pids=()
 cleanup() {
-    local p
-    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    stop_pids
     # In small batches: hundreds of containers exiting at once, while other clients use
     # the engine, have deadlocked dockerd 20.10's network controller here (libnetwork
     # network lock; only a dockerd restart recovered).
@@ -48,7 +43,6 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 cp "$module" "$tmp/module.so"
 cp "$sidecar" "$tmp/dockgate"
 
