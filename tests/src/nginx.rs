@@ -212,16 +212,7 @@ impl Gateway {
         let conf = gw.render_config();
         let conf_path = gw.dir.path().join("nginx.conf");
         fs::write(&conf_path, conf).map_err(|e| e.to_string())?;
-        let child = Command::new(gw.opts.flavor.nginx())
-            .arg("-p")
-            .arg(gw.dir.path())
-            .arg("-c")
-            .arg(&conf_path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("spawn nginx: {e}"))?;
+        let child = spawn_nginx(&gw.opts.flavor.nginx(), gw.dir.path(), &conf_path)?;
         gw.child = Some(child);
         let up = wait_until(Duration::from_secs(10), || {
             gw.exited()
@@ -339,7 +330,6 @@ impl Gateway {
     /// Starts the sidecar with the built-in configuration adapted to this gateway.
     fn start_sidecar(&mut self) -> Result<(), String> {
         let dir = self.dir.path();
-        let binary = sidecar_binary();
         let mut default = fs::read_to_string(repo_root().join("sidecar/server/src/default.toml"))
             .map_err(|e| e.to_string())?;
         for (from, to) in &self.opts.sidecar_edits {
@@ -375,25 +365,12 @@ impl Gateway {
             + self.opts.policy.as_deref().unwrap_or("");
         let config_path = dir.join("sidecar.toml");
         fs::write(&config_path, config).map_err(|e| e.to_string())?;
-        let log = fs::File::create(dir.join("logs/sidecar.log")).map_err(|e| e.to_string())?;
-        let child = Command::new(binary)
-            .arg("serve")
-            .arg("--config")
-            .arg(&config_path)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(|e| e.to_string())?)
-            .stderr(log)
-            .spawn()
-            .map_err(|e| format!("spawn the sidecar: {e}"))?;
+        let child = spawn_sidecar(
+            &config_path,
+            &dir.join("logs/sidecar.log"),
+            &dir.join("sidecar.sock"),
+        )?;
         self.sidecar = Some(child);
-        let sock = dir.join("sidecar.sock");
-        if !wait_until(Duration::from_secs(10), || sock.exists()) {
-            return Err(format!(
-                "the sidecar did not start:\n{}",
-                self.sidecar_log()
-            ));
-        }
         Ok(())
     }
 
@@ -498,6 +475,55 @@ pub(crate) fn stop_within(mut child: Child, patience: Duration) {
         let _ = child.kill();
         let _ = child.wait();
     }
+}
+
+/// Starts `BINARY -p PREFIX -c CONF` (the config says `daemon off`), its output discarded:
+/// logs go where the config says.
+pub fn spawn_nginx(binary: &Path, prefix: &Path, conf: &Path) -> Result<Child, String> {
+    Command::new(binary)
+        .arg("-p")
+        .arg(prefix)
+        .arg("-c")
+        .arg(conf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("spawn nginx: {e}"))
+}
+
+/// Starts `dockgate serve --config CONFIG`, logging to LOG, and waits until it listens on
+/// SOCKET; on failure the error holds the log.
+pub fn spawn_sidecar(config: &Path, log: &Path, socket: &Path) -> Result<Child, String> {
+    let file = fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
+    let mut child = Command::new(sidecar_binary())
+        .arg("serve")
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().map_err(|e| e.to_string())?)
+        .stderr(file)
+        .spawn()
+        .map_err(|e| format!("spawn the sidecar: {e}"))?;
+    if !wait_until(Duration::from_secs(10), || socket.exists()) {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(format!(
+            "the sidecar did not start:\n{}",
+            fs::read_to_string(log).unwrap_or_default()
+        ));
+    }
+    Ok(child)
+}
+
+/// The SHA-256 of a token, as the sidecar's configuration holds it (`dockgate hash-token`).
+pub fn token_sha256(token: &str) -> String {
+    let out = Command::new(sidecar_binary())
+        .args(["hash-token", token])
+        .output()
+        .expect("run dockgate hash-token");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// The sidecar binary `make test` builds (`target/release/dockgate`).

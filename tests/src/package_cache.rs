@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::nginx::{http_get_unix, sidecar_binary, stop_within, Flavor, Gateway, GatewayOptions};
+use crate::nginx::{
+    http_get_unix, sidecar_binary, spawn_nginx, stop_within, token_sha256, Flavor, Gateway,
+    GatewayOptions,
+};
 use crate::{free_port, repo_root, running_as_root, wait_until, TempDir};
 
 /// The offline Debian image built from the host's own files (`scripts/test-debian-image.sh`).
@@ -410,16 +413,7 @@ impl Nginx {
         );
         let conf_path = dir.join("nginx.conf");
         fs::write(&conf_path, conf).unwrap();
-        let child = Command::new("/usr/sbin/nginx")
-            .arg("-p")
-            .arg(dir)
-            .arg("-c")
-            .arg(&conf_path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn nginx");
+        let child = spawn_nginx(&Flavor::Debian.nginx(), dir, &conf_path).expect("spawn nginx");
         let mut n = Nginx {
             dir: dir.to_path_buf(),
             child: Some(child),
@@ -689,13 +683,6 @@ impl Stack {
         .unwrap();
         dir
     }
-}
-
-/// The SHA-256 of a token, as the sidecar's configuration holds it.
-pub fn token_sha256(token: &str) -> String {
-    run(Command::new(sidecar_binary()).args(["hash-token", token]))
-        .trim()
-        .to_string()
 }
 
 /// Sums `series{labels}` samples whose labels contain every one of `must`.

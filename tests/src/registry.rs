@@ -9,7 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use crate::nginx::{sidecar_binary, stop_within};
+use crate::nginx::{spawn_nginx, spawn_sidecar, stop_within};
 use crate::{free_port, repo_root, running_as_root, unique_name, wait_until, TempDir};
 
 /// Debian's build of CNCF distribution 2.8.
@@ -217,24 +217,13 @@ impl Frontend {
         );
         let path = dir.join("sidecar.toml");
         fs::write(&path, config).expect("write sidecar config");
-        let log = fs::File::create(dir.join("logs/sidecar.log")).expect("sidecar log");
-        let child = Command::new(sidecar_binary())
-            .arg("serve")
-            .arg("--config")
-            .arg(&path)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn the sidecar");
+        let child = spawn_sidecar(
+            &path,
+            &dir.join("logs/sidecar.log"),
+            &dir.join("sidecar.sock"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         self.sidecar = Some(child);
-        let sock = dir.join("sidecar.sock");
-        assert!(
-            wait_until(Duration::from_secs(10), || sock.exists()),
-            "the sidecar did not start:\n{}",
-            self.sidecar_log()
-        );
     }
 
     fn render(&self) -> String {
@@ -291,16 +280,7 @@ impl Frontend {
     fn start_nginx(&mut self) -> Result<(), String> {
         let conf = self.dir.path().join("nginx.conf");
         fs::write(&conf, self.render()).map_err(|e| e.to_string())?;
-        let child = Command::new(&self.opts.nginx)
-            .arg("-p")
-            .arg(self.dir.path())
-            .arg("-c")
-            .arg(&conf)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("spawn nginx: {e}"))?;
+        let child = spawn_nginx(&self.opts.nginx, self.dir.path(), &conf)?;
         self.nginx = Some(child);
         let url = format!("http://127.0.0.1:{}/v2/", self.team_a_port);
         let up = wait_until(Duration::from_secs(10), || {

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use dockgate_tests::docker::{docker_direct, run_script, Cli, Endpoint, Outcome, Transport};
-use dockgate_tests::nginx::{sidecar_binary, Flavor, Gateway, GatewayOptions};
+use dockgate_tests::nginx::{token_sha256, Flavor, Gateway, GatewayOptions};
 use dockgate_tests::scenarios::{compare_all_as_tenant, report};
 use dockgate_tests::{raw, TempDir};
 
@@ -17,14 +17,6 @@ fn tenant_name(tag: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     format!("{tag}{}x{n}", std::process::id())
-}
-
-fn token_hash(token: &str) -> String {
-    let out = Command::new(sidecar_binary())
-        .args(["hash-token", token])
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 /// One tenant's user: a token, and a docker CLI configuration that sends it.
@@ -57,7 +49,7 @@ impl TenantUser {
             "[tenants.{t}]\n{limits}\n[[users]]\nname = \"user-{t}\"\nrole = \"developer\"\n\
              tenant = \"{t}\"\ntoken_sha256 = [\"{h}\"]\n",
             t = self.tenant,
-            h = token_hash(&self.token)
+            h = token_sha256(&self.token)
         )
     }
 
