@@ -131,6 +131,41 @@ pub enum Resource {
     Plugin,
 }
 
+/// What dockerd decodes from an endpoint's request body (the policy has a model for each).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Body {
+    /// dockerd reads no body here (a form-encoded one is refused everywhere).
+    None,
+    /// `ContainerConfigWrapper`: `container.Config` with `HostConfig` and `NetworkingConfig`,
+    /// and (deprecated) host fields at the top level.
+    ContainerCreate,
+    /// `container.UpdateConfig`: resources and restart policy.
+    ContainerUpdate,
+    /// Below API 1.24 a JSON host config replaces the container's; from 1.24 on a body is an
+    /// error.
+    ContainerStart,
+    /// `container.ExecOptions`.
+    ExecCreate,
+    /// `container.ExecStartOptions` (detach, tty, console size).
+    ExecStart,
+    /// `container.Config` overrides of a commit.
+    Commit,
+    /// `volume.CreateOptions`.
+    VolumeCreate,
+    /// `network.CreateRequest`.
+    NetworkCreate,
+    /// `network.ConnectOptions`.
+    NetworkConnect,
+    /// `network.DisconnectOptions`.
+    NetworkDisconnect,
+    /// A tar stream (build context, archive, image import or load): content, not settings.
+    Archive,
+    /// Registry credentials (`registry.AuthConfig`).
+    RegistryAuth,
+    /// A swarm or plugin object: no model, so a conservative role cannot use the endpoint.
+    Unmodelled,
+}
+
 /// One row of the table.
 #[derive(Debug)]
 pub struct Endpoint {
@@ -140,6 +175,21 @@ pub struct Endpoint {
     pub route: Route,
     pub resource: Resource,
     pub doc: &'static str,
+    /// Query keys dockerd reads as lists (`r.Form["t"]`); any other key given twice is refused,
+    /// since dockerd reads only its first value.
+    pub lists: &'static [&'static str],
+    /// What dockerd reads from the body.
+    pub body: Body,
+}
+
+impl Endpoint {
+    const fn lists(self, lists: &'static [&'static str]) -> Endpoint {
+        Endpoint { lists, ..self }
+    }
+
+    const fn body(self, body: Body) -> Endpoint {
+        Endpoint { body, ..self }
+    }
 }
 
 const fn ep(
@@ -157,6 +207,8 @@ const fn ep(
         route,
         resource,
         doc,
+        lists: &[],
+        body: Body::None,
     }
 }
 
@@ -184,7 +236,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Mediated,
         R::Container,
         "Create a container",
-    ),
+    )
+    .body(Body::ContainerCreate),
     ep(
         Post,
         "/containers/prune",
@@ -256,7 +309,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Direct,
         R::Container,
         "Start a container",
-    ),
+    )
+    .body(Body::ContainerStart),
     ep(
         Post,
         "/containers/{id}/stop",
@@ -288,7 +342,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Mediated,
         R::Container,
         "Update a container",
-    ),
+    )
+    .body(Body::ContainerUpdate),
     ep(
         Post,
         "/containers/{id}/rename",
@@ -339,7 +394,7 @@ pub static ENDPOINTS: &[Endpoint] = &[
     ),
     ep(
         Delete,
-        "/containers/{id}",
+        "/containers/{name*}",
         Write,
         Direct,
         R::Container,
@@ -368,7 +423,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Stream,
         R::Container,
         "Extract an archive of files or folders to a directory in a container",
-    ),
+    )
+    .body(Body::Archive),
     ep(
         Post,
         "/containers/{id}/exec",
@@ -376,7 +432,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Mediated,
         R::Container,
         "Create an exec instance",
-    ),
+    )
+    .body(Body::ExecCreate),
     // === Exec ===
     ep(
         Post,
@@ -385,7 +442,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Stream,
         R::Exec,
         "Start an exec instance",
-    ),
+    )
+    .body(Body::ExecStart),
     ep(
         Post,
         "/exec/{id}/resize",
@@ -404,7 +462,9 @@ pub static ENDPOINTS: &[Endpoint] = &[
     ),
     // === Images ===
     ep(Get, "/images/json", Read, Direct, R::None, "List images"),
-    ep(Post, "/build", Build, Stream, R::Image, "Build an image"),
+    ep(Post, "/build", Build, Stream, R::Image, "Build an image")
+        .body(Body::Archive)
+        .lists(&["t", "extrahosts", "securityopt"]),
     ep(
         Post,
         "/build/prune",
@@ -428,7 +488,9 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Stream,
         R::Image,
         "Create an image (pull or import)",
-    ),
+    )
+    .body(Body::Archive)
+    .lists(&["changes"]),
     ep(
         Get,
         "/images/search",
@@ -452,7 +514,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Stream,
         R::Image,
         "Export several images",
-    ),
+    )
+    .lists(&["names"]),
     ep(
         Post,
         "/images/load",
@@ -460,7 +523,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Stream,
         R::Image,
         "Import images",
-    ),
+    )
+    .body(Body::Archive),
     ep(
         Get,
         "/images/{name*}/json",
@@ -484,7 +548,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Stream,
         R::Image,
         "Push an image",
-    ),
+    )
+    .body(Body::RegistryAuth),
     ep(
         Post,
         "/images/{name*}/tag",
@@ -516,7 +581,9 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Mediated,
         R::Container,
         "Create a new image from a container",
-    ),
+    )
+    .body(Body::Commit)
+    .lists(&["changes"]),
     // === Networks ===
     ep(Get, "/networks", Read, Direct, R::None, "List networks"),
     ep(
@@ -526,7 +593,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Mediated,
         R::Network,
         "Create a network",
-    ),
+    )
+    .body(Body::NetworkCreate),
     ep(
         Post,
         "/networks/prune",
@@ -558,7 +626,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Mediated,
         R::Network,
         "Connect a container to a network",
-    ),
+    )
+    .body(Body::NetworkConnect),
     ep(
         Post,
         "/networks/{id}/disconnect",
@@ -566,7 +635,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Mediated,
         R::Network,
         "Disconnect a container from a network",
-    ),
+    )
+    .body(Body::NetworkDisconnect),
     // === Volumes ===
     ep(Get, "/volumes", Read, Direct, R::None, "List volumes"),
     ep(
@@ -576,7 +646,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Mediated,
         R::Volume,
         "Create a volume",
-    ),
+    )
+    .body(Body::VolumeCreate),
     ep(
         Post,
         "/volumes/prune",
@@ -600,7 +671,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Mediated,
         R::Volume,
         "Update a cluster volume",
-    ),
+    )
+    .body(Body::Unmodelled),
     ep(
         Delete,
         "/volumes/{name}",
@@ -618,7 +690,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Mediated,
         R::None,
         "Initialize a new swarm",
-    ),
+    )
+    .body(Body::Unmodelled),
     ep(
         Post,
         "/swarm/join",
@@ -626,7 +699,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Mediated,
         R::None,
         "Join an existing swarm",
-    ),
+    )
+    .body(Body::Unmodelled),
     ep(
         Post,
         "/swarm/leave",
@@ -642,7 +716,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Mediated,
         R::None,
         "Update a swarm",
-    ),
+    )
+    .body(Body::Unmodelled),
     ep(
         Get,
         "/swarm/unlockkey",
@@ -658,7 +733,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Mediated,
         R::None,
         "Unlock a locked manager",
-    ),
+    )
+    .body(Body::Unmodelled),
     ep(Get, "/nodes", Read, Direct, R::None, "List nodes"),
     ep(Get, "/nodes/{id}", Read, Direct, R::Node, "Inspect a node"),
     ep(
@@ -676,7 +752,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Mediated,
         R::Node,
         "Update a node",
-    ),
+    )
+    .body(Body::Unmodelled),
     ep(Get, "/services", Read, Direct, R::None, "List services"),
     ep(
         Post,
@@ -685,7 +762,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Mediated,
         R::Service,
         "Create a service",
-    ),
+    )
+    .body(Body::Unmodelled),
     ep(
         Get,
         "/services/{id}",
@@ -709,7 +787,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Mediated,
         R::Service,
         "Update a service",
-    ),
+    )
+    .body(Body::Unmodelled),
     ep(
         Get,
         "/services/{id}/logs",
@@ -736,7 +815,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Mediated,
         R::Secret,
         "Create a secret",
-    ),
+    )
+    .body(Body::Unmodelled),
     ep(
         Get,
         "/secrets/{id}",
@@ -760,7 +840,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Mediated,
         R::Secret,
         "Update a secret",
-    ),
+    )
+    .body(Body::Unmodelled),
     ep(Get, "/configs", Read, Direct, R::None, "List configs"),
     ep(
         Post,
@@ -769,7 +850,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Mediated,
         R::Config,
         "Create a config",
-    ),
+    )
+    .body(Body::Unmodelled),
     ep(
         Get,
         "/configs/{id}",
@@ -793,7 +875,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Mediated,
         R::Config,
         "Update a config",
-    ),
+    )
+    .body(Body::Unmodelled),
     // === Plugins ===
     ep(Get, "/plugins", Read, Direct, R::None, "List plugins"),
     ep(
@@ -811,7 +894,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Mediated,
         R::Plugin,
         "Install a plugin",
-    ),
+    )
+    .body(Body::Unmodelled),
     ep(
         Post,
         "/plugins/create",
@@ -819,7 +903,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Stream,
         R::Plugin,
         "Create a plugin",
-    ),
+    )
+    .body(Body::Unmodelled),
     ep(
         Get,
         "/plugins/{name*}/json",
@@ -851,7 +936,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Mediated,
         R::Plugin,
         "Upgrade a plugin",
-    ),
+    )
+    .body(Body::Unmodelled),
     ep(
         Post,
         "/plugins/{name*}/push",
@@ -859,7 +945,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Stream,
         R::Plugin,
         "Push a plugin",
-    ),
+    )
+    .body(Body::Unmodelled),
     ep(
         Post,
         "/plugins/{name*}/set",
@@ -867,7 +954,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Mediated,
         R::Plugin,
         "Configure a plugin",
-    ),
+    )
+    .body(Body::Unmodelled),
     ep(
         Delete,
         "/plugins/{name*}",
@@ -886,7 +974,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Mediated,
         R::None,
         "Check registry credentials",
-    ),
+    )
+    .body(Body::RegistryAuth),
     ep(
         Get,
         "/info",

@@ -31,7 +31,9 @@ pub struct CanonicalUri {
     pub version: Option<Version>,
     /// Decoded path segments after the version prefix (never empty strings, `.` or `..`).
     pub segments: Vec<String>,
-    /// Decoded query parameters in request order; keys are unique.
+    /// Decoded query parameters in request order. A key may repeat: dockerd reads some keys
+    /// as lists (`t`, `names`, ...) and the first value of any other (`FormValue`); which keys
+    /// may repeat is the endpoint's business (`Endpoint::lists`), checked by the decision.
     pub query: Vec<(String, String)>,
 }
 
@@ -47,8 +49,6 @@ pub enum UriError {
     BadCharacter,
     /// `//`, a trailing `/`, or a `.`/`..` segment, encoded or not.
     NonCanonicalPath,
-    /// The same query key twice (dockerd reads the first, other readers the last).
-    DuplicateQueryKey(String),
     /// A `;` in the query (Go refuses it as a separator).
     SemicolonInQuery,
 }
@@ -63,7 +63,6 @@ impl fmt::Display for UriError {
             UriError::NonCanonicalPath => {
                 f.write_str("empty, '.' or '..' path segments are not allowed")
             }
-            UriError::DuplicateQueryKey(k) => write!(f, "query parameter {k:?} given twice"),
             UriError::SemicolonInQuery => f.write_str("';' is not allowed in the query"),
         }
     }
@@ -109,11 +108,7 @@ pub fn canonicalize(raw: &str) -> Result<CanonicalUri, UriError> {
         }
         for pair in q.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let (k, v) = (decode(k, true)?, decode(v, true)?);
-            if query.iter().any(|(seen, _)| *seen == k) {
-                return Err(UriError::DuplicateQueryKey(k));
-            }
-            query.push((k, v));
+            query.push((decode(k, true)?, decode(v, true)?));
         }
     }
     Ok(CanonicalUri {
@@ -202,12 +197,30 @@ impl CanonicalUri {
         p
     }
 
-    /// The value of a query parameter.
+    /// The value of a query parameter as dockerd's `r.FormValue` reads it: the first.
     pub fn query_value(&self, key: &str) -> Option<&str> {
         self.query
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of a query parameter, in order, as dockerd's `r.Form[key]` reads them.
+    pub fn query_values<'a, 'k: 'a>(&'a self, key: &'k str) -> impl Iterator<Item = &'a str> + 'a {
+        self.query
+            .iter()
+            .filter(move |(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The first key given more than once that is not in `lists` (the keys dockerd reads as
+    /// lists for this endpoint).
+    pub fn repeated_key(&self, lists: &[&str]) -> Option<&str> {
+        let mut seen = std::collections::HashSet::with_capacity(self.query.len());
+        self.query
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .find(|k| !seen.insert(*k) && !lists.contains(k))
     }
 }
 

@@ -13,6 +13,7 @@
 
 pub mod gojson;
 pub mod inject;
+pub mod model;
 pub mod package_cache;
 pub mod rules;
 

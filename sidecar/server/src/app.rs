@@ -17,19 +17,22 @@ use dockgate_policy::gojson;
 use dockgate_policy::inject::inject;
 use http_body_util::{BodyExt, Limited};
 
+use crate::body_gate::BodyGate;
 use crate::config::Config;
-use crate::decision::{decide, identify, Identity, Refusal, Transport};
+use crate::decision::{identify, Head, Identity, Refusal, Transport};
 use crate::forward::forward;
 use crate::metrics::Metrics;
+use crate::pipeline;
 use crate::tenant::answer;
 use crate::tenant::pull::pull;
-use crate::tenant::request::{admit, rewrite_body};
 use crate::tenant::stream::rewrite_lines;
 
 /// Shared state of the service.
 pub struct AppState {
     pub config: Config,
     pub metrics: Metrics,
+    /// Bounds on the mediated bodies in flight.
+    pub bodies: BodyGate,
 }
 
 pub fn app(state: Arc<AppState>) -> Router {
@@ -60,10 +63,18 @@ async fn auth(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     };
     let method = header(&headers, "x-original-method").unwrap_or("");
     let uri = header(&headers, "x-original-uri").unwrap_or("");
+    let head = Head {
+        method,
+        uri,
+        content_type: header(&headers, "content-type"),
+        has_body: header(&headers, "x-original-content-length")
+            .is_some_and(|l| !l.is_empty() && l != "0")
+            || header(&headers, "x-original-transfer-encoding").is_some_and(|t| !t.is_empty()),
+    };
     // An unidentified caller is logged as `-`; its refusal is the identity's.
     let (who, decision) = match identify(&s.config, &t) {
         Ok(who) => {
-            let decision = decide(&s.config, &who, method, uri, None);
+            let decision = pipeline::head(&s.config, &who, &head).await;
             (who, decision)
         }
         Err(refusal) => (
@@ -73,31 +84,6 @@ async fn auth(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
             },
             Err(refusal),
         ),
-    };
-    // A tenant's references become the engine's, or the request ends as dockerd would end
-    // it for a missing object.
-    let decision = match (decision, s.config.tenant_of(&who.user)) {
-        (Ok(mut allowed), Some(tenant)) => {
-            let uri = allowed.uri.clone();
-            let param = allowed.param.clone();
-            match admit(
-                &s.config.dockerd,
-                tenant,
-                allowed.endpoint,
-                param.as_deref(),
-                uri,
-            )
-            .await
-            {
-                Ok(admitted) => {
-                    allowed.uri = admitted.uri;
-                    allowed.mediated |= admitted.mediate;
-                    Ok(allowed)
-                }
-                Err(r) => Err(r),
-            }
-        }
-        (decision, _) => decision,
     };
     match decision {
         Ok(allowed) => {
@@ -251,6 +237,9 @@ async fn mediated(State(s): State<Arc<AppState>>, req: Request) -> Response {
         .map(|p| p.as_str().to_string())
         .unwrap_or_default();
 
+    // Reading, parsing and checking a body is bounded per caller and overall; the parse runs
+    // off the event loop that answers `auth_request`.
+    let turn = s.bodies.turn(&who.user).await;
     let body = match read_body(body, s.config.max_body_bytes).await {
         Ok(b) => b,
         Err(r) => {
@@ -259,7 +248,19 @@ async fn mediated(State(s): State<Arc<AppState>>, req: Request) -> Response {
             return refused(&r);
         }
     };
-    let mut value = match gojson::parse(&body).and_then(|v| v.validate().map(|()| v)) {
+    let parsed = {
+        let body = body.clone();
+        tokio::task::spawn_blocking(move || {
+            gojson::parse(&body).and_then(|v| v.validate().map(|()| v))
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(gojson::BodyError::Malformed(format!(
+                "the check failed: {e}"
+            )))
+        })
+    };
+    let mut value = match parsed {
         Ok(v) => v,
         Err(e) => {
             let r = Refusal {
@@ -272,7 +273,13 @@ async fn mediated(State(s): State<Arc<AppState>>, req: Request) -> Response {
             return refused(&r);
         }
     };
-    match decide(&s.config, &who, &method, &uri, Some(&value)) {
+    let head = Head {
+        method: &method,
+        uri: &uri,
+        content_type: header(&parts.headers, "content-type"),
+        has_body: !body.is_empty(),
+    };
+    match pipeline::body(&s.config, &who, &head, &mut value).await {
         Err(r) => {
             let verdict = Verdict::refuse("-", &r);
             record(&s, &who, &listener, &method, &uri, &verdict, started);
@@ -280,15 +287,6 @@ async fn mediated(State(s): State<Arc<AppState>>, req: Request) -> Response {
         }
         Ok(allowed) => {
             let tenant = s.config.tenant_of(&who.user);
-            let template = allowed.endpoint.template;
-            if let Some(tenant) = tenant {
-                if let Err(r) = rewrite_body(&s.config.dockerd, tenant, template, &mut value).await
-                {
-                    let verdict = Verdict::refuse(allowed.endpoint.kind.as_str(), &r);
-                    record(&s, &who, &listener, &method, &uri, &verdict, started);
-                    return refused(&r);
-                }
-            }
             let verdict = Verdict::allow(allowed.endpoint.kind.as_str());
             record(&s, &who, &listener, &method, &uri, &verdict, started);
             if allowed.inject {
@@ -307,6 +305,8 @@ async fn mediated(State(s): State<Arc<AppState>>, req: Request) -> Response {
             } else {
                 body
             };
+            drop(value);
+            drop(turn);
             let (dockerd, headers) = (&s.config.dockerd, &parts.headers);
             match tenant {
                 Some(t) => tenant_forward(dockerd, t, &allowed, parts.method, headers, body).await,

@@ -89,6 +89,14 @@ struct RawConservative {
     bind_allowlist: Vec<Spanned<String>>,
     #[serde(default)]
     cap_allowlist: Vec<String>,
+    /// Each allow-list replaces the built-in one when given (see `Conservative::default`).
+    log_drivers: Option<Vec<String>>,
+    volume_drivers: Option<Vec<String>>,
+    volume_types: Option<Vec<String>>,
+    network_drivers: Option<Vec<String>>,
+    sysctls: Option<Vec<String>>,
+    runtimes: Option<Vec<String>>,
+    security_opts: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -566,10 +574,21 @@ impl Config {
             ),
             max_body_bytes: raw.server.max_body_bytes.unwrap_or(1 << 20) as usize,
             log_format,
-            conservative: Conservative {
-                bind_allowlist,
-                cap_allowlist: raw.policy.conservative.cap_allowlist,
-                allow_host_network: false,
+            conservative: {
+                let c = raw.policy.conservative;
+                let d = Conservative::default();
+                Conservative {
+                    bind_allowlist,
+                    cap_allowlist: c.cap_allowlist,
+                    allow_host_network: false,
+                    log_drivers: c.log_drivers.unwrap_or(d.log_drivers),
+                    volume_drivers: c.volume_drivers.unwrap_or(d.volume_drivers),
+                    volume_types: c.volume_types.unwrap_or(d.volume_types),
+                    network_drivers: c.network_drivers.unwrap_or(d.network_drivers),
+                    sysctls: c.sysctls.unwrap_or(d.sysctls),
+                    runtimes: c.runtimes.unwrap_or(d.runtimes),
+                    security_opts: c.security_opts.unwrap_or(d.security_opts),
+                }
             },
             inject,
             roles,

@@ -1,7 +1,7 @@
 //! Who is calling, and what they may do: the decision for one request (no I/O).
 
-use dockgate_api::endpoints::{self, Endpoint, Method, Route};
-use dockgate_api::uri::{canonicalize, CanonicalUri};
+use dockgate_api::endpoints::{self, Body, Endpoint, Method, Route};
+use dockgate_api::uri::{canonicalize, CanonicalUri, Version};
 use dockgate_policy::gojson::Value;
 use dockgate_policy::rules::{conservative, Request};
 
@@ -218,16 +218,34 @@ pub(crate) fn base64_decode(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// The head of a request as dockerd will read it: what the decision needs besides the URI.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Head<'a> {
+    pub method: &'a str,
+    /// The raw request target (nginx's `$request_uri`).
+    pub uri: &'a str,
+    /// The client's `Content-Type` (the first, as both nginx and Go read it).
+    pub content_type: Option<&'a str>,
+    /// The client sent a body (a `Content-Length` above 0, or chunked).
+    pub has_body: bool,
+}
+
+/// Below this API version dockerd reads a host config from a start body.
+const START_BODY_VERSION: Version = Version {
+    major: 1,
+    minor: 24,
+};
+
 /// Decides on a request. `body` is `None` when deciding from the head alone (nginx's
 /// `auth_request`), and the parsed body on the mediated route.
 pub fn decide(
     config: &Config,
     who: &Identity,
-    method: &str,
-    raw_uri: &str,
+    head: &Head<'_>,
     body: Option<&Value>,
 ) -> Result<Allowed, Refusal> {
-    let uri = canonicalize(raw_uri).map_err(|e| Refusal::new(400, e.to_string()))?;
+    let method = head.method;
+    let uri = canonicalize(head.uri).map_err(|e| Refusal::new(400, e.to_string()))?;
     let found = Method::parse(method).and_then(|m| endpoints::find(m, &uri));
     let Some(found) = found else {
         return Err(Refusal::new(
@@ -256,13 +274,14 @@ pub fn decide(
             ),
         ));
     }
+    read_one_way(endpoint, &uri, head)?;
     let mediated = endpoint.route == Route::Mediated && role_reads_bodies(role);
     let null = Value::Null;
     // Query rules apply from the head; body rules once the body is there.
     if role.conservative && (body.is_some() || !mediated) {
         let req = Request {
-            template: endpoint.template,
-            query: &uri.query,
+            endpoint,
+            uri: &uri,
             body: body.unwrap_or(&null),
         };
         let role_settings;
@@ -286,9 +305,51 @@ pub fn decide(
         endpoint,
         param: found.param,
         mediated,
-        inject: role.inject && endpoint.template == "/containers/create",
-        package_cache: role.package_cache && endpoint.template == "/containers/create",
+        inject: role.inject && endpoint.body == Body::ContainerCreate,
+        package_cache: role.package_cache && endpoint.body == Body::ContainerCreate,
     })
+}
+
+/// Refuses requests whose parameters dockerd could read another way than the gateway, for
+/// every role: form-encoded bodies (Go's `ParseForm` puts their fields ahead of the query),
+/// keys given twice that dockerd reads once, and host configs in start bodies.
+fn read_one_way(endpoint: &Endpoint, uri: &CanonicalUri, head: &Head<'_>) -> Result<(), Refusal> {
+    if let Some(ct) = head.content_type {
+        let media = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if media == "application/x-www-form-urlencoded" || media == "multipart/form-data" {
+            return Err(Refusal::new(
+                400,
+                format!(
+                    "form-encoded request bodies ({media}) are not accepted: dockerd would read                      their fields as query parameters; put parameters in the URL"
+                ),
+            ));
+        }
+    }
+    if let Some(key) = uri.repeated_key(endpoint.lists) {
+        return Err(Refusal::new(
+            400,
+            format!(
+                "query parameter {key:?} given twice: dockerd reads only the first value of it                  for {} {}",
+                endpoint.method, endpoint.template
+            ),
+        ));
+    }
+    let legacy_start = uri.version.is_some_and(|v| v < START_BODY_VERSION);
+    if endpoint.body == Body::ContainerStart && legacy_start && head.has_body {
+        return Err(Refusal::new(
+            400,
+            format!(
+                "a body on a container start is not accepted: below API v{}.{} dockerd reads a                  host config from it; set host options when creating the container",
+                START_BODY_VERSION.major, START_BODY_VERSION.minor
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Whether a role has body policies (then its privilege-carrying requests are mediated).

@@ -14,12 +14,14 @@ Without --config, the built-in default configuration is used.
 #![forbid(unsafe_code)]
 
 mod app;
+mod body_gate;
 mod ca;
 mod config;
 mod decision;
 mod forward;
 mod metrics;
 mod package_cache;
+mod pipeline;
 mod registry;
 mod relay;
 mod tenant;
@@ -35,7 +37,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::app::{app, AppState};
 use crate::config::{Config, Listen, LogFormat, DEFAULT};
-use crate::decision::{decide, Identity};
+use crate::decision::{Head, Identity};
 
 fn main() -> ExitCode {
     match run() {
@@ -187,7 +189,7 @@ fn explain(args: &[String]) -> anyhow::Result<ExitCode> {
             }
         }
     };
-    let body = match &body_file {
+    let mut body = match &body_file {
         Some(f) => {
             let bytes = std::fs::read(f).with_context(|| format!("read {f}"))?;
             let v = gojson::parse(&bytes)?;
@@ -197,7 +199,31 @@ fn explain(args: &[String]) -> anyhow::Result<ExitCode> {
         None => None,
     };
     println!("who:      {} (role {})", identity.user, identity.role);
-    match decide(&config, &identity, method, uri, body.as_ref()) {
+    // The same pipeline `serve` runs: the head as `auth_request` sees it, then (with --body)
+    // the mediated check; tenant admission asks the engine, as `serve` does.
+    let head = Head {
+        method,
+        uri,
+        content_type: body.as_ref().map(|_| "application/json"),
+        has_body: body.is_some(),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let decision = runtime.block_on(async {
+        let allowed = pipeline::head(&config, &identity, &head).await?;
+        match body.as_mut() {
+            Some(value) if allowed.mediated => {
+                let head = Head {
+                    uri: &allowed.uri.to_string(),
+                    ..head
+                };
+                pipeline::body(&config, &identity, &head, value).await
+            }
+            _ => Ok(allowed),
+        }
+    });
+    match decision {
         Ok(a) => {
             println!("verdict:  allow");
             println!(
@@ -267,6 +293,7 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
         let state = Arc::new(AppState {
             config,
             metrics: Default::default(),
+            bodies: Default::default(),
         });
         if let Some(path) = state
             .config

@@ -5,7 +5,7 @@ use super::{strings, Conservative, Refusal, Request, Rule};
 
 pub static RULE: Rule = Rule {
     name: "capabilities",
-    doc: "Refuses --cap-add outside the configured allowlist (ALL always), and the Capabilities field.",
+    doc: "Refuses --cap-add outside the configured allowlist (ALL always), also as a bare string, and the Capabilities field.",
     check,
 };
 
@@ -22,6 +22,7 @@ fn check(req: &Request<'_>, settings: &Conservative) -> Result<(), Refusal> {
             .trim_start_matches("CAP_")
             .to_string()
     };
+    // `strings` reads a bare string as one item, as dockerd's StrSlice does.
     for cap in strings(host.field("CapAdd")) {
         let cap = bare(cap);
         let allowed = cap != "ALL" && settings.cap_allowlist.iter().any(|a| bare(a) == cap);

@@ -10,7 +10,7 @@ pub static RULE: Rule = Rule {
 };
 
 fn check(req: &Request<'_>, _: &Conservative) -> Result<(), Refusal> {
-    let parent = match req.template {
+    let parent = match req.template() {
         "/build" => req.query_value("cgroupparent"),
         _ => req
             .host_config()

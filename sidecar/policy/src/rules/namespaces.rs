@@ -1,11 +1,13 @@
 //! `namespaces`: sharing the host's (or another container's) network, PID, IPC, UTS, user or
-//! cgroup namespace removes the isolation the container exists for.
+//! cgroup namespace removes the isolation the container exists for. Each mode is an
+//! allow-list of the values that keep the container's own namespace.
 
 use super::{Conservative, Refusal, Request, Rule};
+use crate::gojson::Value;
 
 pub static RULE: Rule = Rule {
     name: "namespaces",
-    doc: "Refuses host or container: network, pid, ipc, uts, userns and cgroupns modes.",
+    doc: "Allows only the container's own network (default, bridge, none or a named network), pid, ipc, uts, userns, cgroupns and cgroup; host and container: modes are refused.",
     check,
 };
 
@@ -13,18 +15,22 @@ fn check(req: &Request<'_>, settings: &Conservative) -> Result<(), Refusal> {
     let Some(host) = req.create_host_config() else {
         return Ok(());
     };
-    for (field, flag) in [
-        ("NetworkMode", "--network"),
-        ("PidMode", "--pid"),
-        ("IpcMode", "--ipc"),
-        ("UTSMode", "--uts"),
-        ("UsernsMode", "--userns"),
-        ("CgroupnsMode", "--cgroupns"),
+    for (field, flag, allowed) in [
+        ("NetworkMode", "--network", &[][..]),
+        ("PidMode", "--pid", &[""][..]),
+        (
+            "IpcMode",
+            "--ipc",
+            &["", "none", "private", "shareable"][..],
+        ),
+        ("UTSMode", "--uts", &[""][..]),
+        ("UsernsMode", "--userns", &[""][..]),
+        ("CgroupnsMode", "--cgroupns", &["", "private"][..]),
+        ("Cgroup", "--cgroup", &[""][..]),
     ] {
-        let Some(mode) = host.field(field).and_then(|v| v.as_str()) else {
+        let Some(mode) = host.field(field).and_then(Value::as_str) else {
             continue;
         };
-        let mode = mode.trim();
         if mode.eq_ignore_ascii_case("host")
             && !(field == "NetworkMode" && settings.allow_host_network)
         {
@@ -37,6 +43,10 @@ fn check(req: &Request<'_>, settings: &Conservative) -> Result<(), Refusal> {
             return Err(RULE.refuse(format!(
                 "{flag} container:... (sharing another container's namespace) is not allowed"
             )));
+        }
+        // A network mode is a network's name otherwise; the others are closed sets.
+        if field != "NetworkMode" && !allowed.contains(&mode) {
+            return Err(RULE.refuse(format!("{flag} {mode} is not allowed")));
         }
     }
     Ok(())

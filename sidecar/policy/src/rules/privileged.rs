@@ -9,13 +9,13 @@ pub static RULE: Rule = Rule {
 };
 
 fn check(req: &Request<'_>, _: &Conservative) -> Result<(), Refusal> {
-    let privileged = match req.template {
+    let privileged = match req.template() {
         "/containers/create" => req.body.path(&["HostConfig", "Privileged"]),
         "/containers/{id}/exec" => req.body.field("Privileged"),
         _ => None,
     };
     match privileged {
-        Some(v) if v.is_true() => Err(RULE.refuse(if req.template == "/containers/create" {
+        Some(v) if v.is_true() => Err(RULE.refuse(if req.template() == "/containers/create" {
             "privileged containers are not allowed"
         } else {
             "privileged exec is not allowed"

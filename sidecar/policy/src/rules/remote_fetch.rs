@@ -12,7 +12,7 @@ pub static RULE: Rule = Rule {
 };
 
 fn check(req: &Request<'_>, _: &Conservative) -> Result<(), Refusal> {
-    let (param, what) = match req.template {
+    let (param, what) = match req.template() {
         "/images/create" => ("fromSrc", "docker import from a URL"),
         "/build" => ("remote", "docker build from a URL or git repository"),
         _ => return Ok(()),

@@ -1,5 +1,7 @@
 use std::path::PathBuf;
 
+use dockgate_api::endpoints::ENDPOINTS;
+
 use super::*;
 use crate::gojson::parse;
 
@@ -7,25 +9,47 @@ fn settings() -> Conservative {
     Conservative {
         bind_allowlist: vec![PathBuf::from("/srv/ci-cache"), PathBuf::from("/tmp/shared")],
         cap_allowlist: vec!["NET_ADMIN".into()],
-        allow_host_network: false,
+        ..Conservative::default()
     }
 }
 
-fn decide(template: &str, query: &[(&str, &str)], body: &str) -> Result<(), Refusal> {
+/// The endpoint row of a template (POST unless only another method has it).
+fn endpoint(template: &str) -> &'static dockgate_api::endpoints::Endpoint {
+    let rows = || ENDPOINTS.iter().filter(|e| e.template == template);
+    rows()
+        .find(|e| e.method == dockgate_api::endpoints::Method::Post)
+        .or_else(|| rows().next())
+        .unwrap_or_else(|| panic!("no endpoint {template}"))
+}
+
+fn with(
+    template: &str,
+    query: &[(&str, &str)],
+    body: &str,
+    settings: &Conservative,
+) -> Result<(), Refusal> {
     let body = parse(body.as_bytes()).unwrap();
     body.validate().unwrap();
-    let query: Vec<(String, String)> = query
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let uri = CanonicalUri {
+        version: None,
+        segments: Vec::new(),
+        query: query
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    };
     conservative(
         &Request {
-            template,
-            query: &query,
+            endpoint: endpoint(template),
+            uri: &uri,
             body: &body,
         },
-        &settings(),
+        settings,
     )
+}
+
+fn decide(template: &str, query: &[(&str, &str)], body: &str) -> Result<(), Refusal> {
+    with(template, query, body, &settings())
 }
 
 fn create(body: &str) -> Result<(), Refusal> {
@@ -49,7 +73,7 @@ fn ordinary_requests_pass() {
         r#"{"HostConfig": {"NetworkMode": "bridge", "IpcMode": "private", "PidMode": "", "Privileged": false}}"#,
         r#"{"HostConfig": {"CapAdd": ["net_admin"], "CapDrop": ["ALL"], "SecurityOpt": ["no-new-privileges"]}}"#,
         r#"{"HostConfig": {"Mounts": [{"Type": "tmpfs", "Target": "/run"}, {"Type": "volume", "Source": "v", "Target": "/v"}, {"Type": "bind", "Source": "/tmp/shared", "Target": "/s"}]}}"#,
-        r#"{"HostConfig": {"MaskedPaths": null, "ReadonlyPaths": ["/proc/bus"], "Devices": []}}"#,
+        r#"{"HostConfig": {"MaskedPaths": null, "ReadonlyPaths": null, "Devices": []}}"#,
     ] {
         assert_eq!(create(body), Ok(()), "{body}");
     }
@@ -186,7 +210,7 @@ fn escape_corpus_is_refused_by_the_right_rule() {
         ),
         (
             r#"{"HostConfig": {"Mounts": [{"Type": "volume", "Target": "/x", "VolumeOptions": {"DriverConfig": {"Name": "local", "Options": {"type": "none", "o": "bind", "device": "/etc"}}}}]}}"#,
-            "binds",
+            "volume_options",
         ),
         (
             r#"{"HostConfig": {"Mounts": [{"Type": "npipe", "Source": "x", "Target": "/x"}]}}"#,
@@ -231,7 +255,7 @@ fn other_endpoints_are_checked_too() {
             &[],
             r#"{"Name": "v", "DriverOpts": {"type": "none", "o": "bind", "device": "/"}}"#,
         ),
-        "volume_binds",
+        "volume_options",
     );
     refused_by(
         decide(
@@ -239,7 +263,7 @@ fn other_endpoints_are_checked_too() {
             &[],
             r#"{"Name": "v", "Driver": "local", "DriverOpts": {"o": "ro,rbind", "device": "/etc"}}"#,
         ),
-        "volume_binds",
+        "volume_options",
     );
     refused_by(decide("/build", &[("networkmode", "host")], ""), "build");
     for url in [
@@ -312,35 +336,173 @@ fn the_endpoints_rules_name_exist_in_the_api_table() {
 #[test]
 fn allow_host_network_opens_the_network_namespace_only() {
     let host_net = r#"{"Image":"busybox","HostConfig":{"NetworkMode":"host"}}"#;
-    let body = parse(host_net.as_bytes()).unwrap();
     let allowed = Conservative {
         allow_host_network: true,
         ..settings()
     };
-    let req = |b: &'static Value| Request {
-        template: "/containers/create",
-        query: &[],
-        body: b,
-    };
-    let body: &'static Value = Box::leak(Box::new(body));
-    assert!(conservative(&req(body), &settings()).is_err());
-    assert!(conservative(&req(body), &allowed).is_ok());
+    let create = "/containers/create";
+    assert!(decide(create, &[], host_net).is_err());
+    assert!(with(create, &[], host_net, &allowed).is_ok());
     for other in [
         r#"{"HostConfig":{"NetworkMode":"host","PidMode":"host"}}"#,
         r#"{"HostConfig":{"NetworkMode":"host","IpcMode":"host"}}"#,
         r#"{"HostConfig":{"NetworkMode":"host","UTSMode":"host"}}"#,
         r#"{"HostConfig":{"NetworkMode":"container:x"}}"#,
+        r#"{"HostConfig":{"NetworkMode":"host","Sysctls":{"net.ipv4.tcp_syncookies":"0"}}}"#,
     ] {
-        let b: &'static Value = Box::leak(Box::new(parse(other.as_bytes()).unwrap()));
-        assert!(conservative(&req(b), &allowed).is_err(), "{other}");
+        assert!(with(create, &[], other, &allowed).is_err(), "{other}");
     }
     // Builds keep their own rule.
-    let q = vec![("networkmode".to_string(), "host".to_string())];
-    let null = Value::Null;
-    let build = Request {
-        template: "/build",
-        query: &q,
-        body: &null,
-    };
-    assert!(conservative(&build, &allowed).is_err());
+    assert!(with("/build", &[("networkmode", "host")], "", &allowed).is_err());
+}
+
+#[test]
+fn the_allow_lists_refuse_what_a_deny_list_misses() {
+    for (body, rule) in [
+        (r#"{"HostConfig":{"CapAdd":"SYS_ADMIN"}}"#, "capabilities"),
+        (
+            r#"{"HostConfig":{"MaskedPaths":["/decoy"]}}"#,
+            "security_opts",
+        ),
+        (
+            r#"{"HostConfig":{"ReadonlyPaths":["/decoy"]}}"#,
+            "security_opts",
+        ),
+        (
+            r#"{"HostConfig":{"SecurityOpt":["seccomp={\"defaultAction\":\"SCMP_ACT_ALLOW\"}"]}}"#,
+            "security_opts",
+        ),
+        (
+            r#"{"HostConfig":{"SecurityOpt":["disable"]}}"#,
+            "security_opts",
+        ),
+        (
+            r#"{"HostConfig":{"SecurityOpt":["label=type:unconfined_t"]}}"#,
+            "security_opts",
+        ),
+        (
+            r#"{"HostConfig":{"SecurityOpt":["apparmor=Unconfined"]}}"#,
+            "security_opts",
+        ),
+        (
+            r#"{"HostConfig":{"LogConfig":{"Type":"syslog","Config":{"syslog-address":"tcp://127.0.0.1:1"}}}}"#,
+            "log_driver",
+        ),
+        (
+            r#"{"HostConfig":{"LogConfig":{"Type":"json-file","Config":{"syslog-address":"x"}}}}"#,
+            "log_driver",
+        ),
+        (
+            r#"{"HostConfig":{"Sysctls":{"kernel.msgmax":"1"}}}"#,
+            "sysctls",
+        ),
+        (r#"{"HostConfig":{"OomScoreAdj":-1000}}"#, "oom_score"),
+        (
+            r#"{"HostConfig":{"Runtime":"runsc-unconfined"}}"#,
+            "runtime",
+        ),
+        (
+            r#"{"HostConfig":{"VolumeDriver":"vieux/sshfs"}}"#,
+            "volume_options",
+        ),
+        (
+            r#"{"HostConfig":{"Mounts":[{"Type":"volume","Target":"/x","VolumeOptions":{"DriverConfig":{"Name":"local","Options":{"type":"proc","device":"proc"}}}}]}}"#,
+            "volume_options",
+        ),
+        (
+            r#"{"HostConfig":{"Mounts":[{"Type":"bind","Source":"/tmp/shared","Target":"/x","BindOptions":{"Propagation":"rshared"}}]}}"#,
+            "binds",
+        ),
+        (
+            r#"{"HostConfig":{"Binds":["/tmp/shared:/x:rshared"]}}"#,
+            "binds",
+        ),
+        (
+            r#"{"HostConfig":{"Mounts":[{"Type":"npipe","Source":"x","Target":"/x"}]}}"#,
+            "binds",
+        ),
+        (r#"{"HostConfig":{"Cgroup":"container:x"}}"#, "namespaces"),
+        (r#"{"HostConfig":{"PidMode":"weird"}}"#, "namespaces"),
+        (r#"{"Labels":{"dockgate.tenant":"a"}}"#, "labels"),
+        (r#"{"Privileged":true}"#, "allowlist"),
+        (r#"{"HostConfig":{"Annotations":{"a":"b"}}}"#, "allowlist"),
+    ] {
+        refused_by(create(body), rule);
+    }
+    for (opts, what) in [
+        (r#"{"type":"ext4","device":"/dev/vda"}"#, "type \"ext4\""),
+        (r#"{"type":"proc","device":"proc"}"#, "type \"proc\""),
+        (r#"{"type":"sysfs","device":"sysfs"}"#, "type \"sysfs\""),
+        (r#"{"type":"cgroup","device":"cgroup"}"#, "type \"cgroup\""),
+        (
+            r#"{"type":"overlay","device":"overlay","o":"lowerdir=/etc"}"#,
+            "type \"overlay\"",
+        ),
+        (
+            r#"{"type":"tmpfs","device":"tmpfs","o":"bind"}"#,
+            "bind driver options",
+        ),
+        (r#"{"type":"tmpfs","device":"/etc"}"#, "must not be a path"),
+        (
+            r#"{"type":"tmpfs","device":"tmpfs","o":"size=1m,rbind"}"#,
+            "\"rbind\"",
+        ),
+    ] {
+        let body = format!(r#"{{"Name":"v","DriverOpts":{opts}}}"#);
+        let r = decide("/volumes/create", &[], &body).unwrap_err();
+        assert!(
+            r.rule == "volume_options" && r.message.contains(what),
+            "{body}: {r}"
+        );
+    }
+    assert_eq!(
+        decide(
+            "/volumes/create",
+            &[],
+            r#"{"Name":"v","DriverOpts":{"type":"tmpfs","device":"tmpfs","o":"size=1m,uid=1000"}}"#
+        ),
+        Ok(())
+    );
+    for body in [
+        r#"{"Name":"n","Driver":"macvlan","Options":{"parent":"eth0"}}"#,
+        r#"{"Name":"n","Driver":"ipvlan"}"#,
+        r#"{"Name":"n","Options":{"com.docker.network.bridge.name":"eth0"}}"#,
+        r#"{"Name":"n","IPAM":{"Driver":"plugin"}}"#,
+        r#"{"Name":"n","Scope":"swarm"}"#,
+    ] {
+        refused_by(decide("/networks/create", &[], body), "network_drivers");
+    }
+    refused_by(
+        decide(
+            "/networks/create",
+            &[],
+            r#"{"Name":"n","ConfigFrom":{"Network":"m"}}"#,
+        ),
+        "allowlist",
+    );
+    assert_eq!(
+        decide(
+            "/networks/create",
+            &[],
+            r#"{"Name":"n","Driver":"bridge","Internal":true}"#
+        ),
+        Ok(())
+    );
+    for query in [
+        &[("securityopt", "seccomp=unconfined")][..],
+        &[("isolation", "hyperv")][..],
+        &[("networkmode", "container:x")][..],
+        &[("brandnew", "1")][..],
+    ] {
+        refused_by(decide("/build", query, ""), "build");
+    }
+    refused_by(
+        decide("/build", &[("labels", r#"{"dockgate.tenant":"a"}"#)], ""),
+        "labels",
+    );
+    refused_by(
+        decide("/commit", &[("changes", "LABEL dockgate.tenant=a")], ""),
+        "labels",
+    );
+    refused_by(decide("/services/create", &[], "{}"), "allowlist");
 }

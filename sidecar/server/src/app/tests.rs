@@ -15,6 +15,7 @@ fn test_app() -> Router {
     app(Arc::new(AppState {
         config: Config::parse("test", &text).unwrap(),
         metrics: Default::default(),
+        bodies: Default::default(),
     }))
 }
 

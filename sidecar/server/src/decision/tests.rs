@@ -1,6 +1,23 @@
 use super::*;
 use crate::config::{token_hash, Config, DEFAULT};
 
+/// The decision on a JSON request (or a bodiless one), as the sidecar makes it.
+fn decide(
+    c: &Config,
+    who: &Identity,
+    method: &str,
+    uri: &str,
+    body: Option<&Value>,
+) -> Result<Allowed, Refusal> {
+    let head = Head {
+        method,
+        uri,
+        content_type: body.map(|_| "application/json"),
+        has_body: body.is_some(),
+    };
+    super::decide(c, who, &head, body)
+}
+
 fn config() -> Config {
     let mut text = DEFAULT.to_string();
     text += &format!(
@@ -247,4 +264,93 @@ fn host_network_and_package_cache_are_per_role() {
     )
     .unwrap();
     assert!(!start.package_cache);
+}
+
+#[test]
+fn parameters_dockerd_could_read_another_way_are_refused_for_every_role() {
+    let c = config();
+    let admin = Identity {
+        user: "alice".into(),
+        role: "admin".into(),
+    };
+    let form = Head {
+        method: "POST",
+        uri: "/v1.41/images/busybox/tag?repo=mine",
+        content_type: Some("Application/X-WWW-Form-Urlencoded; charset=utf-8"),
+        has_body: true,
+    };
+    let r = super::decide(&c, &admin, &form, None).unwrap_err();
+    assert_eq!(r.status, 400);
+    assert!(r.message.contains("form-encoded"), "{}", r.message);
+    let start = Head {
+        method: "POST",
+        uri: "/v1.23/containers/web/start",
+        content_type: Some("application/json"),
+        has_body: true,
+    };
+    let r = super::decide(&c, &admin, &start, None).unwrap_err();
+    assert!(
+        r.message.contains("a body on a container start"),
+        "{}",
+        r.message
+    );
+    // From 1.24 on dockerd refuses the body itself; an empty start is the CLI's.
+    for (uri, has_body) in [
+        ("/v1.24/containers/web/start", true),
+        ("/v1.23/containers/web/start", false),
+        ("/containers/web/start", true),
+    ] {
+        let head = Head {
+            method: "POST",
+            uri,
+            content_type: None,
+            has_body,
+        };
+        assert!(super::decide(&c, &admin, &head, None).is_ok(), "{uri}");
+    }
+    // Keys dockerd reads as lists may repeat; others may not.
+    let ok = decide(
+        &c,
+        &anon(),
+        "POST",
+        "/v1.41/build?t=a&t=b&extrahosts=x:1&extrahosts=y:2",
+        None,
+    );
+    assert!(ok.is_ok(), "{ok:?}");
+    assert!(decide(
+        &c,
+        &anon(),
+        "GET",
+        "/v1.41/images/get?names=a&names=b",
+        None
+    )
+    .is_ok());
+    let r = decide(
+        &c,
+        &anon(),
+        "GET",
+        "/v1.41/containers/json?all=1&all=0",
+        None,
+    )
+    .unwrap_err();
+    assert!(r.message.contains("\"all\" given twice"), "{}", r.message);
+    let r = decide(
+        &c,
+        &anon(),
+        "POST",
+        "/v1.41/containers/create?name=a&name=b",
+        None,
+    )
+    .unwrap_err();
+    assert_eq!(r.status, 400);
+    // A link's name has a slash.
+    let ok = decide(
+        &c,
+        &anon(),
+        "DELETE",
+        "/v1.41/containers/web/db?link=1",
+        None,
+    )
+    .unwrap();
+    assert_eq!(ok.param.as_deref(), Some("web/db"));
 }

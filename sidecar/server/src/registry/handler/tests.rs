@@ -19,6 +19,7 @@ fn test_app(registry: bool) -> axum::Router {
     app(Arc::new(AppState {
         config: Config::parse("test", &text).unwrap(),
         metrics: Default::default(),
+        bodies: Default::default(),
     }))
 }
 

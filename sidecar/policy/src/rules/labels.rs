@@ -1,0 +1,59 @@
+//! `labels`: the gateway keeps its own bookkeeping in `dockgate.*` labels (a tenant's
+//! objects, the policy they were made under); a client that could write them could make
+//! its objects pass for someone else's. Clients may write any other label.
+
+use super::{Conservative, Refusal, Request, Rule};
+use crate::gojson::Value;
+
+pub static RULE: Rule = Rule {
+    name: "labels",
+    doc: "Refuses labels in the gateway's dockgate.* namespace, wherever a client can write labels (create, volume and network creates, --mount volume labels, build labels, commit and import changes).",
+    check,
+};
+
+/// The prefix of the gateway's own labels.
+pub const RESERVED: &str = "dockgate.";
+
+fn check(req: &Request<'_>, _: &Conservative) -> Result<(), Refusal> {
+    let mut maps: Vec<Option<&Value>> = vec![req.body.field("Labels")];
+    if let Some(host) = req.create_host_config() {
+        for m in host.field("Mounts").map(Value::items).unwrap_or_default() {
+            maps.push(m.path(&["VolumeOptions", "Labels"]));
+        }
+    }
+    for (key, _) in maps.into_iter().flatten().flat_map(Value::members) {
+        refuse_reserved(key)?;
+    }
+    match req.template() {
+        "/build" => {
+            if let Some(text) = req.query_value("labels") {
+                if let Ok(serde_json::Value::Object(map)) = serde_json::from_str(text) {
+                    map.keys().try_for_each(|k| refuse_reserved(k))?;
+                }
+            }
+        }
+        "/commit" | "/images/create" => {
+            // `--change 'LABEL k=v'`: Dockerfile syntax, key first.
+            for change in req.query_values("changes") {
+                let lower = change.trim_start().to_ascii_lowercase();
+                if lower.starts_with("label") && lower.contains(RESERVED) {
+                    return Err(RULE.refuse(format!(
+                        "--change {change:?} sets a label in the gateway's {RESERVED}* namespace, \
+                         which is not allowed"
+                    )));
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn refuse_reserved(key: &str) -> Result<(), Refusal> {
+    if key.starts_with(RESERVED) {
+        return Err(RULE.refuse(format!(
+            "label {key:?} is in the gateway's {RESERVED}* namespace and cannot be set by clients"
+        )));
+    }
+    Ok(())
+}
