@@ -44,7 +44,7 @@ struct Case {
     body: &'static str,
     /// A `docker <kind> inspect -f` template, and what its output contains when it took effect.
     proof: (&'static str, &'static str),
-    /// Volumes: a file `ls` shows when a container mounts it ("": no mount in the proof).
+    /// Volumes: an entry a container that mounts it sees at the top ("": no mount in the proof).
     mounted: &'static str,
 }
 
@@ -53,7 +53,6 @@ const FORM: &str = "application/x-www-form-urlencoded";
 const CREATE: &str = "/v1.41/containers/create?name={name}";
 const PLAIN: &str =
     r#"{"Image":"busybox","Cmd":["sleep","30"],"HostConfig":{"NetworkMode":"none"}}"#;
-const DRIVER: &str = "{{.Driver}} {{json .Options}}";
 const IMAGE: (&str, &str) = ("{{.Id}}", "sha256:");
 
 const fn case(kind: Kind, how: How, what: &'static str, path: &'static str) -> Case {
@@ -102,14 +101,10 @@ const fn volume(what: &'static str, opts: &'static str, mounted: &'static str) -
     }
 }
 
-const fn network(
-    what: &'static str,
-    body: &'static str,
-    proof: (&'static str, &'static str),
-) -> Case {
+const fn network(what: &'static str, body: &'static str, driver: &'static str) -> Case {
     Case {
         body,
-        proof,
+        proof: ("{{.Driver}}", driver),
         ..case(Kind::Network, How::Create, what, "/v1.41/networks/create")
     }
 }
@@ -139,10 +134,11 @@ const fn start(
 
 const PRIVILEGED: (&str, &str) = ("{{.HostConfig.Privileged}}", "true");
 const BIND_ROOT: (&str, &str) = ("{{.HostConfig.Binds}}", "/:/host");
-const SYS_ADMIN: (&str, &str) = ("{{.HostConfig.CapAdd}}", "SYS_ADMIN");
+const CAP_ADD: &str = "{{.HostConfig.CapAdd}}";
+const SYS_ADMIN: (&str, &str) = (CAP_ADD, "SYS_ADMIN");
 const SECURITY_OPT: &str = "{{json .HostConfig.SecurityOpt}}";
 const MOUNTS: &str = "{{json .HostConfig.Mounts}}";
-const LOG_TYPE: &str = "{{.HostConfig.LogConfig.Type}}";
+const LOG: &str = "{{json .HostConfig.LogConfig}}";
 const SYSCTLS: &str = "{{json .HostConfig.Sysctls}}";
 
 /// Requests that escape on a bare dockerd 20.10; the gateway must refuse every one.
@@ -216,21 +212,13 @@ const ESCAPES: &[Case] = &[
         SYS_ADMIN,
     ),
     // 2. StrSlice: a bare string is a one-element list.
-    create(
-        "CapAdd bare string",
-        r#"{"Image":"busybox","HostConfig":{"CapAdd":"SYS_ADMIN"}}"#,
-        SYS_ADMIN,
-    ),
+    create("CapAdd bare string", r#""CapAdd":"SYS_ADMIN""#, SYS_ADMIN),
     create(
         "capadd bare lowercase string",
-        r#"{"Image":"busybox","HostConfig":{"capadd":"sys_admin"}}"#,
-        ("{{.HostConfig.CapAdd}}", "sys_admin"),
+        r#""capadd":"sys_admin""#,
+        (CAP_ADD, "sys_admin"),
     ),
-    create(
-        "CapAdd bare ALL",
-        r#"{"Image":"busybox","HostConfig":{"CapAdd":"ALL"}}"#,
-        ("{{.HostConfig.CapAdd}}", "ALL"),
-    ),
+    create("CapAdd bare ALL", r#""CapAdd":"ALL""#, (CAP_ADD, "ALL")),
     create(
         "top-level CapAdd bare string",
         r#"{"Image":"busybox","CapAdd":"SYS_ADMIN"}"#,
@@ -239,163 +227,158 @@ const ESCAPES: &[Case] = &[
     // 3. The local volume driver mounts any filesystem type (and MS_BIND ignores the type).
     volume(
         "volume type=proc",
-        r#"{"Name":"{name}","Driver":"local","DriverOpts":{"type":"proc","device":"proc"}}"#,
-        r#""type":"proc""#,
-        "sysrq-trigger",
+        r#""device":"proc","type":"proc""#,
+        "sys",
     ),
     volume(
         "volume type=sysfs",
-        r#"{"Name":"{name}","Driver":"local","DriverOpts":{"type":"sysfs","device":"sysfs"}}"#,
-        r#""type":"sysfs""#,
+        r#""device":"sysfs","type":"sysfs""#,
         "kernel",
     ),
     volume(
         "volume type=tmpfs device=/ o=bind",
-        r#"{"Name":"{name}","Driver":"local","DriverOpts":{"type":"tmpfs","device":"/","o":"bind"}}"#,
-        r#""device":"/""#,
+        r#""device":"/","o":"bind","type":"tmpfs""#,
         "etc",
     ),
     volume(
         "volume type=ext4 device=/etc o=rbind,ro",
-        r#"{"Name":"{name}","Driver":"local","DriverOpts":{"type":"ext4","device":"/etc","o":"rbind,ro"}}"#,
-        r#""o":"rbind,ro""#,
+        r#""device":"/etc","o":"rbind,ro","type":"ext4""#,
         "passwd",
     ),
     volume(
         "volume type=devtmpfs",
-        r#"{"Name":"{name}","Driver":"local","DriverOpts":{"type":"devtmpfs","device":"devtmpfs"}}"#,
-        r#""type":"devtmpfs""#,
+        r#""device":"devtmpfs","type":"devtmpfs""#,
         "null",
     ),
     volume(
         "volume type=debugfs",
-        r#"{"Name":"{name}","Driver":"local","DriverOpts":{"type":"debugfs","device":"debugfs"}}"#,
-        r#""type":"debugfs""#,
+        r#""device":"debugfs","type":"debugfs""#,
         "",
     ),
     volume(
         "volume type=ext4 on a host disk",
-        r#"{"Name":"{name}","Driver":"local","DriverOpts":{"type":"ext4","device":"{device}"}}"#,
-        r#""type":"ext4""#,
+        r#""device":"{device}","type":"ext4""#,
         "",
     ),
-    volume(
-        "volume type=proc, no Driver",
-        r#"{"Name":"{name}","DriverOpts":{"type":"proc","device":"proc"}}"#,
-        r#""type":"proc""#,
-        "",
-    ),
+    Case {
+        body: r#"{"Name":"{name}","DriverOpts":{"type":"proc","device":"proc"}}"#,
+        ..volume(
+            "volume type=proc, no Driver",
+            r#""device":"proc","type":"proc""#,
+            "",
+        )
+    },
     create(
         "inline Mounts volume type=proc",
-        r#"{"Image":"busybox","HostConfig":{"Mounts":[{"Type":"volume","Target":"/x","VolumeOptions":{"DriverConfig":{"Name":"local","Options":{"type":"proc","device":"proc"}}}}]}}"#,
+        r#""Mounts":[{"Type":"volume","Target":"/x","VolumeOptions":{"DriverConfig":{"Name":"local","Options":{"type":"proc","device":"proc"}}}}]"#,
         (MOUNTS, r#""type":"proc""#),
     ),
     create(
         "inline Mounts volume tmpfs device=/ o=bind",
-        r#"{"Image":"busybox","HostConfig":{"Mounts":[{"Type":"volume","Target":"/x","VolumeOptions":{"DriverConfig":{"Name":"local","Options":{"type":"tmpfs","device":"/","o":"bind"}}}}]}}"#,
+        r#""Mounts":[{"Type":"volume","Target":"/x","VolumeOptions":{"DriverConfig":{"Name":"local","Options":{"type":"tmpfs","device":"/","o":"bind"}}}}]"#,
         (MOUNTS, r#""o":"bind""#),
     ),
     // 4. Confinement off without the words a deny-list looks for.
     create(
         "MaskedPaths replaced by a decoy",
-        r#"{"Image":"busybox","HostConfig":{"MaskedPaths":["/decoy"]}}"#,
+        r#""MaskedPaths":["/decoy"]"#,
         ("{{json .HostConfig.MaskedPaths}}", r#"["/decoy"]"#),
     ),
     create(
         "ReadonlyPaths replaced by a decoy",
-        r#"{"Image":"busybox","HostConfig":{"ReadonlyPaths":["/decoy"]}}"#,
+        r#""ReadonlyPaths":["/decoy"]"#,
         ("{{json .HostConfig.ReadonlyPaths}}", r#"["/decoy"]"#),
     ),
     create(
         "seccomp profile inline, allow all",
-        r#"{"Image":"busybox","HostConfig":{"SecurityOpt":["seccomp={\"defaultAction\":\"SCMP_ACT_ALLOW\"}"]}}"#,
+        r#""SecurityOpt":["seccomp={\"defaultAction\":\"SCMP_ACT_ALLOW\"}"]"#,
         (SECURITY_OPT, "SCMP_ACT_ALLOW"),
     ),
     create(
         "seccomp:unconfined (colon)",
-        r#"{"Image":"busybox","HostConfig":{"SecurityOpt":["seccomp:unconfined"]}}"#,
+        r#""SecurityOpt":["seccomp:unconfined"]"#,
         (SECURITY_OPT, "seccomp:unconfined"),
     ),
     create(
         "bare disable (label)",
-        r#"{"Image":"busybox","HostConfig":{"SecurityOpt":["disable"]}}"#,
+        r#""SecurityOpt":["disable"]"#,
         (SECURITY_OPT, r#"["disable"]"#),
     ),
     create(
         "label=type:unconfined_t",
-        r#"{"Image":"busybox","HostConfig":{"SecurityOpt":["label=type:unconfined_t"]}}"#,
+        r#""SecurityOpt":["label=type:unconfined_t"]"#,
         (SECURITY_OPT, "unconfined_t"),
     ),
     create(
         "label:disable (colon)",
-        r#"{"Image":"busybox","HostConfig":{"SecurityOpt":["label:disable"]}}"#,
+        r#""SecurityOpt":["label:disable"]"#,
         (SECURITY_OPT, "label:disable"),
     ),
     create(
         "apparmor:unconfined (colon)",
-        r#"{"Image":"busybox","HostConfig":{"SecurityOpt":["apparmor:unconfined"]}}"#,
+        r#""SecurityOpt":["apparmor:unconfined"]"#,
         ("{{.AppArmorProfile}}", "unconfined"),
     ),
     // 5. Reach past the container: host interfaces, log shippers dialing out from dockerd.
     network(
         "macvlan on a host interface",
         r#"{"Name":"{name}","Driver":"macvlan","Options":{"parent":"{parent}"}}"#,
-        (DRIVER, "macvlan"),
+        "macvlan",
     ),
     network(
         "ipvlan on a host interface",
         r#"{"Name":"{name}","Driver":"ipvlan","Options":{"parent":"{parent}"}}"#,
-        (DRIVER, "ipvlan"),
+        "ipvlan",
     ),
     network(
         "macvlan, lowercase keys",
         r#"{"name":"{name}","driver":"macvlan","options":{"parent":"{parent}"}}"#,
-        (DRIVER, "macvlan"),
+        "macvlan",
     ),
     create(
         "log driver syslog over tcp",
-        r#"{"Image":"busybox","HostConfig":{"LogConfig":{"Type":"syslog","Config":{"syslog-address":"tcp://127.0.0.1:1"}}}}"#,
-        (LOG_TYPE, "syslog"),
+        r#""LogConfig":{"Type":"syslog","Config":{"syslog-address":"tcp://127.0.0.1:1"}}"#,
+        (LOG, r#""Type":"syslog""#),
     ),
     create(
         "log driver gelf",
-        r#"{"Image":"busybox","HostConfig":{"LogConfig":{"Type":"gelf","Config":{"gelf-address":"udp://127.0.0.1:1"}}}}"#,
-        (LOG_TYPE, "gelf"),
+        r#""LogConfig":{"Type":"gelf","Config":{"gelf-address":"udp://127.0.0.1:1"}}"#,
+        (LOG, r#""Type":"gelf""#),
     ),
     create(
         "log driver fluentd",
-        r#"{"Image":"busybox","HostConfig":{"LogConfig":{"Type":"fluentd","Config":{"fluentd-address":"127.0.0.1:1","fluentd-async":"true"}}}}"#,
-        (LOG_TYPE, "fluentd"),
+        r#""LogConfig":{"Type":"fluentd","Config":{"fluentd-address":"127.0.0.1:1","fluentd-async":"true"}}"#,
+        (LOG, r#""Type":"fluentd""#),
     ),
     create(
         "log driver syslog to the docker socket",
-        r#"{"Image":"busybox","HostConfig":{"LogConfig":{"Type":"syslog","Config":{"syslog-address":"unix:///var/run/docker.sock"}}}}"#,
-        ("{{json .HostConfig.LogConfig}}", "docker.sock"),
+        r#""LogConfig":{"Type":"syslog","Config":{"syslog-address":"unix:///var/run/docker.sock"}}"#,
+        (LOG, "docker.sock"),
     ),
     // 6. Kernel knobs and resource guards.
     create(
         "sysctl net.ipv4.ip_forward",
-        r#"{"Image":"busybox","HostConfig":{"Sysctls":{"net.ipv4.ip_forward":"1"}}}"#,
+        r#""Sysctls":{"net.ipv4.ip_forward":"1"}"#,
         (SYSCTLS, "ip_forward"),
     ),
     create(
         "sysctl kernel.msgmax",
-        r#"{"Image":"busybox","HostConfig":{"Sysctls":{"kernel.msgmax":"65536"}}}"#,
+        r#""Sysctls":{"kernel.msgmax":"65536"}"#,
         (SYSCTLS, "msgmax"),
     ),
     create(
         "OomScoreAdj -1000",
-        r#"{"Image":"busybox","HostConfig":{"OomScoreAdj":-1000}}"#,
+        r#""OomScoreAdj":-1000"#,
         ("{{.HostConfig.OomScoreAdj}}", "-1000"),
     ),
     create(
         "CpuRealtimeRuntime",
-        r#"{"Image":"busybox","HostConfig":{"CpuRealtimeRuntime":950000}}"#,
+        r#""CpuRealtimeRuntime":950000"#,
         ("{{.HostConfig.CpuRealtimeRuntime}}", "950000"),
     ),
     create(
         "OomKillDisable",
-        r#"{"Image":"busybox","HostConfig":{"OomKillDisable":true}}"#,
+        r#""OomKillDisable":true"#,
         ("{{.HostConfig.OomKillDisable}}", "true"),
     ),
     // 7. Form bodies override the query (Go's ParseForm puts body values first).
@@ -437,21 +420,21 @@ const ESCAPES: &[Case] = &[
     ),
     // 9. Repeated query keys: dockerd reads the first; the second must never be made.
     Case {
-        body: r#"{"Image":"busybox","HostConfig":{"NetworkMode":"none"}}"#,
-        ..case(
-            Kind::Container,
-            How::FirstName,
+        how: How::FirstName,
+        ..create_at(
             "create with name twice",
             "/v1.41/containers/create?name={name}&name={name}-b",
+            r#""NetworkMode":"none""#,
+            ("", ""),
         )
     },
     Case {
-        content_type: "",
-        ..case(
-            Kind::Image,
-            How::FirstName,
+        how: How::FirstName,
+        body: "",
+        ..form_tag(
             "tag with repo twice",
             "/v1.41/images/busybox/tag?repo={name}&repo={name}-b&tag=x",
+            "",
         )
     },
 ];
@@ -468,37 +451,37 @@ const FIDELITY: &[Case] = &[
         PLAIN,
         ("{{.HostConfig.NetworkMode}}", "none"),
     ),
-    volume("plain volume", r#"{"Name":"{name}"}"#, "", ""),
-    volume(
-        "local tmpfs volume with a size",
-        r#"{"Driver":"local","DriverOpts":{"device":"tmpfs","o":"size=1m","type":"tmpfs"},"Labels":{},"Name":"{name}"}"#,
-        r#""o":"size=1m""#,
-        "",
-    ),
+    Case {
+        body: r#"{"Name":"{name}"}"#,
+        ..volume("plain volume", "", "")
+    },
+    Case {
+        body: r#"{"Driver":"local","DriverOpts":{"device":"tmpfs","o":"size=1m","type":"tmpfs"},"Labels":{},"Name":"{name}"}"#,
+        ..volume(
+            "local tmpfs volume with a size",
+            r#""device":"tmpfs","o":"size=1m","type":"tmpfs""#,
+            "",
+        )
+    },
     network(
         "bridge network, as the CLI sends it",
         r#"{"Name":"{name}","CheckDuplicate":true,"Driver":"bridge","Scope":"","EnableIPv6":false,"IPAM":{"Driver":"default","Options":{},"Config":[]},"Internal":false,"Attachable":false,"Ingress":false,"ConfigOnly":false,"ConfigFrom":null,"Options":{},"Labels":{}}"#,
-        (DRIVER, "bridge"),
+        "bridge",
     ),
     Case {
-        content_type: "",
-        proof: IMAGE,
-        ..case(
-            Kind::Image,
-            How::Create,
+        body: "",
+        ..form_tag(
             "tag from the query",
             "/v1.41/images/busybox/tag?repo={name}&tag=x",
+            "",
         )
     },
     Case {
-        content_type: "application/x-tar",
         body: "TAR",
-        proof: IMAGE,
-        ..case(
-            Kind::Image,
-            How::Create,
+        ..form_tag(
             "build with t twice",
             "/v1.41/build?t={name}:x&t={name}-b:x",
+            "application/x-tar",
         )
     },
 ];
@@ -512,7 +495,7 @@ struct Host {
 
 impl Host {
     fn probe() -> Host {
-        // A host interface macvlan accepts (not loopback, not one of dockerd's own).
+        // A host interface macvlan accepts: not loopback, not one of dockerd's own.
         let mut links: Vec<String> = std::fs::read_dir("/sys/class/net")
             .map(|d| {
                 d.filter_map(|e| e.ok()?.file_name().into_string().ok())
@@ -520,29 +503,25 @@ impl Host {
             })
             .unwrap_or_default();
         links.retain(|l| {
-            l != "lo" && l != "docker0" && !l.starts_with("br-") && !l.starts_with("veth")
+            !["lo", "docker0", "br-", "veth"]
+                .iter()
+                .any(|p| l.starts_with(p))
         });
-        links.sort_by_key(|l| (!(l.starts_with("ifb") || l.starts_with("dummy")), l.clone()));
-        let device = [
-            "/dev/vda",
-            "/dev/sda",
-            "/dev/nvme0n1",
-            "/dev/xvda",
-            "/dev/loop0",
-        ]
-        .into_iter()
-        .find(|d| std::path::Path::new(d).exists())
-        .unwrap_or("/dev/loop0");
+        links.sort_by_key(|l| (!l.starts_with("ifb") && !l.starts_with("dummy"), l.clone()));
+        let device = "/dev/vda /dev/sda /dev/nvme0n1 /dev/xvda /dev/loop0"
+            .split(' ')
+            .find(|d| std::path::Path::new(d).exists())
+            .unwrap_or("/dev/loop0");
         let dir = TempDir::new("context").unwrap();
         std::fs::write(dir.path().join("Dockerfile"), "FROM busybox\n").unwrap();
-        let tar = std::process::Command::new("tar")
+        let mut tar = std::process::Command::new("tar");
+        let tar = tar
             .arg("-cf")
             .arg("-")
             .arg("-C")
             .arg(dir.path())
-            .arg("Dockerfile")
-            .output()
-            .unwrap();
+            .arg("Dockerfile");
+        let tar = tar.output().unwrap();
         assert!(tar.status.success());
         Host {
             parent: links.first().cloned().unwrap_or_else(|| "eth0".into()),
@@ -593,12 +572,21 @@ fn run(target: &Target, host: &Host, c: &Case, name: &str) -> (u16, String) {
             return (0, format!("the plain create answered {status} {body:?}"));
         }
     }
-    let body = if c.body == "TAR" {
-        host.context_tar.clone()
-    } else {
-        host.fill(c.body, name).into_bytes()
+    let path = host.fill(c.path, name);
+    let body = match c.body {
+        "TAR" => return send(target, &path, c.content_type, &host.context_tar),
+        b if b.is_empty() || b.starts_with('{') || c.content_type != JSON => b.to_string(),
+        b if c.kind == Kind::Volume => {
+            format!(r#"{{"Name":"{{name}}","Driver":"local","DriverOpts":{{{b}}}}}"#)
+        }
+        b => format!(r#"{{"Image":"busybox","HostConfig":{{{b}}}}}"#),
     };
-    send(target, &host.fill(c.path, name), c.content_type, &body)
+    send(
+        target,
+        &path,
+        c.content_type,
+        host.fill(&body, name).as_bytes(),
+    )
 }
 
 fn docker(args: &[&str]) -> Option<String> {
@@ -614,11 +602,6 @@ fn docker(args: &[&str]) -> Option<String> {
 
 /// `docker <kind> inspect -f format` of what `name` stands for; None when it does not exist.
 fn inspect(kind: Kind, name: &str, format: &str) -> Option<String> {
-    let format = if format.is_empty() {
-        "{{json .}}"
-    } else {
-        format
-    };
     match kind {
         Kind::Container => docker(&["container", "inspect", "-f", format, name]),
         Kind::Volume => docker(&["volume", "inspect", "-f", format, name]),
@@ -628,7 +611,7 @@ fn inspect(kind: Kind, name: &str, format: &str) -> Option<String> {
 }
 
 fn exists(kind: Kind, name: &str) -> bool {
-    inspect(kind, name, "").is_some()
+    inspect(kind, name, "{{json .}}").is_some()
 }
 
 /// Removes whatever the case may have made under `name` (tags are only untagged).
@@ -645,38 +628,26 @@ fn cleanup(kind: Kind, name: &str) {
             let _ = docker(&["network", "rm", name]);
         }
         Kind::Image => {
-            for tag in [
-                format!("{name}:x"),
-                format!("{name}-other:y"),
-                format!("{b}:x"),
-            ] {
-                let _ = docker(&["image", "rm", &tag]);
+            for suffix in [":x", "-other:y", "-b:x"] {
+                let _ = docker(&["image", "rm", &format!("{name}{suffix}")]);
             }
         }
     }
 }
 
 /// Whether the setting took effect on `name`: the inspect shows it, and a volume mounts.
-fn took_effect(c: &Case, name: &str) -> Result<String, String> {
+fn took_effect(host: &Host, c: &Case, name: &str) -> Result<String, String> {
     let seen = inspect(c.kind, name, c.proof.0).ok_or("nothing was made")?;
-    if !seen.contains(c.proof.1) {
-        return Err(format!("inspect shows {seen:?}, not {:?}", c.proof.1));
+    let expect = host.fill(c.proof.1, name);
+    if !seen.contains(&expect) {
+        return Err(format!("inspect shows {seen:?}, not {expect:?}"));
     }
     if !c.mounted.is_empty() {
-        let mount = format!("{name}:/x");
-        let ls = docker(&[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "-v",
-            &mount,
-            "busybox",
-            "ls",
-            "/x",
-        ]);
-        if !ls.as_deref().unwrap_or("").lines().any(|l| l == c.mounted) {
-            return Err(format!("mounted, /x shows {ls:?}, no {:?}", c.mounted));
+        let entry = format!("/x/{}", c.mounted);
+        let run = format!("run --rm --network=none -v {name}:/x busybox ls -d {entry}");
+        let ls = docker(&run.split(' ').collect::<Vec<_>>());
+        if ls.as_deref() != Some(entry.as_str()) {
+            return Err(format!("mounted, `ls -d {entry}` gives {ls:?}"));
         }
     }
     Ok(seen)
@@ -689,32 +660,28 @@ fn dockgate_refusal(status: u16, body: &str) -> bool {
 /// The gateway's answer to one escape: problems found, if any.
 fn judge_gateway(gw: &Target, host: &Host, c: &Case) -> Option<String> {
     let name = unique_name("esc");
-    let second = format!("{name}-b");
     let (status, body) = run(gw, host, c, &name);
     let refused = dockgate_refusal(status, &body);
-    let problem = match c.how {
-        How::Create if !refused || exists(c.kind, &name) => Some(format!(
-            "gateway answered {status} {body:?} (made: {})",
-            exists(c.kind, &name)
-        )),
-        How::Start => {
-            let seen = inspect(c.kind, &name, c.proof.0).unwrap_or_default();
-            (!refused || seen.contains(c.proof.1))
-                .then(|| format!("gateway answered {status} {body:?} (inspect after: {seen:?})"))
+    let (first, second) = (exists(c.kind, &name), exists(c.kind, &format!("{name}-b")));
+    let seen = inspect(c.kind, &name, c.proof.0).unwrap_or_default();
+    let (problem, after) = match c.how {
+        How::Create => (!refused || first, format!("made: {first}")),
+        How::Start => (
+            !refused || seen.contains(c.proof.1),
+            format!("after: {seen:?}"),
+        ),
+        // Refused with nothing made, or made under the first name only.
+        How::FirstName => {
+            let ok = !second
+                && if refused {
+                    !first
+                } else {
+                    status / 100 == 2 && first
+                };
+            (!ok, format!("made: first {first}, second {second}"))
         }
-        How::FirstName if exists(c.kind, &second) => Some(format!(
-            "gateway answered {status} {body:?} and made the SECOND name"
-        )),
-        How::FirstName if !refused && !(status / 100 == 2 && exists(c.kind, &name)) => {
-            Some(format!(
-                "gateway answered {status} {body:?}: neither a dockgate refusal nor the first name"
-            ))
-        }
-        How::FirstName if refused && exists(c.kind, &name) => Some(format!(
-            "gateway refused ({body:?}) but made the first name"
-        )),
-        _ => None,
     };
+    let problem = problem.then(|| format!("gateway answered {status} {body:?} ({after})"));
     cleanup(c.kind, &name);
     problem
 }
@@ -729,7 +696,7 @@ fn judge_dockerd(direct: &Target, host: &Host, c: &Case) -> Option<String> {
         let (first, second) = (exists(c.kind, &name), exists(c.kind, &format!("{name}-b")));
         (!first || second).then(|| format!("dockerd made first: {first}, second: {second}"))
     } else {
-        took_effect(c, &name).err()
+        took_effect(host, c, &name).err()
     };
     cleanup(c.kind, &name);
     problem.map(|p| format!("{p}: not an escape"))
@@ -775,7 +742,7 @@ fn harmless_requests_still_pass_through_the_gateway() {
         let mut problem = if status / 100 != 2 {
             Some(format!("gateway answered {status} {}", tail(&body, 3)))
         } else {
-            took_effect(c, &name).err()
+            took_effect(&host, c, &name).err()
         };
         if problem.is_none() && c.path.contains("{name}-b") && !exists(c.kind, &format!("{name}-b"))
         {

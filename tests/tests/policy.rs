@@ -365,7 +365,7 @@ fn escape_corpus_is_refused_by_the_gateway_and_accepted_by_dockerd() {
         // The same request on dockerd's socket: a real escape is accepted there.
         let (direct_status, direct_body) = send(&direct, a, &name);
         let created = exists(&name);
-        let _ = docker_direct_quiet(&["rm", "-f", &name]);
+        let _ = docker_direct_quiet(&["rm", "-f", "-v", &name]);
         if direct_status != 201 || !created {
             failures.push(format!(
                 "{}: dockerd itself answered {direct_status} {direct_body:?}: not an escape",
@@ -610,7 +610,7 @@ fn the_inject_policy_shows_in_docker_inspect() {
             inspect("{{.Config.Env}}"),
         )
     });
-    let _ = docker_direct_quiet(&["rm", "-f", &name]);
+    let _ = docker_direct_quiet(&["rm", "-f", "-v", &name]);
     assert_eq!(status, 201, "{body}\n{}", gw.sidecar_log());
     let (label, limits, ulimits, hosts, env) = seen.unwrap();
     assert_eq!(label, "yes");
