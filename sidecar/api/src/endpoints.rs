@@ -166,6 +166,21 @@ pub enum Body {
     Unmodelled,
 }
 
+/// How a request acts through an existing object: enters it, changes it, reads its files or
+/// removes it. A conservative role may do so only to objects it could have created itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Through {
+    /// It does not (lists, inspects, logs, ...).
+    Nothing,
+    /// The object the path names (`{id}`, `{name}`, `{name*}`).
+    Path,
+    /// The container a query parameter names (`/commit?container=`).
+    Query(&'static str),
+    /// Every object its `filters` match (prunes): a conservative role's are narrowed to the
+    /// objects made under its own role.
+    Filter,
+}
+
 /// One row of the table.
 #[derive(Debug)]
 pub struct Endpoint {
@@ -180,6 +195,8 @@ pub struct Endpoint {
     pub lists: &'static [&'static str],
     /// What dockerd reads from the body.
     pub body: Body,
+    /// Which existing object the request acts through.
+    pub through: Through,
 }
 
 impl Endpoint {
@@ -189,6 +206,10 @@ impl Endpoint {
 
     const fn body(self, body: Body) -> Endpoint {
         Endpoint { body, ..self }
+    }
+
+    const fn through(self, through: Through) -> Endpoint {
+        Endpoint { through, ..self }
     }
 }
 
@@ -209,6 +230,7 @@ const fn ep(
         doc,
         lists: &[],
         body: Body::None,
+        through: Through::Nothing,
     }
 }
 
@@ -245,7 +267,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Direct,
         R::None,
         "Delete stopped containers",
-    ),
+    )
+    .through(Through::Filter),
     ep(
         Get,
         "/containers/{id}/json",
@@ -285,7 +308,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Stream,
         R::Container,
         "Export a container",
-    ),
+    )
+    .through(Through::Path),
     ep(
         Get,
         "/containers/{id}/stats",
@@ -301,7 +325,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Direct,
         R::Container,
         "Resize a container TTY",
-    ),
+    )
+    .through(Through::Path),
     ep(
         Post,
         "/containers/{id}/start",
@@ -310,6 +335,7 @@ pub static ENDPOINTS: &[Endpoint] = &[
         R::Container,
         "Start a container",
     )
+    .through(Through::Path)
     .body(Body::ContainerStart),
     ep(
         Post,
@@ -318,7 +344,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Direct,
         R::Container,
         "Stop a container",
-    ),
+    )
+    .through(Through::Path),
     ep(
         Post,
         "/containers/{id}/restart",
@@ -326,7 +353,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Direct,
         R::Container,
         "Restart a container",
-    ),
+    )
+    .through(Through::Path),
     ep(
         Post,
         "/containers/{id}/kill",
@@ -334,7 +362,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Direct,
         R::Container,
         "Kill a container",
-    ),
+    )
+    .through(Through::Path),
     ep(
         Post,
         "/containers/{id}/update",
@@ -343,6 +372,7 @@ pub static ENDPOINTS: &[Endpoint] = &[
         R::Container,
         "Update a container",
     )
+    .through(Through::Path)
     .body(Body::ContainerUpdate),
     ep(
         Post,
@@ -351,7 +381,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Direct,
         R::Container,
         "Rename a container",
-    ),
+    )
+    .through(Through::Path),
     ep(
         Post,
         "/containers/{id}/pause",
@@ -359,7 +390,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Direct,
         R::Container,
         "Pause a container",
-    ),
+    )
+    .through(Through::Path),
     ep(
         Post,
         "/containers/{id}/unpause",
@@ -367,7 +399,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Direct,
         R::Container,
         "Unpause a container",
-    ),
+    )
+    .through(Through::Path),
     ep(
         Post,
         "/containers/{id}/attach",
@@ -375,7 +408,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Stream,
         R::Container,
         "Attach to a container",
-    ),
+    )
+    .through(Through::Path),
     ep(
         Get,
         "/containers/{id}/attach/ws",
@@ -383,7 +417,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Stream,
         R::Container,
         "Attach to a container via a websocket",
-    ),
+    )
+    .through(Through::Path),
     ep(
         Post,
         "/containers/{id}/wait",
@@ -399,7 +434,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Direct,
         R::Container,
         "Remove a container",
-    ),
+    )
+    .through(Through::Path),
     ep(
         Head,
         "/containers/{id}/archive",
@@ -407,7 +443,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Direct,
         R::Container,
         "Get information about files in a container",
-    ),
+    )
+    .through(Through::Path),
     ep(
         Get,
         "/containers/{id}/archive",
@@ -415,7 +452,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Stream,
         R::Container,
         "Get an archive of a filesystem resource in a container",
-    ),
+    )
+    .through(Through::Path),
     ep(
         Put,
         "/containers/{id}/archive",
@@ -424,6 +462,7 @@ pub static ENDPOINTS: &[Endpoint] = &[
         R::Container,
         "Extract an archive of files or folders to a directory in a container",
     )
+    .through(Through::Path)
     .body(Body::Archive),
     ep(
         Post,
@@ -433,6 +472,7 @@ pub static ENDPOINTS: &[Endpoint] = &[
         R::Container,
         "Create an exec instance",
     )
+    .through(Through::Path)
     .body(Body::ExecCreate),
     // === Exec ===
     ep(
@@ -443,6 +483,7 @@ pub static ENDPOINTS: &[Endpoint] = &[
         R::Exec,
         "Start an exec instance",
     )
+    .through(Through::Path)
     .body(Body::ExecStart),
     ep(
         Post,
@@ -451,7 +492,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Direct,
         R::Exec,
         "Resize an exec instance",
-    ),
+    )
+    .through(Through::Path),
     ep(
         Get,
         "/exec/{id}/json",
@@ -506,7 +548,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Direct,
         R::None,
         "Delete unused images",
-    ),
+    )
+    .through(Through::Filter),
     ep(
         Get,
         "/images/get",
@@ -582,6 +625,7 @@ pub static ENDPOINTS: &[Endpoint] = &[
         R::Container,
         "Create a new image from a container",
     )
+    .through(Through::Query("container"))
     .body(Body::Commit)
     .lists(&["changes"]),
     // === Networks ===
@@ -602,7 +646,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Direct,
         R::None,
         "Delete unused networks",
-    ),
+    )
+    .through(Through::Filter),
     ep(
         Get,
         "/networks/{id}",
@@ -618,7 +663,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Direct,
         R::Network,
         "Remove a network",
-    ),
+    )
+    .through(Through::Path),
     ep(
         Post,
         "/networks/{id}/connect",
@@ -627,6 +673,7 @@ pub static ENDPOINTS: &[Endpoint] = &[
         R::Network,
         "Connect a container to a network",
     )
+    .through(Through::Path)
     .body(Body::NetworkConnect),
     ep(
         Post,
@@ -636,6 +683,7 @@ pub static ENDPOINTS: &[Endpoint] = &[
         R::Network,
         "Disconnect a container from a network",
     )
+    .through(Through::Path)
     .body(Body::NetworkDisconnect),
     // === Volumes ===
     ep(Get, "/volumes", Read, Direct, R::None, "List volumes"),
@@ -655,7 +703,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Direct,
         R::None,
         "Delete unused volumes",
-    ),
+    )
+    .through(Through::Filter),
     ep(
         Get,
         "/volumes/{name}",
@@ -680,7 +729,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Direct,
         R::Volume,
         "Remove a volume",
-    ),
+    )
+    .through(Through::Path),
     // === Swarm ===
     ep(Get, "/swarm", Read, Direct, R::None, "Inspect swarm"),
     ep(

@@ -13,8 +13,10 @@
 
 pub mod gojson;
 pub mod inject;
+pub mod labels;
 pub mod model;
 pub mod package_cache;
+pub mod reach;
 pub mod rules;
 
 pub use rules::{conservative, Refusal, Request};

@@ -296,7 +296,8 @@ async fn mediated(State(s): State<Arc<AppState>>, req: Request) -> Response {
             if let (true, Some(pc)) = (allowed.package_cache, &s.config.package_cache) {
                 dockgate_policy::package_cache::inject(&mut value, &pc.policy());
             }
-            let body = if allowed.inject || allowed.package_cache || tenant.is_some() {
+            let rewritten = allowed.inject || allowed.package_cache || allowed.stamp.is_some();
+            let body = if rewritten || tenant.is_some() {
                 if matches!(value, gojson::Value::Null) {
                     Bytes::new()
                 } else {

@@ -227,6 +227,14 @@ pub struct Config {
 }
 
 impl Config {
+    /// The conservative settings as they apply to `role` (its own openings added).
+    pub fn conservative_for(&self, role: &Role) -> Conservative {
+        Conservative {
+            allow_host_network: role.allow_host_network,
+            ..self.conservative.clone()
+        }
+    }
+
     /// The tenant `user` works in, if any.
     pub fn tenant_of(&self, user: &str) -> Option<&Tenant> {
         let name = self

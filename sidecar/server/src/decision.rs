@@ -95,6 +95,9 @@ pub struct Allowed {
     /// The package cache is injected into this request's body (a create by a `package-cache`
     /// role).
     pub package_cache: bool,
+    /// The `dockgate.policy` label this create gets (the conservative role that made it), so
+    /// that the role's prunes can be narrowed to its own objects.
+    pub stamp: Option<String>,
 }
 
 /// Establishes the caller: a verified client certificate, then a token, then (on a listener
@@ -284,17 +287,8 @@ pub fn decide(
             uri: &uri,
             body: body.unwrap_or(&null),
         };
-        let role_settings;
-        let settings = if role.allow_host_network {
-            role_settings = dockgate_policy::rules::Conservative {
-                allow_host_network: true,
-                ..config.conservative.clone()
-            };
-            &role_settings
-        } else {
-            &config.conservative
-        };
-        conservative(&req, settings).map_err(|r| Refusal {
+        let settings = config.conservative_for(role);
+        conservative(&req, &settings).map_err(|r| Refusal {
             status: 403,
             message: format!("dockgate: {}", r.message),
             rule: Some(r.rule),
@@ -307,6 +301,12 @@ pub fn decide(
         mediated,
         inject: role.inject && endpoint.body == Body::ContainerCreate,
         package_cache: role.package_cache && endpoint.body == Body::ContainerCreate,
+        stamp: (role.conservative
+            && matches!(
+                endpoint.body,
+                Body::ContainerCreate | Body::VolumeCreate | Body::NetworkCreate
+            ))
+        .then(|| role.name.clone()),
     })
 }
 

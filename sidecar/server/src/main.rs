@@ -22,6 +22,7 @@ mod forward;
 mod metrics;
 mod package_cache;
 mod pipeline;
+mod reach;
 mod registry;
 mod relay;
 mod tenant;

@@ -1,13 +1,19 @@
 //! The one decision pipeline: identity (done by the caller), canonical request, endpoint,
-//! role, the request model and the policy's rules, then tenant admission against the engine.
+//! role, the request model and the policy's rules, then the engine lookups: tenant admission,
+//! and for a conservative role the objects the request acts through or borrows from
+//! (`reach`).
 //! `serve` answers nginx's `auth_request` with [`head`] and checks mediated bodies with
 //! [`body`]; `explain` prints what the same two functions return.
 
+use dockgate_api::endpoints::{self, Method, Through};
 use dockgate_policy::gojson::Value;
+use dockgate_policy::labels;
 
 use crate::config::Config;
 use crate::decision::{decide, Allowed, Head, Identity, Refusal};
-use crate::tenant::request::{admit, rewrite_body};
+use crate::reach;
+use crate::tenant::names::with_label_filter;
+use crate::tenant::request::{admit, rewrite_body, set_query};
 
 /// The decision on a request head: `auth_request`'s answer.
 pub async fn head(config: &Config, who: &Identity, head: &Head<'_>) -> Result<Allowed, Refusal> {
@@ -26,6 +32,29 @@ pub async fn head(config: &Config, who: &Identity, head: &Head<'_>) -> Result<Al
         allowed.uri = admitted.uri;
         allowed.mediated |= admitted.mediate;
     }
+    if let Some(role) = config.roles.get(&who.role).filter(|r| r.conservative) {
+        // The engine's names, after a tenant's were resolved.
+        let param = Method::parse(head.method)
+            .and_then(|m| endpoints::find(m, &allowed.uri))
+            .and_then(|m| m.param);
+        if allowed.endpoint.through == Through::Filter {
+            let filters = with_label_filter(
+                allowed.uri.query_value("filters"),
+                &format!("{}={}", labels::POLICY, role.name),
+            )
+            .map_err(|e| Refusal::new(400, e))?;
+            set_query(&mut allowed.uri, "filters", filters);
+        }
+        let settings = config.conservative_for(role);
+        reach::head(
+            &config.dockerd,
+            &settings,
+            allowed.endpoint,
+            param.as_deref(),
+            &allowed.uri,
+        )
+        .await?;
+    }
     Ok(allowed)
 }
 
@@ -40,6 +69,15 @@ pub async fn body(
     let allowed = decide(config, who, head, Some(value))?;
     if let Some(tenant) = config.tenant_of(&who.user) {
         rewrite_body(&config.dockerd, tenant, allowed.endpoint.template, value).await?;
+    }
+    if let Some(role) = config.roles.get(&who.role).filter(|r| r.conservative) {
+        let settings = config.conservative_for(role);
+        reach::body(&config.dockerd, &settings, allowed.endpoint, value).await?;
+    }
+    if let Some(stamp) = &allowed.stamp {
+        value
+            .object_field("Labels")
+            .set_map_key(labels::POLICY, Value::String(stamp.clone()));
     }
     Ok(allowed)
 }

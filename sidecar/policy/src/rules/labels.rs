@@ -1,18 +1,15 @@
-//! `labels`: the gateway keeps its own bookkeeping in `dockgate.*` labels (a tenant's
-//! objects, the policy they were made under); a client that could write them could make
-//! its objects pass for someone else's. Clients may write any other label.
+//! `labels`: the gateway keeps its own bookkeeping in labels (a tenant's objects, the policy
+//! they were made under: [`crate::labels::RESERVED`]); a client that could write them could
+//! make its objects pass for someone else's. Clients may write any other label.
 
 use super::{Conservative, Refusal, Request, Rule};
 use crate::gojson::Value;
 
 pub static RULE: Rule = Rule {
     name: "labels",
-    doc: "Refuses labels in the gateway's dockgate.* namespace, wherever a client can write labels (create, volume and network creates, --mount volume labels, build labels, commit and import changes).",
+    doc: "Refuses the gateway's own labels (dockgate.tenant, dockgate.memory, dockgate.policy) wherever a client can write labels (create, volume and network creates, --mount volume labels, build labels, commit and import changes).",
     check,
 };
-
-/// The prefix of the gateway's own labels.
-pub const RESERVED: &str = "dockgate.";
 
 fn check(req: &Request<'_>, _: &Conservative) -> Result<(), Refusal> {
     let mut maps: Vec<Option<&Value>> = vec![req.body.field("Labels")];
@@ -36,10 +33,11 @@ fn check(req: &Request<'_>, _: &Conservative) -> Result<(), Refusal> {
             // `--change 'LABEL k=v'`: Dockerfile syntax, key first.
             for change in req.query_values("changes") {
                 let lower = change.trim_start().to_ascii_lowercase();
-                if lower.starts_with("label") && lower.contains(RESERVED) {
+                let reserved = crate::labels::RESERVED.iter().find(|l| lower.contains(*l));
+                if let (true, Some(label)) = (lower.starts_with("label"), reserved) {
                     return Err(RULE.refuse(format!(
-                        "--change {change:?} sets a label in the gateway's {RESERVED}* namespace, \
-                         which is not allowed"
+                        "--change {change:?} sets the gateway's own label {label}, which clients \
+                         cannot set"
                     )));
                 }
             }
@@ -50,9 +48,9 @@ fn check(req: &Request<'_>, _: &Conservative) -> Result<(), Refusal> {
 }
 
 fn refuse_reserved(key: &str) -> Result<(), Refusal> {
-    if key.starts_with(RESERVED) {
+    if crate::labels::is_reserved(key) {
         return Err(RULE.refuse(format!(
-            "label {key:?} is in the gateway's {RESERVED}* namespace and cannot be set by clients"
+            "label {key:?} is the gateway's own and cannot be set by clients"
         )));
     }
     Ok(())

@@ -16,7 +16,7 @@ use crate::decision::Refusal;
 use crate::forward::get_json;
 
 /// Asks dockerd; a transport failure is the gateway's problem (502), not the tenant's.
-async fn ask(dockerd: &Path, path: &str) -> Result<(u16, Json), Refusal> {
+pub(crate) async fn ask(dockerd: &Path, path: &str) -> Result<(u16, Json), Refusal> {
     get_json(dockerd, path).await.map_err(|e| {
         tracing::error!(error = %format!("{e:#}"), path, "asking dockerd failed");
         Refusal::new(502, "the Docker engine behind this gateway is unreachable")
@@ -24,7 +24,7 @@ async fn ask(dockerd: &Path, path: &str) -> Result<(u16, Json), Refusal> {
 }
 
 /// Percent-encodes a reference for one path segment.
-fn segment(reference: &str) -> String {
+pub(crate) fn segment(reference: &str) -> String {
     encode(reference, b"-._")
 }
 

@@ -7,11 +7,11 @@
 use serde_json::Value as Json;
 
 /// The label that records the owner of containers, volumes and networks.
-pub const LABEL: &str = "dockgate.tenant";
+pub const LABEL: &str = dockgate_policy::labels::TENANT;
 
 /// The label that records the memory a tenant's container was created with (for
 /// `max_memory`, summed from one container list).
-pub const MEMORY_LABEL: &str = "dockgate.memory";
+pub const MEMORY_LABEL: &str = dockgate_policy::labels::MEMORY;
 
 /// Labels whose values are names in the tenant's namespace (compose's project), mangled
 /// on the way in and in filters, demangled on the way out.
@@ -66,6 +66,13 @@ pub fn generated(tenant: &str) -> String {
 /// filter name to values, as a list or as the older `{"value": true}` map). Filters of one
 /// name must all match, so the answer is limited to the tenant's objects.
 pub fn with_tenant_filter(filters: Option<&str>, tenant: &str) -> Result<String, String> {
+    with_label_filter(filters, &format!("{LABEL}={tenant}"))
+}
+
+/// `filters` (the query's JSON, or none) with `label=KEY=VALUE` added: dockerd matches
+/// objects that have every label filter.
+pub fn with_label_filter(filters: Option<&str>, label: &str) -> Result<String, String> {
+    let label = label.to_string();
     let mut map = match filters {
         None | Some("") => serde_json::Map::new(),
         Some(text) => match serde_json::from_str::<Json>(text) {
@@ -73,7 +80,6 @@ pub fn with_tenant_filter(filters: Option<&str>, tenant: &str) -> Result<String,
             _ => return Err(format!("invalid filters: {text}")),
         },
     };
-    let label = format!("{LABEL}={tenant}");
     // dockerd reads all filters in one format: the list, or (older clients) the map.
     let map_format = map.values().any(Json::is_object);
     match map.get_mut("label") {

@@ -211,7 +211,7 @@ fn mangle_name_labels(body: &mut Value, tenant: &str) {
     }
 }
 
-fn set_query(uri: &mut CanonicalUri, key: &str, value: String) {
+pub(crate) fn set_query(uri: &mut CanonicalUri, key: &str, value: String) {
     match uri.query.iter_mut().find(|(k, _)| k == key) {
         Some((_, v)) => *v = value,
         None => uri.query.push((key.to_string(), value)),

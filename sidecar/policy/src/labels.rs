@@ -1,0 +1,21 @@
+//! The labels the gateway writes on the objects it creates: its only bookkeeping, since it
+//! keeps no state of its own. Clients may not write them (the `labels` rule); other
+//! `dockgate.*` labels are the clients' (such as the package cache's opt-out).
+
+/// The tenant an object belongs to.
+pub const TENANT: &str = "dockgate.tenant";
+
+/// The memory a tenant's container was created with (its limit's bookkeeping).
+pub const MEMORY: &str = "dockgate.memory";
+
+/// The policy an object was created under (`role:fingerprint`): what a conservative role
+/// may reach through it.
+pub const POLICY: &str = "dockgate.policy";
+
+/// Every label only the gateway writes.
+pub const RESERVED: &[&str] = &[TENANT, MEMORY, POLICY];
+
+/// Whether a client may not write label `key`.
+pub fn is_reserved(key: &str) -> bool {
+    RESERVED.contains(&key)
+}
