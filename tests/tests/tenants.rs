@@ -443,11 +443,20 @@ fn another_tenants_objects_look_missing_whatever_the_reference() {
         "docker events --since 10m --until 0s --format '{{.Actor.ID}}'",
     );
     assert!(!events.contains(&id), "beta's events leaked:\n{events}");
-    // A label naming beta is overwritten; a name in beta's prefix stays in alpha's.
-    alpha.ok(
+    // A label naming beta is refused (only the gateway writes it); a name in beta's prefix
+    // stays in alpha's.
+    let forged = alpha.docker(
         &gw,
         &format!("docker create --label dockgate.tenant={b} --name {b}.forged {SLEEPER}"),
     );
+    assert_ne!(forged.code, 0, "{forged}");
+    assert!(
+        forged
+            .stderr
+            .contains("label \"dockgate.tenant\" is the gateway's own"),
+        "{forged}"
+    );
+    alpha.ok(&gw, &format!("docker create --name {b}.forged {SLEEPER}"));
     assert_eq!(
         beta.ok(
             &gw,

@@ -158,8 +158,11 @@ pub enum Body {
     NetworkConnect,
     /// `network.DisconnectOptions`.
     NetworkDisconnect,
-    /// A tar stream (build context, archive, image import or load): content, not settings.
+    /// A tar stream (archive, image import or load): content, not settings.
     Archive,
+    /// A classic build's context: a tar stream holding the Dockerfile the builder runs
+    /// (BuildKit's builds, `version=2`, send theirs through the session instead).
+    BuildContext,
     /// Registry credentials (`registry.AuthConfig`).
     RegistryAuth,
     /// A swarm or plugin object: no model, so a conservative role cannot use the endpoint.
@@ -505,8 +508,10 @@ pub static ENDPOINTS: &[Endpoint] = &[
     // === Images ===
     ep(Get, "/images/json", Read, Direct, R::None, "List images"),
     ep(Post, "/build", Build, Stream, R::Image, "Build an image")
-        .body(Body::Archive)
-        .lists(&["t", "extrahosts", "securityopt"]),
+        .body(Body::BuildContext)
+        // `dockerfile` is read once (the first), but docker-py sends an out-of-context
+        // Dockerfile as a second value after its name in the archive.
+        .lists(&["t", "extrahosts", "securityopt", "dockerfile"]),
     ep(
         Post,
         "/build/prune",

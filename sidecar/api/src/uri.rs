@@ -108,7 +108,9 @@ pub fn canonicalize(raw: &str) -> Result<CanonicalUri, UriError> {
         }
         for pair in q.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            query.push((decode(k, true)?, decode(v, true)?));
+            // A value may hold any text (docker-py sends a Dockerfile's lines in one); it is
+            // re-encoded before it is forwarded, so it cannot break the request line.
+            query.push((decode(k, true)?, decode_value(v)?));
         }
     }
     Ok(CanonicalUri {
@@ -132,8 +134,24 @@ fn parse_version(segment: &str) -> Option<Version> {
     })
 }
 
+/// A query value, percent-decoded as Go's `QueryUnescape` does: control characters are
+/// allowed (NUL too: Go keeps it), valid UTF-8 is required.
+fn decode_value(s: &str) -> Result<String, UriError> {
+    let bytes = percent_decode(s, true)?;
+    String::from_utf8(bytes).map_err(|_| UriError::BadCharacter)
+}
+
 /// Percent-decodes once; `+` is a space in query components (as Go's `QueryUnescape`).
 fn decode(s: &str, query: bool) -> Result<String, UriError> {
+    let out = percent_decode(s, query)?;
+    let decoded = String::from_utf8(out).map_err(|_| UriError::BadCharacter)?;
+    if decoded.chars().any(char::is_control) {
+        return Err(UriError::BadCharacter);
+    }
+    Ok(decoded)
+}
+
+fn percent_decode(s: &str, query: bool) -> Result<Vec<u8>, UriError> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -160,11 +178,7 @@ fn decode(s: &str, query: bool) -> Result<String, UriError> {
             }
         }
     }
-    let decoded = String::from_utf8(out).map_err(|_| UriError::BadCharacter)?;
-    if decoded.chars().any(char::is_control) {
-        return Err(UriError::BadCharacter);
-    }
-    Ok(decoded)
+    Ok(out)
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters (and, in paths, the

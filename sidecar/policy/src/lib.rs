@@ -11,6 +11,8 @@
 //! - [`package_cache`] points creates at the gateway's package cache (hosts, CA bundle).
 #![forbid(unsafe_code)]
 
+pub mod context;
+pub mod dockerfile;
 pub mod gojson;
 pub mod inject;
 pub mod labels;

@@ -80,7 +80,9 @@ pub fn body_struct(body: Body) -> Model {
         Body::NetworkConnect => &NETWORK_CONNECT,
         Body::NetworkDisconnect => &NETWORK_DISCONNECT,
         Body::RegistryAuth => &AUTH_CONFIG,
-        Body::None | Body::Archive | Body::ContainerStart => return Model::NoSettings,
+        Body::None | Body::Archive | Body::BuildContext | Body::ContainerStart => {
+            return Model::NoSettings
+        }
         Body::Unmodelled => return Model::Unmodelled,
     })
 }

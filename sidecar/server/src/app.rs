@@ -19,13 +19,14 @@ use http_body_util::{BodyExt, Limited};
 
 use crate::body_gate::BodyGate;
 use crate::config::Config;
-use crate::decision::{identify, Head, Identity, Refusal, Transport};
+use crate::decision::{decide, endpoint_of, identify, Head, Identity, Refusal, Transport};
 use crate::forward::forward;
 use crate::metrics::Metrics;
 use crate::pipeline;
 use crate::tenant::answer;
 use crate::tenant::pull::pull;
 use crate::tenant::stream::rewrite_lines;
+use dockgate_api::endpoints::Body as EndpointBody;
 
 /// Shared state of the service.
 pub struct AppState {
@@ -237,6 +238,9 @@ async fn mediated(State(s): State<Arc<AppState>>, req: Request) -> Response {
         .map(|p| p.as_str().to_string())
         .unwrap_or_default();
 
+    if endpoint_of(&method, &uri).is_some_and(|e| e.body == EndpointBody::BuildContext) {
+        return mediated_build(&s, &who, &listener, parts, body, started).await;
+    }
     // Reading, parsing and checking a body is bounded per caller and overall; the parse runs
     // off the event loop that answers `auth_request`.
     let turn = s.bodies.turn(&who.user).await;
@@ -321,6 +325,82 @@ async fn mediated(State(s): State<Arc<AppState>>, req: Request) -> Response {
                 .await
                 .unwrap_or_else(unreachable),
             }
+        }
+    }
+}
+
+/// A conservative role's classic build: decided again from the head, then the context
+/// streams to dockerd through the Dockerfile check (`build_context`).
+async fn mediated_build(
+    s: &AppState,
+    who: &Identity,
+    listener: &str,
+    parts: axum::http::request::Parts,
+    body: Body,
+    started: Instant,
+) -> Response {
+    let method = parts.method.as_str().to_string();
+    let uri = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let head = Head {
+        method: &method,
+        uri: &uri,
+        content_type: header(&parts.headers, "content-type"),
+        has_body: true,
+    };
+    let allowed = match decide(&s.config, who, &head, Some(&gojson::Value::Null)) {
+        Ok(a) => a,
+        Err(r) => {
+            record(
+                s,
+                who,
+                listener,
+                &method,
+                &uri,
+                &Verdict::refuse("-", &r),
+                started,
+            );
+            return refused(&r);
+        }
+    };
+    let kind = allowed.endpoint.kind.as_str();
+    let dockerfile = allowed.uri.query_value("dockerfile").map(str::to_string);
+    let answer = crate::build_context::forward(
+        &s.config.dockerd,
+        parts.method.clone(),
+        &allowed.uri.to_string(),
+        dockerfile.as_deref(),
+        &parts.headers,
+        body,
+    )
+    .await;
+    match answer {
+        Ok(resp) => {
+            record(
+                s,
+                who,
+                listener,
+                &method,
+                &uri,
+                &Verdict::allow(kind),
+                started,
+            );
+            resp
+        }
+        Err(r) => {
+            record(
+                s,
+                who,
+                listener,
+                &method,
+                &uri,
+                &Verdict::refuse(kind, &r),
+                started,
+            );
+            refused(&r)
         }
     }
 }

@@ -233,6 +233,12 @@ pub struct Head<'a> {
     pub has_body: bool,
 }
 
+/// The endpoint a method and raw URI are for, if the table has it.
+pub fn endpoint_of(method: &str, raw_uri: &str) -> Option<&'static Endpoint> {
+    let uri = canonicalize(raw_uri).ok()?;
+    endpoints::find(Method::parse(method)?, &uri).map(|m| m.endpoint)
+}
+
 /// Below this API version dockerd reads a host config from a start body.
 const START_BODY_VERSION: Version = Version {
     major: 1,
@@ -278,10 +284,16 @@ pub fn decide(
         ));
     }
     read_one_way(endpoint, &uri, head)?;
-    let mediated = endpoint.route == Route::Mediated && role_reads_bodies(role);
+    // A conservative role's classic builds go through the sidecar too, which reads the
+    // Dockerfile in the context as it streams past.
+    let classic_build = endpoint.body == Body::BuildContext
+        && role.conservative
+        && uri.query_value("version") != Some("2");
+    let mediated = (endpoint.route == Route::Mediated || classic_build) && role_reads_bodies(role);
     let null = Value::Null;
-    // Query rules apply from the head; body rules once the body is there.
-    if role.conservative && (body.is_some() || !mediated) {
+    // Query rules apply from the head (the body is then `null`: nothing to refuse in it);
+    // body rules once the body is there.
+    if role.conservative {
         let req = Request {
             endpoint,
             uri: &uri,

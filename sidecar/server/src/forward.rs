@@ -36,7 +36,22 @@ pub async fn forward(
     headers: &HeaderMap,
     body: Bytes,
 ) -> anyhow::Result<Response> {
-    let mut sender = connect(dockerd).await?;
+    forward_body(dockerd, method, uri, headers, Full::new(body)).await
+}
+
+/// As [`forward`], with a body that streams (a build context).
+pub async fn forward_body<B>(
+    dockerd: &Path,
+    method: Method,
+    uri: &str,
+    headers: &HeaderMap,
+    body: B,
+) -> anyhow::Result<Response>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut sender = connect::<B>(dockerd).await?;
     let mut req = Request::builder().method(method).uri(uri);
     for (name, value) in headers {
         if forwardable(name.as_str()) {
@@ -45,7 +60,7 @@ pub async fn forward(
     }
     let req = req
         .header("host", HeaderValue::from_static("docker"))
-        .body(Full::new(body))
+        .body(body)
         .context("build the request to dockerd")?;
     let resp = sender
         .send_request(req)
@@ -70,7 +85,7 @@ pub async fn call_json(
     method: Method,
     path: &str,
 ) -> anyhow::Result<(u16, serde_json::Value)> {
-    let mut sender = connect(dockerd).await?;
+    let mut sender = connect::<Full<Bytes>>(dockerd).await?;
     let req = Request::builder()
         .method(method)
         .uri(path)
@@ -91,9 +106,11 @@ pub async fn call_json(
     Ok((status, serde_json::from_slice(&body).unwrap_or_default()))
 }
 
-async fn connect(
-    dockerd: &Path,
-) -> anyhow::Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
+async fn connect<B>(dockerd: &Path) -> anyhow::Result<hyper::client::conn::http1::SendRequest<B>>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let stream = UnixStream::connect(dockerd)
         .await
         .with_context(|| format!("connect to {}", dockerd.display()))?;

@@ -15,6 +15,7 @@ Without --config, the built-in default configuration is used.
 
 mod app;
 mod body_gate;
+mod build_context;
 mod ca;
 mod config;
 mod decision;

@@ -42,7 +42,7 @@ macro_rules! config_fields {
             ("Entrypoint", Safe),
             ("NetworkDisabled", Safe),
             ("MacAddress", Safe),
-            ("OnBuild", Safe),
+            ("OnBuild", Rule("remote_fetch")),
             ("Labels", Rule("labels")),
             ("StopSignal", Safe),
             ("StopTimeout", Safe),

@@ -505,4 +505,24 @@ fn the_allow_lists_refuse_what_a_deny_list_misses() {
         "labels",
     );
     refused_by(decide("/services/create", &[], "{}"), "allowlist");
+    refused_by(
+        create(r#"{"Image":"busybox","OnBuild":["ADD http://127.0.0.1:9/s /s"]}"#),
+        "remote_fetch",
+    );
+    refused_by(
+        decide(
+            "/commit",
+            &[("changes", "ONBUILD ADD http://127.0.0.1:9/s /s")],
+            "{}",
+        ),
+        "remote_fetch",
+    );
+    assert_eq!(
+        decide(
+            "/commit",
+            &[("changes", "ONBUILD RUN true"), ("changes", "CMD sh")],
+            "{}"
+        ),
+        Ok(())
+    );
 }

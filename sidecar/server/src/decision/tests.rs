@@ -354,3 +354,24 @@ fn parameters_dockerd_could_read_another_way_are_refused_for_every_role() {
     .unwrap();
     assert_eq!(ok.param.as_deref(), Some("web/db"));
 }
+
+#[test]
+fn docker_py_s_out_of_context_dockerfile_is_read_as_dockerd_reads_it() {
+    let c = config();
+    // Its name in the archive, then its text: dockerd reads the first value.
+    let py = "/v1.41/build?t=x&dockerfile=.dockerfile.1f&dockerfile=FROM+busybox%0ARUN+true%0A";
+    let ok = decide(&c, &anon(), "POST", py, None).unwrap();
+    assert_eq!(ok.uri.query_value("dockerfile"), Some(".dockerfile.1f"));
+    assert!(
+        ok.mediated,
+        "a conservative role's classic build is read by the sidecar"
+    );
+    let kit = decide(
+        &c,
+        &anon(),
+        "POST",
+        "/v1.41/build?version=2&remote=client-session",
+        None,
+    );
+    assert!(!kit.unwrap().mediated);
+}

@@ -124,10 +124,12 @@ pub async fn admit(
             );
         }
         "/images/{name*}/tag" => mangle_repo(&mut uri, t, "repo")?,
+        // `docker save a b`: every name is the tenant's, or missing.
         "/images/get" => {
-            if let Some(name) = uri.query_value("names").map(str::to_string) {
-                let engine = lookup::image(dockerd, tenant, &name, ImageUse::Read).await?;
-                set_query(&mut uri, "names", engine);
+            for (k, v) in uri.query.iter_mut() {
+                if k == "names" {
+                    *v = lookup::image(dockerd, tenant, v, ImageUse::Read).await?;
+                }
             }
         }
         _ => {}
@@ -237,18 +239,16 @@ fn replace_param(uri: &mut CanonicalUri, template: &str, value: &str) {
     }
 }
 
-/// Mangles the image repository in query parameter `key` (`t` of a build may carry a tag).
+/// Mangles the image repository in every value of query parameter `key` (`t` of a build may
+/// carry a tag, and repeat: `docker build -t a -t b`).
 fn mangle_repo(uri: &mut CanonicalUri, tenant: &str, key: &str) -> Result<(), Refusal> {
-    let Some(repo) = uri
-        .query_value(key)
-        .filter(|r| !r.is_empty())
-        .map(str::to_string)
-    else {
-        return Ok(());
-    };
-    let engine = mangle_image(tenant, &repo)
-        .ok_or_else(|| Refusal::new(400, format!("invalid reference format: {repo}")))?;
-    set_query(uri, key, engine);
+    for (k, repo) in uri.query.iter_mut() {
+        if k != key || repo.is_empty() {
+            continue;
+        }
+        *repo = mangle_image(tenant, repo)
+            .ok_or_else(|| Refusal::new(400, format!("invalid reference format: {repo}")))?;
+    }
     Ok(())
 }
 

@@ -1,0 +1,358 @@
+//! A classic build's context, read as it streams past, for its Dockerfile: a tar archive as
+//! Go's `archive/tar` reads it (ustar and GNU names, PAX and GNU long-name records, base-256
+//! sizes, checksums, the two-zero-block end), so that the entry dockerd will open as the
+//! Dockerfile is the entry the gateway checks ([`crate::dockerfile`]). Whatever the gateway
+//! could read differently is refused: compressed contexts, sparse entries, bad headers, a
+//! Dockerfile (or a directory on its path) that is a link. Every entry that could be the
+//! Dockerfile is checked (a later one would replace an earlier one on extraction). Memory is
+//! bounded: one header, one PAX record set, one Dockerfile. Pure: no I/O.
+
+use crate::dockerfile::{self, MAX_DOCKERFILE};
+
+const BLOCK: usize = 512;
+
+/// Magic numbers of the compressions dockerd's `DecompressStream` undoes.
+const COMPRESSED: &[&[u8]] = &[
+    &[0x1f, 0x8b, 0x08],
+    &[0x42, 0x5a, 0x68],
+    &[0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00],
+    &[0x28, 0xb5, 0x2f, 0xfd],
+];
+
+/// Why a context is refused.
+pub type Refused = String;
+
+/// The reader's position in the archive.
+#[derive(Debug)]
+enum State {
+    /// Collecting a 512-byte header.
+    Header,
+    /// Inside an entry's data: `left` bytes, then `pad` bytes of padding.
+    Data { left: u64, pad: u64, keep: Keep },
+    /// After the end-of-archive blocks: the rest is ignored, as Go's reader ignores it.
+    End,
+}
+
+/// What becomes of an entry's data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    Skip,
+    Dockerfile,
+    Pax,
+    LongName,
+    LongLink,
+}
+
+/// Streams a context through [`Scanner::feed`], then [`Scanner::finish`].
+#[derive(Debug)]
+pub struct Scanner {
+    wanted: Vec<String>,
+    state: State,
+    started: bool,
+    header: Vec<u8>,
+    zero_blocks: usize,
+    kept: Vec<u8>,
+    next_name: Option<String>,
+    next_size: Option<u64>,
+    found: usize,
+}
+
+impl Scanner {
+    /// A scanner for the Dockerfile at `dockerfile` (the build's `dockerfile` query; dockerd
+    /// also tries `dockerfile` when the default `Dockerfile` is missing).
+    pub fn new(dockerfile: Option<&str>) -> Scanner {
+        let name = dockerfile.filter(|d| !d.is_empty()).unwrap_or("Dockerfile");
+        let mut wanted = vec![clean(name)];
+        if name == "Dockerfile" {
+            wanted.push("dockerfile".into());
+        }
+        Scanner {
+            wanted,
+            state: State::Header,
+            started: false,
+            header: Vec::with_capacity(BLOCK),
+            zero_blocks: 0,
+            kept: Vec::new(),
+            next_name: None,
+            next_size: None,
+            found: 0,
+        }
+    }
+
+    /// How many entries were checked as the Dockerfile.
+    pub fn dockerfiles_checked(&self) -> usize {
+        self.found
+    }
+
+    /// Reads the next piece of the body.
+    pub fn feed(&mut self, mut chunk: &[u8]) -> Result<(), Refused> {
+        if !self.started && !chunk.is_empty() {
+            self.started = true;
+            if COMPRESSED.iter().any(|m| chunk.starts_with(m)) {
+                return Err(
+                    "compressed build contexts are not accepted under the conservative \
+                            policy (the gateway reads the Dockerfile in the archive): send it \
+                            uncompressed"
+                        .into(),
+                );
+            }
+        }
+        while !chunk.is_empty() {
+            match self.state {
+                State::End => return Ok(()),
+                State::Header => {
+                    let take = (BLOCK - self.header.len()).min(chunk.len());
+                    self.header.extend_from_slice(&chunk[..take]);
+                    chunk = &chunk[take..];
+                    if self.header.len() == BLOCK {
+                        let block = std::mem::take(&mut self.header);
+                        self.header_block(&block)?;
+                    }
+                }
+                State::Data {
+                    mut left,
+                    mut pad,
+                    keep,
+                } => {
+                    if left > 0 {
+                        let take = left.min(chunk.len() as u64) as usize;
+                        if keep != Keep::Skip {
+                            if self.kept.len() + take > MAX_DOCKERFILE {
+                                return Err(format!(
+                                    "an entry the gateway must read is larger than \
+                                     {MAX_DOCKERFILE} bytes"
+                                ));
+                            }
+                            self.kept.extend_from_slice(&chunk[..take]);
+                        }
+                        left -= take as u64;
+                        chunk = &chunk[take..];
+                    } else {
+                        let take = pad.min(chunk.len() as u64) as usize;
+                        pad -= take as u64;
+                        chunk = &chunk[take..];
+                    }
+                    if left == 0 && pad == 0 {
+                        self.state = State::Header;
+                        self.entry_done(keep)?;
+                    } else {
+                        self.state = State::Data { left, pad, keep };
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The body ended: an archive cut short inside an entry is dockerd's error to report, but
+    /// a Dockerfile not read whole is not accepted.
+    pub fn finish(&mut self) -> Result<(), Refused> {
+        match self.state {
+            State::Data {
+                keep: Keep::Dockerfile,
+                ..
+            } => Err("the build context ends inside its Dockerfile".into()),
+            _ => Ok(()),
+        }
+    }
+
+    fn header_block(&mut self, block: &[u8]) -> Result<(), Refused> {
+        if block.iter().all(|&b| b == 0) {
+            self.zero_blocks += 1;
+            if self.zero_blocks == 2 {
+                self.state = State::End;
+            }
+            return Ok(());
+        }
+        if self.zero_blocks > 0 {
+            return Err(bad("a header after an end-of-archive block"));
+        }
+        check_sum(block)?;
+        let flag = block[156];
+        let size = self
+            .next_size
+            .take()
+            .map(Ok)
+            .unwrap_or_else(|| number(&block[124..136]))?;
+        let name = match self.next_name.take() {
+            Some(n) => n,
+            None => header_name(block),
+        };
+        let keep = match flag {
+            b'x' => Keep::Pax,
+            b'L' => Keep::LongName,
+            b'K' => Keep::LongLink,
+            b'g' => Keep::Skip,
+            b'S' => return Err(bad("sparse entries")),
+            b'1' | b'2' => {
+                let cleaned = clean(&name);
+                let on_path = self
+                    .wanted
+                    .iter()
+                    .any(|w| *w == cleaned || w.starts_with(&format!("{cleaned}/")));
+                if on_path {
+                    return Err(format!(
+                        "the build context's Dockerfile path goes through a link ({name}): \
+                         the gateway checks only a Dockerfile that is a regular file"
+                    ));
+                }
+                Keep::Skip
+            }
+            b'0' | 0 | b'7' if self.wanted.contains(&clean(&name)) => Keep::Dockerfile,
+            _ => Keep::Skip,
+        };
+        if keep == Keep::Dockerfile {
+            self.found += 1;
+        }
+        let pad = (BLOCK as u64 - size % BLOCK as u64) % BLOCK as u64;
+        self.kept.clear();
+        self.state = State::Data {
+            left: size,
+            pad,
+            keep,
+        };
+        if size == 0 {
+            self.state = State::Header;
+            self.entry_done(keep)?;
+        }
+        Ok(())
+    }
+
+    fn entry_done(&mut self, keep: Keep) -> Result<(), Refused> {
+        let data = std::mem::take(&mut self.kept);
+        match keep {
+            Keep::Skip | Keep::LongLink => Ok(()),
+            Keep::LongName => {
+                let end = data.iter().position(|&b| b == 0).unwrap_or(data.len());
+                self.next_name = Some(String::from_utf8_lossy(&data[..end]).into_owned());
+                Ok(())
+            }
+            Keep::Pax => self.pax(&data),
+            Keep::Dockerfile => {
+                let text = String::from_utf8_lossy(&data);
+                match dockerfile::remote_source(&text) {
+                    Some(r) => Err(format!(
+                        "ADD {} in the Dockerfile would make the engine fetch it from its own \
+                         network ({:?}); download it in the build's client and COPY it",
+                        r.source, r.instruction
+                    )),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+
+    /// PAX records (`LEN key=value\n`): `path` and `size` change the next entry.
+    fn pax(&mut self, data: &[u8]) -> Result<(), Refused> {
+        let mut rest = data;
+        while !rest.is_empty() {
+            let space = rest
+                .iter()
+                .position(|&b| b == b' ')
+                .ok_or_else(|| bad("a PAX record"))?;
+            let len: usize = std::str::from_utf8(&rest[..space])
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .filter(|&l| l > space && l <= rest.len())
+                .ok_or_else(|| bad("a PAX record length"))?;
+            let record = &rest[space + 1..len];
+            let record = record.strip_suffix(b"\n").unwrap_or(record);
+            let text = String::from_utf8_lossy(record);
+            if let Some((key, value)) = text.split_once('=') {
+                match key {
+                    "path" => self.next_name = Some(value.to_string()),
+                    "size" => {
+                        self.next_size = Some(value.parse().map_err(|_| bad("a PAX size"))?);
+                    }
+                    k if k.starts_with("GNU.sparse") => return Err(bad("sparse entries")),
+                    _ => {}
+                }
+            }
+            rest = &rest[len..];
+        }
+        Ok(())
+    }
+}
+
+fn bad(what: &str) -> Refused {
+    format!("the build context is not a tar archive the gateway can read ({what})")
+}
+
+/// Go accepts the unsigned or the signed sum of the header with the checksum field as spaces.
+fn check_sum(block: &[u8]) -> Result<(), Refused> {
+    let stored = number(&block[148..156])?;
+    let (mut unsigned, mut signed) = (0u64, 0i64);
+    for (i, &b) in block.iter().enumerate() {
+        let b = if (148..156).contains(&i) { b' ' } else { b };
+        unsigned += b as u64;
+        signed += (b as i8) as i64;
+    }
+    if stored == unsigned || stored as i64 == signed {
+        Ok(())
+    } else {
+        Err(bad("a header checksum"))
+    }
+}
+
+/// An octal field (NUL- or space-terminated), or GNU base-256 (high bit set).
+fn number(field: &[u8]) -> Result<u64, Refused> {
+    if field.first().is_some_and(|b| b & 0x80 != 0) {
+        if field[0] & 0x40 != 0 {
+            return Err(bad("a negative size"));
+        }
+        let mut n: u64 = (field[0] & 0x3f) as u64;
+        for &b in &field[1..] {
+            n = n
+                .checked_mul(256)
+                .and_then(|n| n.checked_add(b as u64))
+                .ok_or_else(|| bad("a size"))?;
+        }
+        return Ok(n);
+    }
+    let text: String = field
+        .iter()
+        .map(|&b| b as char)
+        .collect::<String>()
+        .trim_matches(|c: char| c == ' ' || c == '\0')
+        .to_string();
+    if text.is_empty() {
+        return Ok(0);
+    }
+    u64::from_str_radix(&text, 8).map_err(|_| bad("a number field"))
+}
+
+/// The name of a ustar header: `prefix/name` (the prefix only in POSIX ustar, not GNU).
+fn header_name(block: &[u8]) -> String {
+    let field = |r: std::ops::Range<usize>| {
+        let f = &block[r];
+        let end = f.iter().position(|&b| b == 0).unwrap_or(f.len());
+        String::from_utf8_lossy(&f[..end]).into_owned()
+    };
+    let name = field(0..100);
+    if &block[257..263] == b"ustar\0" {
+        let prefix = field(345..500);
+        if !prefix.is_empty() {
+            return format!("{prefix}/{name}");
+        }
+    }
+    name
+}
+
+/// A path as the extraction places it under the context root: no leading `/`, `.` or empty
+/// segments, `..` resolved (never above the root).
+fn clean(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    parts.join("/")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,118 @@
+use super::*;
+
+/// One ustar header block for `name` of `size` bytes and type `flag`.
+fn header(name: &str, size: usize, flag: u8, link: &str) -> Vec<u8> {
+    let mut h = vec![0u8; BLOCK];
+    h[..name.len()].copy_from_slice(name.as_bytes());
+    h[100..107].copy_from_slice(b"0000644");
+    h[108..115].copy_from_slice(b"0000000");
+    h[116..123].copy_from_slice(b"0000000");
+    h[124..135].copy_from_slice(format!("{size:011o}").as_bytes());
+    h[136..147].copy_from_slice(b"00000000000");
+    h[156] = flag;
+    h[157..157 + link.len()].copy_from_slice(link.as_bytes());
+    h[257..263].copy_from_slice(b"ustar\0");
+    h[263..265].copy_from_slice(b"00");
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u32 = h.iter().map(|&b| b as u32).sum();
+    h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+    h
+}
+
+fn entry(name: &str, data: &[u8]) -> Vec<u8> {
+    let mut out = header(name, data.len(), b'0', "");
+    out.extend_from_slice(data);
+    out.resize(out.len().div_ceil(BLOCK) * BLOCK, 0);
+    out
+}
+
+fn archive(entries: &[Vec<u8>]) -> Vec<u8> {
+    let mut out: Vec<u8> = entries.concat();
+    out.extend_from_slice(&[0u8; BLOCK * 2]);
+    out
+}
+
+/// Feeds `tar` in pieces of `step` bytes.
+fn scan(tar: &[u8], dockerfile: Option<&str>, step: usize) -> Result<usize, Refused> {
+    let mut s = Scanner::new(dockerfile);
+    for piece in tar.chunks(step) {
+        s.feed(piece)?;
+    }
+    s.finish()?;
+    Ok(s.dockerfiles_checked())
+}
+
+const EVIL: &[u8] = b"FROM busybox\nADD http://127.0.0.1:9/secret /s\n";
+const GOOD: &[u8] = b"FROM busybox\nCOPY blob /\n";
+
+#[test]
+fn the_dockerfile_is_found_and_checked_whatever_the_chunking() {
+    let blob = vec![b'x'; 3000];
+    let good = archive(&[entry("blob", &blob), entry("Dockerfile", GOOD)]);
+    let evil = archive(&[entry("blob", &blob), entry("./Dockerfile", EVIL)]);
+    for step in [1, 7, 511, 512, 513, 4096, 1 << 20] {
+        assert_eq!(scan(&good, None, step), Ok(1), "step {step}");
+        let err = scan(&evil, None, step).unwrap_err();
+        assert!(err.contains("ADD http://127.0.0.1:9/secret"), "{err}");
+    }
+}
+
+#[test]
+fn every_name_dockerd_could_open_is_checked() {
+    // A second entry of the same name replaces the first on extraction.
+    let twice = archive(&[entry("Dockerfile", GOOD), entry("Dockerfile", EVIL)]);
+    assert!(scan(&twice, None, 100).is_err());
+    // The lowercase fallback, a custom path, a path with dot segments.
+    assert!(scan(&archive(&[entry("dockerfile", EVIL)]), None, 100).is_err());
+    let custom = archive(&[entry("sub/Build.df", EVIL), entry("Dockerfile", GOOD)]);
+    assert!(scan(&custom, Some("sub/../sub/Build.df"), 100).is_err());
+    assert_eq!(scan(&custom, None, 100), Ok(1));
+    // A link as the Dockerfile, or as a directory on its path.
+    let link = archive(&[entry("evil", EVIL), header("Dockerfile", 0, b'2', "evil")]);
+    assert!(scan(&link, None, 100).unwrap_err().contains("link"));
+    let dir = archive(&[
+        header("sub", 0, b'2', "other"),
+        entry("other/Dockerfile", EVIL),
+    ]);
+    assert!(scan(&dir, Some("sub/Dockerfile"), 100).is_err());
+    let hard = archive(&[entry("evil", EVIL), header("Dockerfile", 0, b'1', "evil")]);
+    assert!(scan(&hard, None, 100).is_err());
+}
+
+#[test]
+fn long_names_and_pax_records_are_followed() {
+    let long = format!("{}/Dockerfile", "d".repeat(120));
+    let mut gnu = header("././@LongLink", long.len() + 1, b'L', "");
+    gnu.extend_from_slice(long.as_bytes());
+    gnu.push(0);
+    gnu.resize(gnu.len().div_ceil(BLOCK) * BLOCK, 0);
+    let tar = archive(&[gnu, entry("short", EVIL)]);
+    assert!(scan(&tar, Some(&long), 64).is_err());
+    // A PAX path names the next entry; a PAX size overrides the header's.
+    let record = "path=Dockerfile\n";
+    let rec = format!("{} {record}", record.len() + 3);
+    let mut pax = header("PaxHeaders/x", rec.len(), b'x', "");
+    pax.extend_from_slice(rec.as_bytes());
+    pax.resize(pax.len().div_ceil(BLOCK) * BLOCK, 0);
+    let tar = archive(&[pax, entry("innocent", EVIL)]);
+    assert!(scan(&tar, None, 64).is_err());
+}
+
+#[test]
+fn what_the_gateway_could_read_differently_is_refused() {
+    assert!(scan(&[0x1f, 0x8b, 0x08, 0, 0], None, 10)
+        .unwrap_err()
+        .contains("compressed"));
+    let mut broken = archive(&[entry("Dockerfile", GOOD)]);
+    broken[0] ^= 1;
+    assert!(scan(&broken, None, 100).unwrap_err().contains("checksum"));
+    let sparse = archive(&[header("Dockerfile", 0, b'S', "")]);
+    assert!(scan(&sparse, None, 100).is_err());
+    // Cut inside the Dockerfile.
+    let cut = &archive(&[entry("Dockerfile", GOOD)])[..520];
+    assert!(scan(cut, None, 100).is_err());
+    // After the end of the archive, nothing more is read, as Go's reader does.
+    let mut after = archive(&[entry("Dockerfile", GOOD)]);
+    after.extend_from_slice(&entry("Dockerfile", EVIL));
+    assert_eq!(scan(&after, None, 100), Ok(1));
+}
