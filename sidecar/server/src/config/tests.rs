@@ -139,3 +139,26 @@ socket_group = "docker"
         assert!(all.contains(want), "missing {want:?} in:\n{all}");
     }
 }
+
+/// The configuration example in README.md parses as it is written.
+#[test]
+fn the_readme_s_configuration_example_parses() {
+    let readme = include_str!("../../../../README.md");
+    let start = readme
+        .find("Configuration (TOML")
+        .and_then(|i| readme[i..].find("```toml").map(|j| i + j + "```toml".len()))
+        .expect("README has the configuration example");
+    let end = start + readme[start..].find("```").expect("the example ends");
+    let example = &readme[start..end];
+    let config = Config::parse("README.md", example).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(config.conservative.volume_types, ["tmpfs"]);
+    assert_eq!(
+        config.conservative,
+        dockgate_policy::rules::Conservative {
+            bind_allowlist: vec!["/srv/ci-cache".into()],
+            cap_allowlist: vec!["NET_ADMIN".into()],
+            ..Default::default()
+        },
+        "the README shows the built-in allow-lists"
+    );
+}
