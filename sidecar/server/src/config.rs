@@ -108,6 +108,13 @@ struct RawRole {
     /// `--network host` is allowed under the conservative policy.
     #[serde(default)]
     allow_host_network: bool,
+    /// BuildKit builds are allowed (their Dockerfile travels in the session, unread).
+    #[serde(default = "yes")]
+    buildkit: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Deserialize)]
@@ -159,6 +166,8 @@ pub struct Role {
     pub package_cache: bool,
     /// `--network host` is allowed despite `conservative`.
     pub allow_host_network: bool,
+    /// BuildKit builds (`version=2`, `/session`, `/grpc`) are allowed.
+    pub buildkit: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -376,6 +385,7 @@ impl Config {
                     inject,
                     package_cache,
                     allow_host_network: role.allow_host_network,
+                    buildkit: role.buildkit,
                 },
             );
         }

@@ -233,6 +233,14 @@ pub struct Head<'a> {
     pub has_body: bool,
 }
 
+/// A BuildKit build, or its session and gRPC streams.
+fn buildkit(endpoint: &Endpoint, uri: &CanonicalUri) -> bool {
+    match endpoint.body {
+        Body::BuildContext => uri.query_value("version") == Some("2"),
+        _ => matches!(endpoint.template, "/session" | "/grpc"),
+    }
+}
+
 /// The endpoint a method and raw URI are for, if the table has it.
 pub fn endpoint_of(method: &str, raw_uri: &str) -> Option<&'static Endpoint> {
     let uri = canonicalize(raw_uri).ok()?;
@@ -284,6 +292,16 @@ pub fn decide(
         ));
     }
     read_one_way(endpoint, &uri, head)?;
+    if !role.buildkit && buildkit(endpoint, &uri) {
+        return Err(Refusal::new(
+            403,
+            format!(
+                "role {} may not use BuildKit (its Dockerfile travels in the build's session, \
+                 which the gateway cannot read): build with DOCKER_BUILDKIT=0",
+                role.name
+            ),
+        ));
+    }
     // A conservative role's classic builds go through the sidecar too, which reads the
     // Dockerfile in the context as it streams past.
     let classic_build = endpoint.body == Body::BuildContext

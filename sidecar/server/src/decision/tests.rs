@@ -375,3 +375,26 @@ fn docker_py_s_out_of_context_dockerfile_is_read_as_dockerd_reads_it() {
     );
     assert!(!kit.unwrap().mediated);
 }
+
+#[test]
+fn a_role_without_buildkit_builds_the_classic_way_only() {
+    let mut text = DEFAULT.to_string();
+    text = text.replace(
+        "policies = [\"conservative\"]",
+        "policies = [\"conservative\"]\nbuildkit = false",
+    );
+    let c = Config::parse("test.toml", &text).unwrap();
+    for (method, uri) in [
+        ("POST", "/v1.41/build?version=2&remote=client-session"),
+        ("POST", "/v1.41/session"),
+        ("POST", "/v1.41/grpc"),
+    ] {
+        let r = decide(&c, &anon(), method, uri, None).unwrap_err();
+        assert!(
+            r.message.contains("may not use BuildKit"),
+            "{uri}: {}",
+            r.message
+        );
+    }
+    assert!(decide(&c, &anon(), "POST", "/v1.41/build?t=x", None).is_ok());
+}
