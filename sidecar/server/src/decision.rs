@@ -355,7 +355,8 @@ fn read_one_way(endpoint: &Endpoint, uri: &CanonicalUri, head: &Head<'_>) -> Res
             return Err(Refusal::new(
                 400,
                 format!(
-                    "form-encoded request bodies ({media}) are not accepted: dockerd would read                      their fields as query parameters; put parameters in the URL"
+                    "form-encoded request bodies ({media}) are not accepted: dockerd would read \
+                     their fields as query parameters; put parameters in the URL"
                 ),
             ));
         }
@@ -364,7 +365,8 @@ fn read_one_way(endpoint: &Endpoint, uri: &CanonicalUri, head: &Head<'_>) -> Res
         return Err(Refusal::new(
             400,
             format!(
-                "query parameter {key:?} given twice: dockerd reads only the first value of it                  for {} {}",
+                "query parameter {key:?} given twice: dockerd reads only the first value of it \
+                 for {} {}",
                 endpoint.method, endpoint.template
             ),
         ));
@@ -374,7 +376,8 @@ fn read_one_way(endpoint: &Endpoint, uri: &CanonicalUri, head: &Head<'_>) -> Res
         return Err(Refusal::new(
             400,
             format!(
-                "a body on a container start is not accepted: below API v{}.{} dockerd reads a                  host config from it; set host options when creating the container",
+                "a body on a container start is not accepted: below API v{}.{} dockerd reads a \
+                 host config from it; set host options when creating the container",
                 START_BODY_VERSION.major, START_BODY_VERSION.minor
             ),
         ));
