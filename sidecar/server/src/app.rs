@@ -19,7 +19,7 @@ use http_body_util::{BodyExt, Limited};
 
 use crate::body_gate::BodyGate;
 use crate::config::Config;
-use crate::decision::{decide, endpoint_of, identify, Head, Identity, Refusal, Transport};
+use crate::decision::{endpoint_of, identify, Head, Identity, Refusal, Transport};
 use crate::forward::forward;
 use crate::metrics::Metrics;
 use crate::pipeline;
@@ -329,8 +329,10 @@ async fn mediated(State(s): State<Arc<AppState>>, req: Request) -> Response {
     }
 }
 
-/// A conservative role's classic build: decided again from the head, then the context
-/// streams to dockerd through the Dockerfile check (`build_context`).
+/// A conservative role's classic build: the context streams to dockerd through the
+/// Dockerfile check (`build_context`). Its query was decided at `auth_request`, on the
+/// client's URI; what arrives here is the URI that decision produced (a tenant's tags and
+/// labels written in), which nginx forwards verbatim, so it is not decided again.
 async fn mediated_build(
     s: &AppState,
     who: &Identity,
@@ -345,15 +347,10 @@ async fn mediated_build(
         .path_and_query()
         .map(|p| p.as_str().to_string())
         .unwrap_or_default();
-    let head = Head {
-        method: &method,
-        uri: &uri,
-        content_type: header(&parts.headers, "content-type"),
-        has_body: true,
-    };
-    let allowed = match decide(&s.config, who, &head, Some(&gojson::Value::Null)) {
-        Ok(a) => a,
-        Err(r) => {
+    let canonical = match dockgate_api::uri::canonicalize(&uri) {
+        Ok(u) => u,
+        Err(e) => {
+            let r = Refusal::new(400, e.to_string());
             record(
                 s,
                 who,
@@ -366,12 +363,11 @@ async fn mediated_build(
             return refused(&r);
         }
     };
-    let kind = allowed.endpoint.kind.as_str();
-    let dockerfile = allowed.uri.query_value("dockerfile").map(str::to_string);
+    let dockerfile = canonical.query_value("dockerfile").map(str::to_string);
     let answer = crate::build_context::forward(
         &s.config.dockerd,
         parts.method.clone(),
-        &allowed.uri.to_string(),
+        &canonical.to_string(),
         dockerfile.as_deref(),
         &parts.headers,
         body,
@@ -385,7 +381,7 @@ async fn mediated_build(
                 listener,
                 &method,
                 &uri,
-                &Verdict::allow(kind),
+                &Verdict::allow("build"),
                 started,
             );
             resp
@@ -397,7 +393,7 @@ async fn mediated_build(
                 listener,
                 &method,
                 &uri,
-                &Verdict::refuse(kind, &r),
+                &Verdict::refuse("build", &r),
                 started,
             );
             refused(&r)

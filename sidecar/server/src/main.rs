@@ -20,6 +20,7 @@ mod ca;
 mod config;
 mod decision;
 mod forward;
+mod host_paths;
 mod metrics;
 mod package_cache;
 mod pipeline;

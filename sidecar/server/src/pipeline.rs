@@ -72,6 +72,8 @@ pub async fn body(
     }
     if let Some(role) = config.roles.get(&who.role).filter(|r| r.conservative) {
         let settings = config.conservative_for(role);
+        // Bind sources resolved on the host, without symlinks inside the allowed trees.
+        crate::host_paths::check(&settings, allowed.endpoint, value)?;
         reach::body(&config.dockerd, &settings, allowed.endpoint, value).await?;
     }
     if let Some(stamp) = &allowed.stamp {
