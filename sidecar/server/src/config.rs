@@ -85,11 +85,10 @@ struct RawInject {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawConservative {
-    #[serde(default)]
-    bind_allowlist: Vec<Spanned<String>>,
-    #[serde(default)]
-    cap_allowlist: Vec<String>,
-    /// Each allow-list replaces the built-in one when given (see `Conservative::default`).
+    bind_allowlist: Option<Vec<Spanned<String>>>,
+    cap_allowlist: Option<Vec<String>>,
+    /// Each allow-list replaces the built-in one when given (see `Conservative::default`);
+    /// under `[roles.NAME.conservative]`, the `[policy.conservative]` one.
     log_drivers: Option<Vec<String>>,
     volume_drivers: Option<Vec<String>>,
     volume_types: Option<Vec<String>>,
@@ -111,6 +110,9 @@ struct RawRole {
     /// BuildKit builds are allowed (their Dockerfile travels in the session, unread).
     #[serde(default = "yes")]
     buildkit: bool,
+    /// This role's own conservative allow-lists, each replacing `[policy.conservative]`'s.
+    #[serde(default)]
+    conservative: RawConservative,
 }
 
 fn yes() -> bool {
@@ -168,6 +170,9 @@ pub struct Role {
     pub allow_host_network: bool,
     /// BuildKit builds (`version=2`, `/session`, `/grpc`) are allowed.
     pub buildkit: bool,
+    /// The conservative settings that apply to this role: `[policy.conservative]` with the
+    /// role's own lists and `allow_host_network`.
+    pub settings: Conservative,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -224,7 +229,7 @@ pub struct Config {
     pub dockerd: PathBuf,
     pub max_body_bytes: usize,
     pub log_format: LogFormat,
-    pub conservative: Conservative,
+
     pub inject: Injection,
     pub roles: BTreeMap<String, Role>,
     pub users: Vec<User>,
@@ -236,12 +241,9 @@ pub struct Config {
 }
 
 impl Config {
-    /// The conservative settings as they apply to `role` (its own openings added).
-    pub fn conservative_for(&self, role: &Role) -> Conservative {
-        Conservative {
-            allow_host_network: role.allow_host_network,
-            ..self.conservative.clone()
-        }
+    /// The conservative settings as they apply to `role` (its own lists and openings).
+    pub fn conservative_for<'a>(&self, role: &'a Role) -> &'a Conservative {
+        &role.settings
     }
 
     /// The tenant `user` works in, if any.
@@ -386,6 +388,7 @@ impl Config {
                     package_cache,
                     allow_host_network: role.allow_host_network,
                     buildkit: role.buildkit,
+                    settings: Conservative::default(),
                 },
             );
         }
@@ -511,17 +514,59 @@ impl Config {
             );
         }
 
-        let mut bind_allowlist = Vec::new();
-        for p in &raw.policy.conservative.bind_allowlist {
-            if p.get_ref().starts_with('/') && !p.get_ref().split('/').any(|c| c == "..") {
-                bind_allowlist.push(PathBuf::from(p.get_ref()));
-            } else {
-                err(
-                    p.span(),
-                    "policy.conservative.bind_allowlist",
-                    format!("{:?} must be an absolute path without '..'", p.get_ref()),
-                );
+        let mut allowlist = |list: &[Spanned<String>], key: &str| {
+            let mut paths = Vec::new();
+            for p in list {
+                if p.get_ref().starts_with('/') && !p.get_ref().split('/').any(|c| c == "..") {
+                    paths.push(PathBuf::from(p.get_ref()));
+                } else {
+                    err(
+                        p.span(),
+                        key,
+                        format!("{:?} must be an absolute path without '..'", p.get_ref()),
+                    );
+                }
             }
+            paths
+        };
+        let global = &raw.policy.conservative;
+        let d = Conservative::default();
+        let conservative = Conservative {
+            bind_allowlist: allowlist(
+                global.bind_allowlist.as_deref().unwrap_or_default(),
+                "policy.conservative.bind_allowlist",
+            ),
+            cap_allowlist: global.cap_allowlist.clone().unwrap_or_default(),
+            allow_host_network: false,
+            log_drivers: global.log_drivers.clone().unwrap_or(d.log_drivers),
+            volume_drivers: global.volume_drivers.clone().unwrap_or(d.volume_drivers),
+            volume_types: global.volume_types.clone().unwrap_or(d.volume_types),
+            network_drivers: global.network_drivers.clone().unwrap_or(d.network_drivers),
+            sysctls: global.sysctls.clone().unwrap_or(d.sysctls),
+            runtimes: global.runtimes.clone().unwrap_or(d.runtimes),
+            security_opts: global.security_opts.clone().unwrap_or(d.security_opts),
+        };
+        for (name, role) in roles.iter_mut() {
+            let Some(own) = raw.roles.get(name).map(|r| &r.conservative) else {
+                continue;
+            };
+            let g = conservative.clone();
+            let key = format!("roles.{name}.conservative.bind_allowlist");
+            role.settings = Conservative {
+                bind_allowlist: match &own.bind_allowlist {
+                    Some(list) => allowlist(list, &key),
+                    None => g.bind_allowlist,
+                },
+                cap_allowlist: own.cap_allowlist.clone().unwrap_or(g.cap_allowlist),
+                allow_host_network: role.allow_host_network,
+                log_drivers: own.log_drivers.clone().unwrap_or(g.log_drivers),
+                volume_drivers: own.volume_drivers.clone().unwrap_or(g.volume_drivers),
+                volume_types: own.volume_types.clone().unwrap_or(g.volume_types),
+                network_drivers: own.network_drivers.clone().unwrap_or(g.network_drivers),
+                sysctls: own.sysctls.clone().unwrap_or(g.sysctls),
+                runtimes: own.runtimes.clone().unwrap_or(g.runtimes),
+                security_opts: own.security_opts.clone().unwrap_or(g.security_opts),
+            };
         }
 
         let raw_inject = &raw.policy.inject;
@@ -592,22 +637,6 @@ impl Config {
             ),
             max_body_bytes: raw.server.max_body_bytes.unwrap_or(1 << 20) as usize,
             log_format,
-            conservative: {
-                let c = raw.policy.conservative;
-                let d = Conservative::default();
-                Conservative {
-                    bind_allowlist,
-                    cap_allowlist: c.cap_allowlist,
-                    allow_host_network: false,
-                    log_drivers: c.log_drivers.unwrap_or(d.log_drivers),
-                    volume_drivers: c.volume_drivers.unwrap_or(d.volume_drivers),
-                    volume_types: c.volume_types.unwrap_or(d.volume_types),
-                    network_drivers: c.network_drivers.unwrap_or(d.network_drivers),
-                    sysctls: c.sysctls.unwrap_or(d.sysctls),
-                    runtimes: c.runtimes.unwrap_or(d.runtimes),
-                    security_opts: c.security_opts.unwrap_or(d.security_opts),
-                }
-            },
             inject,
             roles,
             users,

@@ -318,7 +318,7 @@ pub fn decide(
             body: body.unwrap_or(&null),
         };
         let settings = config.conservative_for(role);
-        conservative(&req, &settings).map_err(|r| Refusal {
+        conservative(&req, settings).map_err(|r| Refusal {
             status: 403,
             message: format!("dockgate: {}", r.message),
             rule: Some(r.rule),

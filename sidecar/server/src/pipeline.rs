@@ -48,7 +48,7 @@ pub async fn head(config: &Config, who: &Identity, head: &Head<'_>) -> Result<Al
         let settings = config.conservative_for(role);
         reach::head(
             &config.dockerd,
-            &settings,
+            settings,
             allowed.endpoint,
             param.as_deref(),
             &allowed.uri,
@@ -73,8 +73,8 @@ pub async fn body(
     if let Some(role) = config.roles.get(&who.role).filter(|r| r.conservative) {
         let settings = config.conservative_for(role);
         // Bind sources resolved on the host, without symlinks inside the allowed trees.
-        crate::host_paths::check(&settings, allowed.endpoint, value)?;
-        reach::body(&config.dockerd, &settings, allowed.endpoint, value).await?;
+        crate::host_paths::check(settings, allowed.endpoint, value)?;
+        reach::body(&config.dockerd, settings, allowed.endpoint, value).await?;
     }
     if let Some(stamp) = &allowed.stamp {
         value

@@ -151,9 +151,8 @@ fn the_readme_s_configuration_example_parses() {
     let end = start + readme[start..].find("```").expect("the example ends");
     let example = &readme[start..end];
     let config = Config::parse("README.md", example).unwrap_or_else(|e| panic!("{e:#}"));
-    assert_eq!(config.conservative.volume_types, ["tmpfs"]);
     assert_eq!(
-        config.conservative,
+        config.roles["developer"].settings,
         dockgate_policy::rules::Conservative {
             bind_allowlist: vec!["/srv/ci-cache".into()],
             cap_allowlist: vec!["NET_ADMIN".into()],
@@ -161,4 +160,30 @@ fn the_readme_s_configuration_example_parses() {
         },
         "the README shows the built-in allow-lists"
     );
+}
+
+#[test]
+fn a_role_s_own_allow_lists_replace_the_policy_s() {
+    let text = format!(
+        "{DEFAULT}\n[roles.ci]\nallow = [\"all\"]\npolicies = [\"conservative\"]\n\
+         allow_host_network = true\n[roles.ci.conservative]\nlog_drivers = [\"syslog\"]\n\
+         bind_allowlist = [\"/srv/ci\"]\n"
+    );
+    let c = Config::parse("test.toml", &text).unwrap();
+    let ci = &c.roles["ci"].settings;
+    assert_eq!(ci.log_drivers, ["syslog"]);
+    assert_eq!(ci.bind_allowlist, [std::path::PathBuf::from("/srv/ci")]);
+    assert!(ci.allow_host_network);
+    assert_eq!(
+        ci.network_drivers,
+        ["bridge"],
+        "what the role does not set is the policy's"
+    );
+    assert_eq!(c.roles["developer"].settings.log_drivers.len(), 4);
+    let bad = format!(
+        "{DEFAULT}\n[roles.ci]\nallow = [\"all\"]\n[roles.ci.conservative]\n\
+         bind_allowlist = [\"relative\"]\nlog_driver = [\"x\"]\n"
+    );
+    let e = Config::parse("bad.toml", &bad).unwrap_err().to_string();
+    assert!(e.contains("log_driver"), "{e}");
 }
