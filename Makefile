@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help deps dockerd images module module-vendored modules sidecar run test test-unit test-e2e bench lint
+.PHONY: help deps dockerd images module module-vendored modules sidecar run test test-unit test-e2e test-docker-py bench lint
 
 help:
 	@echo "make run    start the gateway on tcp://127.0.0.1:2375 (and a unix socket, TLS on :2376)"
@@ -45,6 +45,12 @@ test-unit: module
 # End-to-end suites: real docker CLIs, dockerd and both nginx builds.
 test-e2e: modules images sidecar
 	cargo test --locked -p dockgate-tests --release -- --test-threads=$${DOCKGATE_TEST_THREADS:-4}
+
+# docker-py 7.2.0's integration suite on the socket and through the gateway; needs a
+# docker-py 7.2.0 source tree in DOCKER_PY_SRC (tests/docker-py/README.md). Not in `test`:
+# the suite is not on this machine's package registries.
+test-docker-py: module sidecar images
+	DOCKER_PY_SRC="$(DOCKER_PY_SRC)" tests/docker-py/run.sh
 
 # The sidecar binary, target/release/dockgate.
 sidecar:

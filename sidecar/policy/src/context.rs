@@ -1,9 +1,10 @@
 //! A classic build's context, read as it streams past, for its Dockerfile: a tar archive as
 //! Go's `archive/tar` reads it (ustar and GNU names, PAX and GNU long-name records, base-256
 //! sizes, checksums, the two-zero-block end), so that the entry dockerd will open as the
-//! Dockerfile is the entry the gateway checks ([`crate::dockerfile`]). Whatever the gateway
-//! could read differently is refused: compressed contexts, sparse entries, bad headers, a
-//! Dockerfile (or a directory on its path) that is a link. Every entry that could be the
+//! Dockerfile is the entry the gateway checks ([`crate::dockerfile`]). A gzip context is read
+//! through a streaming decoder, as dockerd's `DecompressStream` reads it (all members).
+//! Whatever the gateway could read differently is refused: bzip2, xz and zstd contexts,
+//! sparse entries, bad headers, a Dockerfile (or a directory on its path) that is a link. Every entry that could be the
 //! Dockerfile is checked (a later one would replace an earlier one on extraction). Memory is
 //! bounded: one header, one PAX record set, one Dockerfile. Pure: no I/O.
 
@@ -11,9 +12,14 @@ use crate::dockerfile::{self, MAX_DOCKERFILE};
 
 const BLOCK: usize = 512;
 
-/// Magic numbers of the compressions dockerd's `DecompressStream` undoes.
+/// The longest magic number below.
+const MAGIC_LEN: usize = 6;
+
+/// gzip's magic number: decoded on the way.
+const GZIP: &[u8] = &[0x1f, 0x8b, 0x08];
+
+/// Magic numbers of the other compressions dockerd's `DecompressStream` undoes.
 const COMPRESSED: &[&[u8]] = &[
-    &[0x1f, 0x8b, 0x08],
     &[0x42, 0x5a, 0x68],
     &[0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00],
     &[0x28, 0xb5, 0x2f, 0xfd],
@@ -44,11 +50,140 @@ enum Keep {
 }
 
 /// Streams a context through [`Scanner::feed`], then [`Scanner::finish`].
-#[derive(Debug)]
 pub struct Scanner {
+    input: Input,
+}
+
+/// How the body reaches the tar reader.
+enum Input {
+    /// The first bytes, until there are enough to say whether it is compressed.
+    Start(Tar, Vec<u8>),
+    Plain(Tar),
+    Gzip(Box<flate2::write::MultiGzDecoder<Sink>>),
+}
+
+/// The decoder's output: the tar reader, and why it stopped.
+struct Sink {
+    tar: Tar,
+    refused: Option<Refused>,
+}
+
+impl std::io::Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self.tar.feed(buf) {
+            Ok(()) => Ok(buf.len()),
+            Err(why) => {
+                self.refused = Some(why);
+                Err(std::io::Error::other("refused"))
+            }
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Scanner {
+    /// A scanner for the Dockerfile at `dockerfile` (the build's `dockerfile` query; dockerd
+    /// also tries `dockerfile` when the default `Dockerfile` is missing).
+    pub fn new(dockerfile: Option<&str>) -> Scanner {
+        Scanner {
+            input: Input::Start(Tar::new(dockerfile), Vec::with_capacity(MAGIC_LEN)),
+        }
+    }
+
+    /// How many entries were checked as the Dockerfile.
+    pub fn dockerfiles_checked(&self) -> usize {
+        match &self.input {
+            Input::Start(t, _) | Input::Plain(t) => t.found,
+            Input::Gzip(d) => d.get_ref().tar.found,
+        }
+    }
+
+    /// Reads the next piece of the body.
+    pub fn feed(&mut self, chunk: &[u8]) -> Result<(), Refused> {
+        if let Input::Start(_, prefix) = &mut self.input {
+            // The longest magic number decides; hold back that much first.
+            prefix.extend_from_slice(chunk);
+            if prefix.len() < MAGIC_LEN {
+                return Ok(());
+            }
+            let first = std::mem::take(prefix);
+            self.decide(&first)?;
+            return self.feed(&first);
+        }
+        match &mut self.input {
+            Input::Start(..) => unreachable!("decided above"),
+            Input::Plain(tar) => tar.feed(chunk),
+            Input::Gzip(decoder) => {
+                use std::io::Write;
+                decoder.write_all(chunk).map_err(|e| {
+                    decoder
+                        .get_mut()
+                        .refused
+                        .take()
+                        .unwrap_or_else(|| bad(&format!("its gzip stream: {e}")))
+                })
+            }
+        }
+    }
+
+    /// Picks the reader by the body's first bytes.
+    fn decide(&mut self, first: &[u8]) -> Result<(), Refused> {
+        let Input::Start(tar, _) =
+            std::mem::replace(&mut self.input, Input::Start(Tar::new(None), Vec::new()))
+        else {
+            return Ok(());
+        };
+        if COMPRESSED.iter().any(|m| first.starts_with(m)) {
+            return Err(
+                "bzip2, xz and zstd build contexts are not accepted under the \
+                        conservative policy (the gateway reads the Dockerfile in the \
+                        archive): send it uncompressed or gzipped"
+                    .into(),
+            );
+        }
+        self.input = if first.starts_with(GZIP) {
+            let sink = Sink { tar, refused: None };
+            Input::Gzip(Box::new(flate2::write::MultiGzDecoder::new(sink)))
+        } else {
+            Input::Plain(tar)
+        };
+        Ok(())
+    }
+
+    /// The body ended: an archive cut short inside an entry is dockerd's error to report, but
+    /// a Dockerfile not read whole is not accepted.
+    pub fn finish(&mut self) -> Result<(), Refused> {
+        if let Input::Start(_, prefix) = &mut self.input {
+            let first = std::mem::take(prefix);
+            if !first.is_empty() {
+                self.decide(&first)?;
+                self.feed(&first)?;
+            }
+        }
+        match &mut self.input {
+            Input::Start(tar, _) | Input::Plain(tar) => tar.finish(),
+            Input::Gzip(decoder) => {
+                decoder.try_finish().map_err(|e| {
+                    decoder
+                        .get_mut()
+                        .refused
+                        .take()
+                        .unwrap_or_else(|| bad(&format!("its gzip stream: {e}")))
+                })?;
+                decoder.get_mut().tar.finish()
+            }
+        }
+    }
+}
+
+/// The tar reader proper.
+#[derive(Debug)]
+struct Tar {
     wanted: Vec<String>,
     state: State,
-    started: bool,
     header: Vec<u8>,
     zero_blocks: usize,
     kept: Vec<u8>,
@@ -57,19 +192,16 @@ pub struct Scanner {
     found: usize,
 }
 
-impl Scanner {
-    /// A scanner for the Dockerfile at `dockerfile` (the build's `dockerfile` query; dockerd
-    /// also tries `dockerfile` when the default `Dockerfile` is missing).
-    pub fn new(dockerfile: Option<&str>) -> Scanner {
+impl Tar {
+    fn new(dockerfile: Option<&str>) -> Tar {
         let name = dockerfile.filter(|d| !d.is_empty()).unwrap_or("Dockerfile");
         let mut wanted = vec![clean(name)];
         if name == "Dockerfile" {
             wanted.push("dockerfile".into());
         }
-        Scanner {
+        Tar {
             wanted,
             state: State::Header,
-            started: false,
             header: Vec::with_capacity(BLOCK),
             zero_blocks: 0,
             kept: Vec::new(),
@@ -79,24 +211,7 @@ impl Scanner {
         }
     }
 
-    /// How many entries were checked as the Dockerfile.
-    pub fn dockerfiles_checked(&self) -> usize {
-        self.found
-    }
-
-    /// Reads the next piece of the body.
-    pub fn feed(&mut self, mut chunk: &[u8]) -> Result<(), Refused> {
-        if !self.started && !chunk.is_empty() {
-            self.started = true;
-            if COMPRESSED.iter().any(|m| chunk.starts_with(m)) {
-                return Err(
-                    "compressed build contexts are not accepted under the conservative \
-                            policy (the gateway reads the Dockerfile in the archive): send it \
-                            uncompressed"
-                        .into(),
-                );
-            }
-        }
+    fn feed(&mut self, mut chunk: &[u8]) -> Result<(), Refused> {
         while !chunk.is_empty() {
             match self.state {
                 State::End => return Ok(()),
@@ -144,9 +259,7 @@ impl Scanner {
         Ok(())
     }
 
-    /// The body ended: an archive cut short inside an entry is dockerd's error to report, but
-    /// a Dockerfile not read whole is not accepted.
-    pub fn finish(&mut self) -> Result<(), Refused> {
+    fn finish(&mut self) -> Result<(), Refused> {
         match self.state {
             State::Data {
                 keep: Keep::Dockerfile,

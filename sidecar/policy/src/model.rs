@@ -95,13 +95,21 @@ pub fn walk(s: &'static Struct, value: &Value, path: &str) -> Result<(), Refusal
         // `null` is an absent struct; any other type is dockerd's decoding error to report.
         return Ok(());
     };
+    // dockerd reads the top level of a create as a host config too, unless `HostConfig` is
+    // an object: then it takes only a few resource fields from there (`getHostConfig`).
+    let inner_host = s.name == "ContainerConfigWrapper"
+        && matches!(value.field("HostConfig"), Some(Value::Object(_)));
     for (key, v) in members {
-        let Some((name, field)) = s.field(key) else {
-            return Err(unknown(s, key, path));
-        };
+        // `null` sets nothing in Go, whatever the field (or none).
         if matches!(v, Value::Null) {
             continue;
         }
+        let Some((name, field)) = s.field(key) else {
+            if inner_host && ignored_beside_host_config(key, v) {
+                continue;
+            }
+            return Err(unknown(s, key, path));
+        };
         let here = || format!("{path}{name}");
         match field {
             Field::Safe | Field::Rule(_) => {}
@@ -126,6 +134,24 @@ pub fn walk(s: &'static Struct, value: &Value, path: &str) -> Result<(), Refusal
         }
     }
     Ok(())
+}
+
+/// A top-level host field dockerd ignores because `HostConfig` is there: all but the ones it
+/// copies into an unset `HostConfig` field (`Memory`, `MemorySwap`, `CpuShares`,
+/// `CpusetCpus`, `VolumeDriver`, `Cpuset`), which must be left at zero.
+fn ignored_beside_host_config(key: &str, v: &Value) -> bool {
+    const MERGED: &[&str] = &[
+        "Memory",
+        "MemorySwap",
+        "CpuShares",
+        "CpusetCpus",
+        "VolumeDriver",
+        "Cpuset",
+    ];
+    if MERGED.iter().any(|m| go_field_matches(key, m)) {
+        return is_zero(v);
+    }
+    HOST_CONFIG.field(key).is_some()
 }
 
 fn unknown(s: &Struct, key: &str, path: &str) -> Refusal {

@@ -21,6 +21,7 @@ mod remote_fetch;
 mod runtime;
 mod security_opts;
 mod sysctls;
+mod ulimits;
 mod volume_options;
 
 use dockgate_api::endpoints::Endpoint;
@@ -172,6 +173,7 @@ pub static RULES: &[&Rule] = &[
     &log_driver::RULE,
     &sysctls::RULE,
     &oom_score::RULE,
+    &ulimits::RULE,
     &runtime::RULE,
     &network_drivers::RULE,
     &labels::RULE,

@@ -100,9 +100,12 @@ fn long_names_and_pax_records_are_followed() {
 
 #[test]
 fn what_the_gateway_could_read_differently_is_refused() {
+    assert!(scan(&[0x42, 0x5a, 0x68, 0, 0], None, 10)
+        .unwrap_err()
+        .contains("bzip2"));
     assert!(scan(&[0x1f, 0x8b, 0x08, 0, 0], None, 10)
         .unwrap_err()
-        .contains("compressed"));
+        .contains("gzip"));
     let mut broken = archive(&[entry("Dockerfile", GOOD)]);
     broken[0] ^= 1;
     assert!(scan(&broken, None, 100).unwrap_err().contains("checksum"));
@@ -115,4 +118,26 @@ fn what_the_gateway_could_read_differently_is_refused() {
     let mut after = archive(&[entry("Dockerfile", GOOD)]);
     after.extend_from_slice(&entry("Dockerfile", EVIL));
     assert_eq!(scan(&after, None, 100), Ok(1));
+}
+
+#[test]
+fn gzip_contexts_are_read_through_the_decoder() {
+    use std::io::Write;
+    let gz = |tar: &[u8]| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(tar).unwrap();
+        e.finish().unwrap()
+    };
+    let blob = vec![b'x'; 100_000];
+    let good = gz(&archive(&[entry("blob", &blob), entry("Dockerfile", GOOD)]));
+    let evil = gz(&archive(&[entry("blob", &blob), entry("Dockerfile", EVIL)]));
+    for step in [1, 2, 5, 100, 4096] {
+        assert_eq!(scan(&good, None, step), Ok(1), "step {step}");
+        assert!(scan(&evil, None, step).unwrap_err().contains("ADD http://"));
+    }
+    // Two members, the Dockerfile in the second, as Go's multistream reader reads them.
+    let tar = archive(&[entry("blob", &blob), entry("Dockerfile", EVIL)]);
+    let (a, b) = tar.split_at(1024);
+    let two = [gz(a), gz(b)].concat();
+    assert!(scan(&two, None, 333).is_err());
 }

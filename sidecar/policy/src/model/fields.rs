@@ -131,7 +131,7 @@ macro_rules! resources_fields {
                 Zero("a container the OOM killer spares makes the host's processes die instead"),
             ),
             ("PidsLimit", Safe),
-            ("Ulimits", Safe),
+            ("Ulimits", Rule("ulimits")),
             ("CpuCount", Safe),
             ("CpuPercent", Safe),
             ("IOMaximumIOps", Safe),
@@ -318,6 +318,8 @@ pub static EXEC_CREATE: Struct = Struct {
         ("Env", Safe),
         ("WorkingDir", Safe),
         ("Cmd", Safe),
+        // docker-py still sends it; dockerd takes the container from the path.
+        ("Container", Safe),
     ],
 };
 

@@ -94,6 +94,38 @@ fn top_level_host_fields_are_refused_by_name() {
 }
 
 #[test]
+fn top_level_host_fields_beside_a_host_config_are_read_as_dockerd_reads_them() {
+    // Ignored by dockerd (docker-py sends `Runtime` there).
+    assert_eq!(
+        walk_create(r#"{"Image":"x","Runtime":"runc","HostConfig":{}}"#),
+        Ok(())
+    );
+    assert_eq!(
+        walk_create(r#"{"Image":"x","Privileged":true,"HostConfig":{"Memory":0}}"#),
+        Ok(())
+    );
+    // Copied into HostConfig when unset there: refused unless zero.
+    let r = walk_create(r#"{"Image":"x","VolumeDriver":"sshfs","HostConfig":{}}"#).unwrap_err();
+    assert!(r.message.contains("\"VolumeDriver\""), "{r}");
+    assert!(walk_create(r#"{"Image":"x","Memory":1,"HostConfig":{}}"#).is_err());
+    assert_eq!(
+        walk_create(r#"{"Image":"x","Memory":0,"HostConfig":{}}"#),
+        Ok(())
+    );
+    // Without HostConfig (or with null) they are the host config.
+    assert!(walk_create(r#"{"Image":"x","Runtime":"runc","HostConfig":null}"#).is_err());
+}
+
+#[test]
+fn null_members_set_nothing_whatever_their_name() {
+    // docker-py's `run(network=N)` sends `NetworkingConfig: {N: null}`.
+    assert_eq!(
+        walk_create(r#"{"NetworkingConfig":{"mynet":null},"Shiny":null}"#),
+        Ok(())
+    );
+}
+
+#[test]
 fn unknown_members_are_refused_with_their_path() {
     let r = walk_create(r#"{"HostConfig":{"Mounts":[{"Type":"bind","Shiny":1}]}}"#).unwrap_err();
     assert!(

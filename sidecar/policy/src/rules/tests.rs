@@ -398,6 +398,10 @@ fn the_allow_lists_refuse_what_a_deny_list_misses() {
         ),
         (r#"{"HostConfig":{"OomScoreAdj":-1000}}"#, "oom_score"),
         (
+            r#"{"HostConfig":{"Ulimits":[{"Name":"rtprio","Soft":99,"Hard":99}]}}"#,
+            "ulimits",
+        ),
+        (
             r#"{"HostConfig":{"Runtime":"runsc-unconfined"}}"#,
             "runtime",
         ),
