@@ -8,9 +8,9 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use dockgate_tests::docker::{docker_direct, run_script, Cli, Endpoint, Outcome, Transport};
-use dockgate_tests::nginx::{token_sha256, Flavor, Gateway, GatewayOptions};
+use dockgate_tests::nginx::{token_sha256, Flavor, Gateway, GatewayOptions, SYSTEM_DOCKERD};
 use dockgate_tests::scenarios::{compare_all_as_tenant, report};
-use dockgate_tests::{raw, TempDir};
+use dockgate_tests::{raw, unique_name, TempDir};
 
 /// A tenant name of this process's own, so parallel tests never share a namespace.
 fn tenant_name(tag: &str) -> String {
@@ -398,11 +398,54 @@ fn another_tenants_objects_look_missing_whatever_the_reference() {
             failures.push(format!("{method} {path}: {status} {answer}"));
         }
     }
+    // Beta's network by ID: dockerd prefers an endpoint's NetworkID to its key, in a create
+    // body and in a connect. On the socket this puts a container on beta's network.
+    let endpoint = |key: &str| {
+        format!(
+            r#"{{"Image":"busybox","Cmd":["true"],"HostConfig":{{"NetworkMode":"{key}"}},"NetworkingConfig":{{"EndpointsConfig":{{"{key}":{{"NetworkID":"{net_id}"}}}}}}}}"#
+        )
+    };
+    let engine_anet = format!("{}.anet", alpha.tenant);
+    let proof = unique_name("netid");
+    let (status, answer) = raw::call(
+        &raw::Target::Unix(SYSTEM_DOCKERD.into()),
+        "POST",
+        &format!("/v1.41/containers/create?name={proof}"),
+        &endpoint(&engine_anet),
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{answer}");
+    docker_direct(&["start", &proof]);
+    let joined = docker_direct(&[
+        "inspect",
+        "-f",
+        "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}",
+        &proof,
+    ]);
+    docker_direct(&["rm", "-f", &proof]);
+    assert!(
+        joined.contains(&format!("{b}.bnet")),
+        "not an escape on dockerd: {joined}"
+    );
+    let (status, answer) = alpha.raw(
+        &gw,
+        "POST",
+        "/v1.41/containers/create?name=netid",
+        &endpoint("anet"),
+    );
+    if status != 404 || alpha.docker(&gw, "docker inspect netid").code == 0 {
+        failures.push(format!("create with beta's NetworkID: {status} {answer}"));
+    }
+    let connect = format!(r#"{{"Container":"mine","EndpointConfig":{{"NetworkID":"{net_id}"}}}}"#);
+    let (status, answer) = alpha.raw(&gw, "POST", "/v1.41/networks/anet/connect", &connect);
+    if status != 404 {
+        failures.push(format!("connect with beta's NetworkID: {status} {answer}"));
+    }
     assert!(
         failures.is_empty(),
         "{} of {} attempts were not answered as missing:\n{}",
         failures.len(),
-        cli_attempts.len() + 3,
+        cli_attempts.len() + 5,
         failures.join("\n")
     );
 

@@ -280,6 +280,9 @@ pub async fn rewrite_body(
                 let id = lookup::container(dockerd, t, c).await?;
                 body.set_field("Container", Value::String(id));
             }
+            if let Some(settings) = body.field_mut("EndpointConfig") {
+                network_id(dockerd, t, settings).await?;
+            }
         }
         "/containers/{id}/update" if tenant.max_memory.is_some() => {
             let memory = body.field("Memory").is_some() || body.field("MemorySwap").is_some();
@@ -397,12 +400,30 @@ async fn container_create(
         .field_mut("NetworkingConfig")
         .and_then(|n| n.field_mut("EndpointsConfig"))
     {
-        for (name, _) in endpoints.iter_mut() {
+        for (name, settings) in endpoints.iter_mut() {
             if !builtin_network(name) {
                 *name = lookup::network(dockerd, t, name).await?;
             }
+            // dockerd prefers the endpoint's `NetworkID` to the key: it is the tenant's too.
+            network_id(dockerd, t, settings).await?;
         }
     }
+    Ok(())
+}
+
+/// An endpoint's `NetworkID`, resolved among the tenant's networks (another tenant's looks
+/// missing).
+async fn network_id(dockerd: &Path, tenant: &str, settings: &mut Value) -> Result<(), Refusal> {
+    let Some(id) = settings
+        .field("NetworkID")
+        .and_then(Value::as_str)
+        .filter(|id| !id.is_empty() && !builtin_network(id))
+        .map(str::to_string)
+    else {
+        return Ok(());
+    };
+    let engine = lookup::network(dockerd, tenant, &id).await?;
+    settings.set_field("NetworkID", Value::String(engine));
     Ok(())
 }
 
