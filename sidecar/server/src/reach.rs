@@ -59,7 +59,8 @@ pub async fn head(
     }
 }
 
-/// What a create or a network connect borrows must be within reach.
+/// What a create borrows, and the container a network connect or disconnect changes, must be
+/// within reach.
 pub async fn body(
     dockerd: &Path,
     settings: &Conservative,
@@ -113,7 +114,7 @@ pub async fn body(
             }
             endpoints_in_reach(dockerd, settings, value).await
         }
-        Body::NetworkConnect => {
+        Body::NetworkConnect | Body::NetworkDisconnect => {
             if let Some(c) = value.field("Container").and_then(Value::as_str) {
                 container_in_reach(dockerd, settings, c).await?;
             }
