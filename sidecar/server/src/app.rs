@@ -19,7 +19,7 @@ use http_body_util::{BodyExt, Limited};
 
 use crate::body_gate::BodyGate;
 use crate::config::Config;
-use crate::decision::{endpoint_of, identify, Head, Identity, Refusal, Transport};
+use crate::decision::{endpoint_of, identify, Head, Identity, Refusal, Status, Transport};
 use crate::forward::forward;
 use crate::metrics::Metrics;
 use crate::pipeline;
@@ -114,16 +114,16 @@ async fn auth(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
 /// A refusal in `auth_request`'s terms: 401 or 403, with the real status and the Docker
 /// error body in headers for nginx's error page.
 fn refused_for_auth_request(r: &Refusal) -> Response {
-    let status = if r.status == 401 {
+    let status = if r.status == Status::Unauthorized {
         StatusCode::UNAUTHORIZED
     } else {
         StatusCode::FORBIDDEN
     };
     let mut resp = status.into_response();
     let h = resp.headers_mut();
-    set(h, "x-dockgate-status", &r.status.to_string());
+    set(h, "x-dockgate-status", &r.status.code().to_string());
     set(h, "x-dockgate-error", &r.json());
-    if r.status == 401 {
+    if r.status == Status::Unauthorized {
         set(h, "www-authenticate", "Bearer realm=\"dockgate\"");
     }
     resp
@@ -131,7 +131,7 @@ fn refused_for_auth_request(r: &Refusal) -> Response {
 
 /// A refusal answered directly (mediated route): the real status and the JSON body.
 fn refused(r: &Refusal) -> Response {
-    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::FORBIDDEN);
+    let status = StatusCode::from_u16(r.status.code()).unwrap_or(StatusCode::FORBIDDEN);
     let mut resp = (status, r.json()).into_response();
     set(resp.headers_mut(), "content-type", "application/json");
     resp
@@ -166,7 +166,7 @@ impl<'a> Verdict<'a> {
             verdict: "refuse",
             kind,
             rule: r.rule,
-            status: r.status,
+            status: r.status.code(),
         }
     }
 }
@@ -222,7 +222,7 @@ async fn mediated(State(s): State<Arc<AppState>>, req: Request) -> Response {
         },
         _ => {
             return refused(&Refusal {
-                status: 403,
+                status: Status::Forbidden,
                 message: "dockgate: the mediated route is only for requests nginx approved".into(),
                 rule: None,
             })
@@ -268,7 +268,7 @@ async fn mediated(State(s): State<Arc<AppState>>, req: Request) -> Response {
         Ok(v) => v,
         Err(e) => {
             let r = Refusal {
-                status: 400,
+                status: Status::BadRequest,
                 message: format!("dockgate: {e}"),
                 rule: None,
             };
@@ -350,7 +350,7 @@ async fn mediated_build(
     let canonical = match dockgate_api::uri::canonicalize(&uri) {
         Ok(u) => u,
         Err(e) => {
-            let r = Refusal::new(400, e.to_string());
+            let r = Refusal::new(Status::BadRequest, e.to_string());
             record(
                 s,
                 who,
@@ -405,7 +405,7 @@ async fn mediated_build(
 fn unreachable(e: anyhow::Error) -> Response {
     tracing::error!(error = %format!("{e:#}"), "forwarding to dockerd failed");
     refused(&Refusal::new(
-        502,
+        Status::BadGateway,
         "the Docker engine behind this gateway is unreachable",
     ))
 }
@@ -481,7 +481,7 @@ async fn tenant_answer(tenant: &crate::config::Tenant, template: &str, resp: Res
         Err(e) => {
             tracing::error!(error = %e, "reading dockerd's answer failed");
             return refused(&Refusal::new(
-                502,
+                Status::BadGateway,
                 "could not read the Docker engine's answer",
             ));
         }
@@ -499,12 +499,12 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, Refusal> {
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Refusal {
-            status: 413,
+            status: Status::TooLarge,
             message: format!("dockgate: request body larger than {limit} bytes"),
             rule: None,
         }),
         Err(e) => Err(Refusal {
-            status: 400,
+            status: Status::BadRequest,
             message: format!("dockgate: could not read the request body: {e}"),
             rule: None,
         }),

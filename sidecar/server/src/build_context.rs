@@ -14,7 +14,7 @@ use dockgate_policy::context::Scanner;
 use http_body::Frame;
 use tokio::sync::oneshot;
 
-use crate::decision::Refusal;
+use crate::decision::{Refusal, Status};
 use crate::forward::forward_body;
 
 /// The request body, read through the scanner.
@@ -93,13 +93,16 @@ pub async fn forward(
     let answer = forward_body(dockerd, method, uri, headers, scanned).await;
     if let Ok(why) = rx.try_recv() {
         return Err(Refusal {
-            status: 403,
+            status: Status::Forbidden,
             message: format!("dockgate: {why}"),
             rule: Some("remote_fetch"),
         });
     }
     answer.map_err(|e| {
         tracing::error!(error = %format!("{e:#}"), "forwarding a build to dockerd failed");
-        Refusal::new(502, "the Docker engine behind this gateway is unreachable")
+        Refusal::new(
+            Status::BadGateway,
+            "the Docker engine behind this gateway is unreachable",
+        )
     })
 }

@@ -31,17 +31,48 @@ pub struct Transport<'a> {
     pub peer: Option<&'a str>,
 }
 
-/// A refused request, with the status dockerd's clients expect.
+/// What a refusal means, as the status dockerd's clients expect for it. nginx's
+/// `@dockgate_refused` returns each of these as it is (`docker-api-policy.conf`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// The request cannot be read one way (400).
+    BadRequest,
+    /// No identity, or a wrong one (401).
+    Unauthorized,
+    /// The caller may not do this (403).
+    Forbidden,
+    /// Another tenant's object, answered as dockerd answers for a missing one (404).
+    NotFound,
+    /// A body over the limit (413).
+    TooLarge,
+    /// The engine could not be asked (502).
+    BadGateway,
+}
+
+impl Status {
+    pub fn code(self) -> u16 {
+        match self {
+            Status::BadRequest => 400,
+            Status::Unauthorized => 401,
+            Status::Forbidden => 403,
+            Status::NotFound => 404,
+            Status::TooLarge => 413,
+            Status::BadGateway => 502,
+        }
+    }
+}
+
+/// A refused request: its meaning, the Docker-shaped message, and the rule that refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refusal {
-    pub status: u16,
+    pub status: Status,
     pub message: String,
     /// The policy rule that refused, if one did.
     pub rule: Option<&'static str>,
 }
 
 impl Refusal {
-    pub(crate) fn new(status: u16, message: impl Into<String>) -> Refusal {
+    pub(crate) fn new(status: Status, message: impl Into<String>) -> Refusal {
         Refusal {
             status,
             message: format!("dockgate: {}", message.into()),
@@ -51,7 +82,7 @@ impl Refusal {
 
     /// A refusal worded exactly as dockerd words it (no `dockgate:`): another tenant's
     /// object must look missing, not forbidden.
-    pub(crate) fn new_plain(status: u16, message: impl Into<String>) -> Refusal {
+    pub(crate) fn new_plain(status: Status, message: impl Into<String>) -> Refusal {
         Refusal {
             status,
             message: message.into(),
@@ -105,7 +136,7 @@ pub struct Allowed {
 pub fn identify(config: &Config, t: &Transport<'_>) -> Result<Identity, Refusal> {
     let Some(listener) = config.listeners.get(t.listener) else {
         return Err(Refusal::new(
-            403,
+            Status::Forbidden,
             format!(
                 "unknown listener {:?} (the gateway is misconfigured)",
                 t.listener
@@ -126,7 +157,7 @@ pub fn identify(config: &Config, t: &Transport<'_>) -> Result<Identity, Refusal>
                 });
             }
             return Err(Refusal::new(
-                403,
+                Status::Forbidden,
                 "this client certificate belongs to no user of this gateway",
             ));
         }
@@ -138,14 +169,14 @@ pub fn identify(config: &Config, t: &Transport<'_>) -> Result<Identity, Refusal>
                 user: u.name.clone(),
                 role: u.role.clone(),
             }),
-            None => Err(Refusal::new(401, "invalid token")),
+            None => Err(Refusal::new(Status::Unauthorized, "invalid token")),
         };
     }
     let mut anonymous = "anonymous".to_string();
     if listener.relay.is_some() {
         let Some(peer) = t.peer.and_then(parse_peer_address) else {
             return Err(Refusal::new(
-                403,
+                Status::Forbidden,
                 format!(
                     "listener {:?} is relayed by the sidecar, but nginx passed no peer \
                      credentials (its internal listener needs `proxy_protocol`)",
@@ -162,7 +193,7 @@ pub fn identify(config: &Config, t: &Transport<'_>) -> Result<Identity, Refusal>
         anonymous = format!("anonymous (uid {})", peer.uid);
         if listener.anonymous_role.is_none() {
             return Err(Refusal::new(
-                401,
+                Status::Unauthorized,
                 format!(
                     "unix user {} is not a user of this gateway (add the uid to a user's \
                      `uids`), and listener {:?} allows no anonymous access",
@@ -177,7 +208,7 @@ pub fn identify(config: &Config, t: &Transport<'_>) -> Result<Identity, Refusal>
             role: role.clone(),
         }),
         None => Err(Refusal::new(
-            401,
+            Status::Unauthorized,
             "authentication required: use a client certificate or a token",
         )),
     }
@@ -262,11 +293,12 @@ pub fn decide(
     body: Option<&Value>,
 ) -> Result<Allowed, Refusal> {
     let method = head.method;
-    let uri = canonicalize(head.uri).map_err(|e| Refusal::new(400, e.to_string()))?;
+    let uri =
+        canonicalize(head.uri).map_err(|e| Refusal::new(Status::BadRequest, e.to_string()))?;
     let found = Method::parse(method).and_then(|m| endpoints::find(m, &uri));
     let Some(found) = found else {
         return Err(Refusal::new(
-            403,
+            Status::Forbidden,
             format!(
                 "{method} {} is not an allowed Docker API endpoint",
                 uri.path()
@@ -276,13 +308,13 @@ pub fn decide(
     let endpoint = found.endpoint;
     let Some(role) = config.roles.get(&who.role) else {
         return Err(Refusal::new(
-            403,
+            Status::Forbidden,
             format!("role {:?} is not configured", who.role),
         ));
     };
     if !role.kinds.contains(&endpoint.kind) {
         return Err(Refusal::new(
-            403,
+            Status::Forbidden,
             format!(
                 "role {} may not use {} endpoints ({method} {})",
                 role.name,
@@ -294,7 +326,7 @@ pub fn decide(
     read_one_way(endpoint, &uri, head)?;
     if !role.buildkit && buildkit(endpoint, &uri) {
         return Err(Refusal::new(
-            403,
+            Status::Forbidden,
             format!(
                 "role {} may not use BuildKit (its Dockerfile travels in the build's session, \
                  which the gateway cannot read): build with DOCKER_BUILDKIT=0",
@@ -319,7 +351,7 @@ pub fn decide(
         };
         let settings = config.conservative_for(role);
         conservative(&req, settings).map_err(|r| Refusal {
-            status: 403,
+            status: Status::Forbidden,
             message: format!("dockgate: {}", r.message),
             rule: Some(r.rule),
         })?;
@@ -353,7 +385,7 @@ fn read_one_way(endpoint: &Endpoint, uri: &CanonicalUri, head: &Head<'_>) -> Res
             .to_ascii_lowercase();
         if media == "application/x-www-form-urlencoded" || media == "multipart/form-data" {
             return Err(Refusal::new(
-                400,
+                Status::BadRequest,
                 format!(
                     "form-encoded request bodies ({media}) are not accepted: dockerd would read \
                      their fields as query parameters; put parameters in the URL"
@@ -363,7 +395,7 @@ fn read_one_way(endpoint: &Endpoint, uri: &CanonicalUri, head: &Head<'_>) -> Res
     }
     if let Some(key) = uri.repeated_key(endpoint.lists) {
         return Err(Refusal::new(
-            400,
+            Status::BadRequest,
             format!(
                 "query parameter {key:?} given twice: dockerd reads only the first value of it \
                  for {} {}",
@@ -374,7 +406,7 @@ fn read_one_way(endpoint: &Endpoint, uri: &CanonicalUri, head: &Head<'_>) -> Res
     let legacy_start = uri.version.is_some_and(|v| v < START_BODY_VERSION);
     if endpoint.body == Body::ContainerStart && legacy_start && head.has_body {
         return Err(Refusal::new(
-            400,
+            Status::BadRequest,
             format!(
                 "a body on a container start is not accepted: below API v{}.{} dockerd reads a \
                  host config from it; set host options when creating the container",

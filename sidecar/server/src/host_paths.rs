@@ -37,7 +37,7 @@ use dockgate_api::endpoints::{Body, Endpoint};
 use dockgate_policy::gojson::Value;
 use dockgate_policy::rules::Conservative;
 
-use crate::decision::Refusal;
+use crate::decision::{Refusal, Status};
 
 const MOUNTINFO: &str = "/proc/self/mountinfo";
 
@@ -48,7 +48,7 @@ pub fn check(settings: &Conservative, endpoint: &Endpoint, body: &Value) -> Resu
         return Ok(());
     }
     check_create(&settings.bind_allowlist, body).map_err(|message| Refusal {
-        status: 403,
+        status: Status::Forbidden,
         message: format!("dockgate: {message}"),
         rule: Some("binds"),
     })

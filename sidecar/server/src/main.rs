@@ -250,7 +250,7 @@ fn explain(args: &[String]) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(r) => {
-            println!("verdict:  refuse ({})", r.status);
+            println!("verdict:  refuse ({})", r.status.code());
             println!("rule:     {}", r.rule.unwrap_or("-"));
             println!("answer:   {}", r.json());
             Ok(ExitCode::from(1))

@@ -10,7 +10,7 @@ use dockgate_policy::gojson::Value;
 use dockgate_policy::labels;
 
 use crate::config::Config;
-use crate::decision::{decide, Allowed, Head, Identity, Refusal};
+use crate::decision::{decide, Allowed, Head, Identity, Refusal, Status};
 use crate::reach;
 use crate::tenant::names::with_label_filter;
 use crate::tenant::request::{admit, rewrite_body, set_query};
@@ -42,7 +42,7 @@ pub async fn head(config: &Config, who: &Identity, head: &Head<'_>) -> Result<Al
                 allowed.uri.query_value("filters"),
                 &format!("{}={}", labels::POLICY, role.name),
             )
-            .map_err(|e| Refusal::new(400, e))?;
+            .map_err(|e| Refusal::new(Status::BadRequest, e))?;
             set_query(&mut allowed.uri, "filters", filters);
         }
         let settings = config.conservative_for(role);

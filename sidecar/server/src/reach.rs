@@ -14,7 +14,7 @@ use dockgate_policy::reach;
 use dockgate_policy::rules::{Conservative, Refusal as RuleRefusal};
 use serde_json::Value as Json;
 
-use crate::decision::Refusal;
+use crate::decision::{Refusal, Status};
 use crate::tenant::lookup::{ask, segment};
 
 /// Networks every engine has, which nobody created.
@@ -205,7 +205,7 @@ async fn found(dockerd: &Path, path: &str) -> Result<Option<Json>, Refusal> {
 
 fn refusal(r: RuleRefusal) -> Refusal {
     Refusal {
-        status: 403,
+        status: Status::Forbidden,
         message: format!("dockgate: {}", r.message),
         rule: Some(r.rule),
     }

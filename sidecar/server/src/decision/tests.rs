@@ -61,7 +61,7 @@ fn identity_comes_from_certificate_token_or_listener() {
         ..Default::default()
     })
     .unwrap_err();
-    assert_eq!(r.status, 403);
+    assert_eq!(r.status.code(), 403);
     // A certificate nginx did not verify does not count.
     let r = who(Transport {
         listener: "tls",
@@ -70,7 +70,7 @@ fn identity_comes_from_certificate_token_or_listener() {
         ..Default::default()
     })
     .unwrap_err();
-    assert_eq!(r.status, 401);
+    assert_eq!(r.status.code(), 401);
     assert_eq!(
         who(Transport {
             listener: "tls",
@@ -98,7 +98,7 @@ fn identity_comes_from_certificate_token_or_listener() {
         ..Default::default()
     })
     .unwrap_err();
-    assert_eq!(r.status, 401);
+    assert_eq!(r.status.code(), 401);
     assert_eq!(
         who(Transport {
             listener: "nope",
@@ -106,7 +106,7 @@ fn identity_comes_from_certificate_token_or_listener() {
         })
         .unwrap_err()
         .status,
-        403
+        Status::Forbidden
     );
 }
 
@@ -132,11 +132,11 @@ fn unix_users_are_identified_by_the_relayed_credentials() {
     assert_eq!(peer(addr(1001, 100)).unwrap().user, "ops");
     assert_eq!(peer(addr(0, 0)).unwrap().role, "admin");
     let r = peer(addr(1002, 1002)).unwrap_err();
-    assert_eq!(r.status, 401);
+    assert_eq!(r.status.code(), 401);
     assert!(r.message.contains("unix user 1002"), "{}", r.message);
     // nginx passed nothing (its listener lacks proxy_protocol) or something else: refused.
     for bad in ["", "127.0.0.1", "::1"] {
-        assert_eq!(peer(bad).unwrap_err().status, 403, "{bad}");
+        assert_eq!(peer(bad).unwrap_err().status.code(), 403, "{bad}");
     }
     // The credentials only count on a relayed listener.
     let on_loopback = identify(
@@ -173,7 +173,7 @@ fn roles_allow_kinds_and_unknown_endpoints_are_refused() {
     assert_eq!(ok.uri.to_string(), "/v1.41/containers/json");
     assert!(!ok.mediated);
     let r = decide(&c, &anon(), "POST", "/v1.41/swarm/init", None).unwrap_err();
-    assert_eq!(r.status, 403);
+    assert_eq!(r.status.code(), 403);
     assert!(
         r.message
             .contains("role developer may not use swarm endpoints"),
@@ -186,7 +186,7 @@ fn roles_allow_kinds_and_unknown_endpoints_are_refused() {
         "dockgate: GET /debug/pprof is not an allowed Docker API endpoint"
     );
     let r = decide(&c, &anon(), "GET", "/v1.41/containers/../json", None).unwrap_err();
-    assert_eq!(r.status, 400);
+    assert_eq!(r.status.code(), 400);
     let admin = Identity {
         user: "alice".into(),
         role: "admin".into(),
@@ -225,7 +225,7 @@ fn privilege_carrying_bodies_are_mediated_and_checked() {
 
 #[test]
 fn refusal_json_is_header_safe() {
-    let r = Refusal::new(403, "nom \"é\"\n");
+    let r = Refusal::new(Status::Forbidden, "nom \"é\"\n");
     assert!(r.json().is_ascii());
     assert!(!r.json().contains('\n'));
     let back: serde_json::Value = serde_json::from_str(&r.json()).unwrap();
@@ -280,7 +280,7 @@ fn parameters_dockerd_could_read_another_way_are_refused_for_every_role() {
         has_body: true,
     };
     let r = super::decide(&c, &admin, &form, None).unwrap_err();
-    assert_eq!(r.status, 400);
+    assert_eq!(r.status.code(), 400);
     assert!(r.message.contains("form-encoded"), "{}", r.message);
     let start = Head {
         method: "POST",
@@ -342,7 +342,7 @@ fn parameters_dockerd_could_read_another_way_are_refused_for_every_role() {
         None,
     )
     .unwrap_err();
-    assert_eq!(r.status, 400);
+    assert_eq!(r.status.code(), 400);
     // A link's name has a slash.
     let ok = decide(
         &c,

@@ -12,14 +12,17 @@ use serde_json::Value as Json;
 use super::images::{demangle_image, mangle_image, shared_for};
 use super::names::{builtin_network, mangle, LABEL};
 use crate::config::Tenant;
-use crate::decision::Refusal;
+use crate::decision::{Refusal, Status};
 use crate::forward::get_json;
 
 /// Asks dockerd; a transport failure is the gateway's problem (502), not the tenant's.
 pub(crate) async fn ask(dockerd: &Path, path: &str) -> Result<(u16, Json), Refusal> {
     get_json(dockerd, path).await.map_err(|e| {
         tracing::error!(error = %format!("{e:#}"), path, "asking dockerd failed");
-        Refusal::new(502, "the Docker engine behind this gateway is unreachable")
+        Refusal::new(
+            Status::BadGateway,
+            "the Docker engine behind this gateway is unreachable",
+        )
     })
 }
 
@@ -57,7 +60,8 @@ fn owner(labels: Option<&Json>) -> Option<&str> {
 
 /// The full ID of the tenant's container `reference` (name, ID or ID prefix).
 pub async fn container(dockerd: &Path, tenant: &str, reference: &str) -> Result<String, Refusal> {
-    let missing = || Refusal::new_plain(404, format!("No such container: {reference}"));
+    let missing =
+        || Refusal::new_plain(Status::NotFound, format!("No such container: {reference}"));
     let by_name = format!("/containers/{}/json", segment(&mangle(tenant, reference)));
     let (status, json) = ask(dockerd, &by_name).await?;
     if status == 200 && owner(json.pointer("/Config/Labels")) == Some(tenant) {
@@ -85,7 +89,7 @@ async fn listed(dockerd: &Path, path: &str, pointer: &str) -> Result<Vec<String>
             .filter_map(|i| i.pointer(pointer)?.as_str().map(str::to_string))
             .collect()),
         _ => Err(Refusal::new(
-            502,
+            Status::BadGateway,
             "the Docker engine's list could not be read",
         )),
     }
@@ -101,7 +105,7 @@ fn by_prefix(ids: &[String], prefix: &str) -> Result<Option<String>, Refusal> {
         (None, _) => Ok(None),
         (Some(id), None) => Ok(Some(id.clone())),
         (Some(_), Some(_)) => Err(Refusal::new_plain(
-            400,
+            Status::BadRequest,
             format!("multiple IDs found with provided prefix: {prefix}"),
         )),
     }
@@ -109,7 +113,7 @@ fn by_prefix(ids: &[String], prefix: &str) -> Result<Option<String>, Refusal> {
 
 /// Checks that exec instance `id` runs in one of the tenant's containers.
 pub async fn exec(dockerd: &Path, tenant: &str, id: &str) -> Result<(), Refusal> {
-    let missing = || Refusal::new_plain(404, format!("No such exec instance: {id}"));
+    let missing = || Refusal::new_plain(Status::NotFound, format!("No such exec instance: {id}"));
     let (status, json) = ask(dockerd, &format!("/exec/{}/json", segment(id))).await?;
     let Some(container_id) = json.get("ContainerID").and_then(Json::as_str) else {
         return Err(missing());
@@ -133,7 +137,7 @@ pub async fn volume(dockerd: &Path, tenant: &str, name: &str) -> Result<String, 
         return Ok(mangled);
     }
     Err(Refusal::new_plain(
-        404,
+        Status::NotFound,
         format!("get {name}: no such volume"),
     ))
 }
@@ -144,7 +148,7 @@ pub async fn network(dockerd: &Path, tenant: &str, reference: &str) -> Result<St
     if builtin_network(reference) {
         return Ok(reference.to_string());
     }
-    let missing = || Refusal::new_plain(404, format!("network {reference} not found"));
+    let missing = || Refusal::new_plain(Status::NotFound, format!("network {reference} not found"));
     let mangled = mangle(tenant, reference);
     let (status, json) = ask(dockerd, &format!("/networks/{}", segment(&mangled))).await?;
     if status == 200 && owner(json.get("Labels")) == Some(tenant) {
@@ -190,7 +194,7 @@ pub async fn image(
     usage: ImageUse,
 ) -> Result<String, Refusal> {
     let (tenant, shared) = (tenant_of.name.as_str(), &tenant_of.shared_images);
-    let missing = || Refusal::new_plain(404, format!("No such image: {reference}"));
+    let missing = || Refusal::new_plain(Status::NotFound, format!("No such image: {reference}"));
     if let Some(own) = mangle_image(tenant, reference) {
         let (status, _) = ask(dockerd, &format!("/images/{}/json", image_path(&own))).await?;
         if status == 200 {
@@ -204,7 +208,7 @@ pub async fn image(
         let (status, list) = ask(dockerd, "/images/json?all=1").await?;
         let Some(images) = list.as_array().filter(|_| status == 200) else {
             return Err(Refusal::new(
-                502,
+                Status::BadGateway,
                 "the Docker engine's list could not be read",
             ));
         };
@@ -260,7 +264,7 @@ pub async fn image(
             reference.to_string()
         }),
         (false, true, ImageUse::Own) => Err(Refusal::new(
-            403,
+            Status::Forbidden,
             format!("{reference} is shared by all tenants: only an admin can change it"),
         )),
         (false, false, _) => Err(missing()),
@@ -276,7 +280,10 @@ pub async fn usage(dockerd: &Path, tenant: &str) -> Result<(usize, i64), Refusal
     )
     .await?;
     let Some(list) = json.as_array().filter(|_| status == 200) else {
-        return Err(Refusal::new(502, "could not list the tenant's containers"));
+        return Err(Refusal::new(
+            Status::BadGateway,
+            "could not list the tenant's containers",
+        ));
     };
     let memory = list
         .iter()
@@ -356,7 +363,7 @@ mod tests {
         assert_eq!(by_prefix(&ids, "0").unwrap(), None);
         let e = by_prefix(&ids, "ab").unwrap_err();
         assert_eq!(
-            (e.status, e.message.as_str()),
+            (e.status.code(), e.message.as_str()),
             (400, "multiple IDs found with provided prefix: ab")
         );
     }

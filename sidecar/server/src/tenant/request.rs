@@ -14,7 +14,7 @@ use super::names::{
     with_tenant_filter, LABEL, MEMORY_LABEL, NAME_LABELS,
 };
 use crate::config::Tenant;
-use crate::decision::Refusal;
+use crate::decision::{Refusal, Status};
 
 /// What becomes of a tenant's request after [`admit`].
 #[derive(Debug)]
@@ -49,7 +49,7 @@ pub async fn admit(
 ) -> Result<Admitted, Refusal> {
     let t = tenant.name.as_str();
     if let Some(why) = unavailable(endpoint.template) {
-        return Err(Refusal::new(403, why));
+        return Err(Refusal::new(Status::Forbidden, why));
     }
     // Bodies name objects too (creates, connects): the sidecar reads every one.
     let mut mediate = endpoint.route == dockgate_api::endpoints::Route::Mediated;
@@ -95,7 +95,7 @@ pub async fn admit(
             if uri.query_value("fromImage").is_some() {
                 if uri.query_value("tag").is_some_and(|tag| tag.contains(':')) {
                     return Err(Refusal::new(
-                        403,
+                        Status::Forbidden,
                         "pulls by digest are not available to tenants yet: pull a tag",
                     ));
                 }
@@ -112,7 +112,12 @@ pub async fn admit(
                 None | Some("") => serde_json::Map::new(),
                 Some(text) => match serde_json::from_str(text) {
                     Ok(serde_json::Value::Object(map)) => map,
-                    _ => return Err(Refusal::new(400, format!("invalid labels: {text}"))),
+                    _ => {
+                        return Err(Refusal::new(
+                            Status::BadRequest,
+                            format!("invalid labels: {text}"),
+                        ))
+                    }
                 },
             };
             let mut labels = labels;
@@ -152,7 +157,10 @@ pub async fn admit(
                     lookup::image(dockerd, tenant, &reference, ImageUse::Own).await?;
                 }
                 let repo = mangle_image(t, param).ok_or_else(|| {
-                    Refusal::new(400, format!("invalid reference format: {param}"))
+                    Refusal::new(
+                        Status::BadRequest,
+                        format!("invalid reference format: {param}"),
+                    )
                 })?;
                 Some(repo)
             }
@@ -197,8 +205,8 @@ pub async fn admit(
 /// Limits a list to the tenant's objects (label filter), with compose's project filter
 /// in the tenant's namespace.
 fn filter(uri: &mut CanonicalUri, tenant: &str) -> Result<(), Refusal> {
-    let filters =
-        with_tenant_filter(uri.query_value("filters"), tenant).map_err(|e| Refusal::new(400, e))?;
+    let filters = with_tenant_filter(uri.query_value("filters"), tenant)
+        .map_err(|e| Refusal::new(Status::BadRequest, e))?;
     set_query(uri, "filters", with_mangled_label_filters(&filters, tenant));
     Ok(())
 }
@@ -246,8 +254,12 @@ fn mangle_repo(uri: &mut CanonicalUri, tenant: &str, key: &str) -> Result<(), Re
         if k != key || repo.is_empty() {
             continue;
         }
-        *repo = mangle_image(tenant, repo)
-            .ok_or_else(|| Refusal::new(400, format!("invalid reference format: {repo}")))?;
+        *repo = mangle_image(tenant, repo).ok_or_else(|| {
+            Refusal::new(
+                Status::BadRequest,
+                format!("invalid reference format: {repo}"),
+            )
+        })?;
     }
     Ok(())
 }
@@ -288,7 +300,7 @@ pub async fn rewrite_body(
             let memory = body.field("Memory").is_some() || body.field("MemorySwap").is_some();
             if memory {
                 return Err(Refusal::new(
-                    403,
+                    Status::Forbidden,
                     format!(
                         "tenant {t} has a memory limit: a container's memory is set when it is \
                          created, not updated"
@@ -437,7 +449,7 @@ async fn limits(dockerd: &Path, tenant: &Tenant, memory: i64) -> Result<(), Refu
     if let Some(max) = tenant.max_containers {
         if count >= max {
             return Err(Refusal::new(
-                403,
+                Status::Forbidden,
                 format!("tenant {t} has reached its limit of {max} containers (max_containers)"),
             ));
         }
@@ -445,7 +457,7 @@ async fn limits(dockerd: &Path, tenant: &Tenant, memory: i64) -> Result<(), Refu
     if let Some(max) = tenant.max_memory {
         if memory <= 0 {
             return Err(Refusal::new(
-                403,
+                Status::Forbidden,
                 format!(
                     "tenant {t} has a memory limit ({max} bytes, max_memory): give the \
                      container one with --memory"
@@ -454,7 +466,7 @@ async fn limits(dockerd: &Path, tenant: &Tenant, memory: i64) -> Result<(), Refu
         }
         if used.saturating_add(memory) > max {
             return Err(Refusal::new(
-                403,
+                Status::Forbidden,
                 format!(
                     "tenant {t} would exceed its memory limit of {max} bytes (max_memory): \
                      {used} bytes are taken by its containers, this one asks for {memory}"
