@@ -136,6 +136,35 @@ pub fn walk(s: &'static Struct, value: &Value, path: &str) -> Result<(), Refusal
     Ok(())
 }
 
+/// A create body as dockerd reads it: without a `HostConfig` object, the top level's host
+/// fields are the host config (`ContainerConfigWrapper` embeds a deprecated `HostConfig`), so
+/// they are moved into one, which dockerd reads the same way and the rules then judge
+/// (docker-py still sends `Runtime` there). With a `HostConfig` object, dockerd ignores them
+/// but for a few resource fields ([`walk`] holds those to zero).
+pub fn hoist_host_config(body: &mut Value) {
+    let Value::Object(members) = body else {
+        return;
+    };
+    let inner = members
+        .iter()
+        .rev()
+        .find(|(k, _)| go_field_matches(k, "HostConfig"))
+        .map(|(_, v)| v);
+    if matches!(inner, Some(Value::Object(_))) {
+        return;
+    }
+    let (host, rest): (Vec<_>, Vec<_>) = std::mem::take(members)
+        .into_iter()
+        .partition(|(k, _)| HOST_CONFIG.field(k).is_some());
+    *members = rest
+        .into_iter()
+        .filter(|(k, _)| !go_field_matches(k, "HostConfig"))
+        .collect();
+    if !host.is_empty() {
+        members.push(("HostConfig".into(), Value::Object(host)));
+    }
+}
+
 /// A top-level host field dockerd ignores because `HostConfig` is there: all but the ones it
 /// copies into an unset `HostConfig` field (`Memory`, `MemorySwap`, `CpuShares`,
 /// `CpusetCpus`, `VolumeDriver`, `Cpuset`), which must be left at zero.

@@ -66,6 +66,11 @@ pub async fn body(
     head: &Head<'_>,
     value: &mut Value,
 ) -> Result<Allowed, Refusal> {
+    if crate::decision::endpoint_of(head.method, head.uri)
+        .is_some_and(|e| e.body == dockgate_api::endpoints::Body::ContainerCreate)
+    {
+        dockgate_policy::model::hoist_host_config(value);
+    }
     let allowed = decide(config, who, head, Some(value))?;
     if let Some(tenant) = config.tenant_of(&who.user) {
         rewrite_body(&config.dockerd, tenant, allowed.endpoint.template, value).await?;

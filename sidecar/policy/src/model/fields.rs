@@ -269,10 +269,9 @@ pub static ENDPOINT_SETTINGS: Struct = Struct {
         ("IPAMConfig", Safe),
         ("Links", Rule("references")),
         ("Aliases", Safe),
-        (
-            "DriverOpts",
-            Zero("network driver options for the endpoint"),
-        ),
+        // Read by the network's driver for this endpoint only; the network itself (its
+        // driver) must be within reach.
+        ("DriverOpts", Safe),
         ("GwPriority", Safe),
         ("NetworkID", Rule("references")),
         ("EndpointID", Safe),

@@ -73,6 +73,32 @@ fn what_the_cli_sends_for_a_plain_run_passes() {
 }
 
 #[test]
+fn top_level_host_fields_without_a_host_config_become_one() {
+    for (json, hoisted) in [
+        (
+            r#"{"Image":"x","Runtime":"runc","Privileged":true}"#,
+            r#"{"Image":"x","HostConfig":{"Runtime":"runc","Privileged":true}}"#,
+        ),
+        (
+            r#"{"Image":"x","HostConfig":null,"capadd":["SYS_ADMIN"]}"#,
+            r#"{"Image":"x","HostConfig":{"capadd":["SYS_ADMIN"]}}"#,
+        ),
+        (
+            r#"{"Image":"x","Cmd":["true"]}"#,
+            r#"{"Image":"x","Cmd":["true"]}"#,
+        ),
+        (
+            r#"{"Image":"x","Privileged":true,"HostConfig":{}}"#,
+            r#"{"Image":"x","Privileged":true,"HostConfig":{}}"#,
+        ),
+    ] {
+        let mut v = parse(json.as_bytes()).unwrap();
+        hoist_host_config(&mut v);
+        assert_eq!(v.to_json(), hoisted, "{json}");
+    }
+}
+
+#[test]
 fn top_level_host_fields_are_refused_by_name() {
     for (body, key) in [
         (r#"{"Image":"busybox","Binds":["/:/host"]}"#, "Binds"),
@@ -154,13 +180,12 @@ fn zero_only_fields_pass_at_zero_and_fail_otherwise() {
     )
     .unwrap_err();
     assert!(r.message.contains("BindOptions.CreateMountpoint"), "{r}");
-    let r =
-        walk_create(r#"{"NetworkingConfig":{"EndpointsConfig":{"n":{"DriverOpts":{"a":"b"}}}}}"#)
-            .unwrap_err();
-    assert!(
-        r.message.contains(r#"EndpointsConfig["n"].DriverOpts"#),
-        "{r}"
-    );
+    let r = walk_create(r#"{"NetworkingConfig":{"EndpointsConfig":{"n":{"Shiny":{"a":"b"}}}}}"#)
+        .unwrap_err();
+    assert!(r.message.contains(r#"EndpointsConfig["n"].Shiny"#), "{r}");
+    // An endpoint's driver options are the endpoint's own (docker-py sends them).
+    let ok = r#"{"NetworkingConfig":{"EndpointsConfig":{"n":{"DriverOpts":{"a":"b"}}}}}"#;
+    assert_eq!(walk_create(ok), Ok(()));
 }
 
 #[test]
