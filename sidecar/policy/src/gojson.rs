@@ -46,12 +46,20 @@ impl fmt::Display for BodyError {
 
 impl std::error::Error for BodyError {}
 
+/// Deepest nesting of arrays and objects accepted: Docker's bodies need about 8 levels, and
+/// every level of a deeply nested body costs memory (serde_json alone stops at 128).
+pub const MAX_DEPTH: usize = 32;
+
 /// Parses a body. The empty body is `null`, as dockerd treats it.
 pub fn parse(body: &[u8]) -> Result<Value, BodyError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Null);
     }
-    serde_json::from_slice(body).map_err(|e| BodyError::Malformed(e.to_string()))
+    let malformed = |e: serde_json::Error| BodyError::Malformed(e.to_string());
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = de::DeserializeSeed::deserialize(Seed { depth: 0 }, &mut de).map_err(malformed)?;
+    de.end().map_err(malformed)?;
+    Ok(value)
 }
 
 /// Go's case folding for field names: ASCII case, plus the two non-ASCII characters that
@@ -63,6 +71,35 @@ fn fold(c: char) -> char {
         c => c.to_ascii_lowercase(),
     }
 }
+
+/// An object member's key as the duplicate check compares it: exactly (map keys) or folded
+/// as Go folds struct field names, without allocating a folded copy.
+struct Key<'a> {
+    text: &'a str,
+    folded: bool,
+}
+
+impl std::hash::Hash for Key<'_> {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        if self.folded {
+            self.text.chars().map(fold).for_each(|c| c.hash(h));
+        } else {
+            self.text.hash(h);
+        }
+    }
+}
+
+impl PartialEq for Key<'_> {
+    fn eq(&self, other: &Key<'_>) -> bool {
+        if self.folded {
+            go_field_matches(self.text, other.text)
+        } else {
+            self.text == other.text
+        }
+    }
+}
+
+impl Eq for Key<'_> {}
 
 /// Whether Go's decoder would put member `key` into struct field `field`.
 pub fn go_field_matches(key: &str, field: &str) -> bool {
@@ -103,11 +140,10 @@ impl Value {
                 // (a quadratic scan let one 1 MiB body cost a minute of CPU).
                 let mut seen = std::collections::HashSet::with_capacity(members.len());
                 for (k, v) in members {
-                    let fresh = if is_map {
-                        seen.insert(std::borrow::Cow::Borrowed(k.as_str()))
-                    } else {
-                        seen.insert(std::borrow::Cow::Owned(k.chars().map(fold).collect()))
-                    };
+                    let fresh = seen.insert(Key {
+                        text: k,
+                        folded: !is_map,
+                    });
                     if !fresh {
                         return Err(BodyError::AmbiguousKey {
                             path: path.to_string(),
@@ -271,13 +307,38 @@ impl Value {
 
 impl<'de> Deserialize<'de> for Value {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(ValueVisitor)
+        de::DeserializeSeed::deserialize(Seed { depth: 0 }, d)
     }
 }
 
-struct ValueVisitor;
+/// A value at nesting `depth`: deeper than [`MAX_DEPTH`] is refused.
+#[derive(Clone, Copy)]
+struct Seed {
+    depth: usize,
+}
 
-impl<'de> Visitor<'de> for ValueVisitor {
+impl<'de> de::DeserializeSeed<'de> for Seed {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl Seed {
+    fn inner<E: de::Error>(self) -> Result<Seed, E> {
+        if self.depth >= MAX_DEPTH {
+            return Err(E::custom(format!(
+                "the body nests arrays and objects deeper than {MAX_DEPTH} levels"
+            )));
+        }
+        Ok(Seed {
+            depth: self.depth + 1,
+        })
+    }
+}
+
+impl<'de> Visitor<'de> for Seed {
     type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -315,18 +376,23 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let inner = self.inner()?;
         let mut items = Vec::new();
-        while let Some(v) = seq.next_element()? {
+        while let Some(v) = seq.next_element_seed(inner)? {
             items.push(v);
         }
+        // Exactly sized: a body of many small lists would otherwise hold 4 slots for each.
+        items.shrink_to_fit();
         Ok(Value::Array(items))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let inner = self.inner()?;
         let mut members = Vec::new();
-        while let Some((k, v)) = map.next_entry::<String, Value>()? {
-            members.push((k, v));
+        while let Some(k) = map.next_key::<String>()? {
+            members.push((k, map.next_value_seed(inner)?));
         }
+        members.shrink_to_fit();
         Ok(Value::Object(members))
     }
 }

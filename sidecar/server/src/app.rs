@@ -241,9 +241,9 @@ async fn mediated(State(s): State<Arc<AppState>>, req: Request) -> Response {
     if endpoint_of(&method, &uri).is_some_and(|e| e.body == EndpointBody::BuildContext) {
         return mediated_build(&s, &who, &listener, parts, body, started).await;
     }
-    // Reading, parsing and checking a body is bounded per caller and overall; the parse runs
-    // off the event loop that answers `auth_request`.
-    let turn = s.bodies.turn(&who.user).await;
+    // The body is read first (bounded in size and time, holding nothing shared), then parsed
+    // and checked in a turn (bounded per caller and overall), off the event loop that answers
+    // `auth_request`; only the engine lookups run on it.
     let body = match read_body(body, s.config.max_body_bytes).await {
         Ok(b) => b,
         Err(r) => {
@@ -252,44 +252,48 @@ async fn mediated(State(s): State<Arc<AppState>>, req: Request) -> Response {
             return refused(&r);
         }
     };
-    let parsed = {
-        let body = body.clone();
+    let turn = s.bodies.turn(&who.user).await;
+    let checked = {
+        let (state, who, body) = (s.clone(), who.clone(), body.clone());
+        let (method, uri, content_type) = (
+            method.clone(),
+            uri.clone(),
+            header(&parts.headers, "content-type").map(str::to_string),
+        );
         tokio::task::spawn_blocking(move || {
-            gojson::parse(&body).and_then(|v| v.validate().map(|()| v))
+            let mut value = gojson::parse(&body)
+                .and_then(|v| v.validate().map(|()| v))
+                .map_err(|e| Refusal::new(Status::BadRequest, e.to_string()))?;
+            let head = Head {
+                method: &method,
+                uri: &uri,
+                content_type: content_type.as_deref(),
+                has_body: !body.is_empty(),
+            };
+            let allowed = pipeline::check_body(&state.config, &who, &head, &mut value)?;
+            Ok::<_, Refusal>((allowed, value))
         })
         .await
         .unwrap_or_else(|e| {
-            Err(gojson::BodyError::Malformed(format!(
-                "the check failed: {e}"
-            )))
+            Err(Refusal::new(
+                Status::BadRequest,
+                format!("the check failed: {e}"),
+            ))
         })
     };
-    let mut value = match parsed {
-        Ok(v) => v,
-        Err(e) => {
-            let r = Refusal {
-                status: Status::BadRequest,
-                message: format!("dockgate: {e}"),
-                rule: None,
-            };
-            let verdict = Verdict::refuse("-", &r);
-            record(&s, &who, &listener, &method, &uri, &verdict, started);
-            return refused(&r);
-        }
+    let admitted = match checked {
+        Ok((allowed, mut value)) => pipeline::admit_body(&s.config, &who, allowed, &mut value)
+            .await
+            .map(|a| (a, value)),
+        Err(r) => Err(r),
     };
-    let head = Head {
-        method: &method,
-        uri: &uri,
-        content_type: header(&parts.headers, "content-type"),
-        has_body: !body.is_empty(),
-    };
-    match pipeline::body(&s.config, &who, &head, &mut value).await {
+    match admitted {
         Err(r) => {
             let verdict = Verdict::refuse("-", &r);
             record(&s, &who, &listener, &method, &uri, &verdict, started);
             refused(&r)
         }
-        Ok(allowed) => {
+        Ok((allowed, mut value)) => {
             let tenant = s.config.tenant_of(&who.user);
             let verdict = Verdict::allow(allowed.endpoint.kind.as_str());
             record(&s, &who, &listener, &method, &uri, &verdict, started);
@@ -300,17 +304,22 @@ async fn mediated(State(s): State<Arc<AppState>>, req: Request) -> Response {
             if let (true, Some(pc)) = (allowed.package_cache, &s.config.package_cache) {
                 dockgate_policy::package_cache::inject(&mut value, &pc.policy());
             }
-            let rewritten = allowed.inject || allowed.package_cache || allowed.stamp.is_some();
-            let body = if rewritten || tenant.is_some() {
-                if matches!(value, gojson::Value::Null) {
+            let rewritten = allowed.inject
+                || allowed.package_cache
+                || allowed.stamp.is_some()
+                || tenant.is_some();
+            // Serialising (and freeing) the tree is linear work too: off the event loop.
+            let body = tokio::task::spawn_blocking(move || {
+                if !rewritten {
+                    body
+                } else if matches!(value, gojson::Value::Null) {
                     Bytes::new()
                 } else {
                     Bytes::from(value.to_json())
                 }
-            } else {
-                body
-            };
-            drop(value);
+            })
+            .await
+            .unwrap_or_default();
             drop(turn);
             let (dockerd, headers) = (&s.config.dockerd, &parts.headers);
             match tenant {
@@ -494,9 +503,24 @@ async fn tenant_answer(tenant: &crate::config::Tenant, template: &str, resp: Res
     Response::from_parts(parts, Body::from(bytes))
 }
 
-/// Reads a body (Content-Length or chunked: nginx passes either) up to `limit` bytes.
+/// How long a mediated body may take to arrive (a megabyte takes milliseconds on loopback
+/// and seconds on a slow link): a client that trickles it cannot keep the connection busy.
+const BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Reads a body (Content-Length or chunked: nginx passes either) up to `limit` bytes, within
+/// [`BODY_DEADLINE`].
 async fn read_body(body: Body, limit: usize) -> Result<Bytes, Refusal> {
-    match Limited::new(body, limit).collect().await {
+    let read = tokio::time::timeout(BODY_DEADLINE, Limited::new(body, limit).collect());
+    let Ok(read) = read.await else {
+        return Err(Refusal::new(
+            Status::Timeout,
+            format!(
+                "the request body did not arrive within {} s",
+                BODY_DEADLINE.as_secs()
+            ),
+        ));
+    };
+    match read {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Refusal {
             status: Status::TooLarge,

@@ -1,20 +1,22 @@
 //! Bounds what mediated bodies may cost, so that one client cannot stall the others: at most
-//! [`IN_FLIGHT`] bodies are read, parsed and checked at once (their memory), and at most
-//! [`PER_CALLER`] of them belong to one caller. A request over either bound waits for its
-//! turn, holding nothing but its connection; `auth_request` decisions never wait here.
+//! [`IN_FLIGHT`] bodies are parsed and checked at once (their memory), and at most
+//! [`PER_CALLER`] of them belong to one caller. A body is read before its turn (bounded in size
+//! and time), so a client that trickles one holds no turn; a request over either bound waits,
+//! holding its text; `auth_request` decisions never wait here.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// Bodies in flight at once: each costs up to `max_body_bytes` plus its parsed tree (about
-/// 17 times the text for a body made of tiny keys), so 8 bound the sidecar's body memory to
-/// about 150 MiB at the default 1 MiB limit.
-pub const IN_FLIGHT: usize = 8;
+/// Bodies parsed and checked at once: each costs up to `max_body_bytes` of text plus its
+/// parsed tree (up to about 30 times the text for a body made of tiny keys or labels), so 4
+/// bound the trees to about 120 MiB at the default 1 MiB limit; on 2 cores more would only
+/// queue for the CPU.
+pub const IN_FLIGHT: usize = 4;
 
-/// Bodies in flight at once for one caller (user name).
-pub const PER_CALLER: usize = 4;
+/// Bodies parsed and checked at once for one caller (user name).
+pub const PER_CALLER: usize = 2;
 
 /// The two bounds.
 pub struct BodyGate {

@@ -43,6 +43,8 @@ pub enum Status {
     Forbidden,
     /// Another tenant's object, answered as dockerd answers for a missing one (404).
     NotFound,
+    /// A body that did not arrive in time (408).
+    Timeout,
     /// A body over the limit (413).
     TooLarge,
     /// The engine could not be asked (502).
@@ -56,6 +58,7 @@ impl Status {
             Status::Unauthorized => 401,
             Status::Forbidden => 403,
             Status::NotFound => 404,
+            Status::Timeout => 408,
             Status::TooLarge => 413,
             Status::BadGateway => 502,
         }

@@ -277,6 +277,10 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
     // hand-offs between runtime threads cost more than they bring (measured in bench/).
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        // Body checks run on the blocking pool, at most `body_gate::IN_FLIGHT` at once (the
+        // file system's few calls share it): fewer threads, fewer allocator arenas holding
+        // the largest tree each has seen.
+        .max_blocking_threads(body_gate::IN_FLIGHT)
         .build()?;
     runtime.block_on(async move {
         let listen = config.listen.clone();

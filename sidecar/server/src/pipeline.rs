@@ -59,8 +59,20 @@ pub async fn head(config: &Config, who: &Identity, head: &Head<'_>) -> Result<Al
 }
 
 /// The decision on a mediated request with its parsed body, which becomes what dockerd gets
-/// (a tenant's names and labels written in).
+/// (a tenant's names and labels written in): [`check_body`], then [`admit_body`].
 pub async fn body(
+    config: &Config,
+    who: &Identity,
+    head: &Head<'_>,
+    value: &mut Value,
+) -> Result<Allowed, Refusal> {
+    let allowed = check_body(config, who, head, value)?;
+    admit_body(config, who, allowed, value).await
+}
+
+/// The pure part: the body as dockerd reads it, the model and the rules. Linear in the body;
+/// the sidecar runs it off the event loop.
+pub fn check_body(
     config: &Config,
     who: &Identity,
     head: &Head<'_>,
@@ -71,7 +83,17 @@ pub async fn body(
     {
         dockgate_policy::model::hoist_host_config(value);
     }
-    let allowed = decide(config, who, head, Some(value))?;
+    decide(config, who, head, Some(value))
+}
+
+/// The engine's part: tenant rewriting, bind sources on the host, what the body borrows, and
+/// the stamp of the creating role.
+pub async fn admit_body(
+    config: &Config,
+    who: &Identity,
+    allowed: Allowed,
+    value: &mut Value,
+) -> Result<Allowed, Refusal> {
     if let Some(tenant) = config.tenant_of(&who.user) {
         rewrite_body(&config.dockerd, tenant, allowed.endpoint.template, value).await?;
     }

@@ -189,3 +189,13 @@ fn property_a_valid_body_has_one_reading_and_survives_reserialisation() {
         "{valid} valid, {ambiguous} ambiguous"
     );
 }
+
+#[test]
+fn nesting_is_bounded() {
+    let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+    assert!(parse(nested(MAX_DEPTH).as_bytes()).is_ok());
+    let err = parse(nested(MAX_DEPTH + 1).as_bytes()).unwrap_err();
+    assert!(err.to_string().contains("deeper than 32"), "{err}");
+    // Trailing values are still refused.
+    assert!(parse(b"{} {}").is_err());
+}
