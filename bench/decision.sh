@@ -8,7 +8,7 @@
 #              the limit (refused by the API model, after the whole body is parsed)
 #   labels     a Labels map with as many entries as fit under the limit (allowed: dockerd
 #              gets it)
-#   nested     Cmd made of as many arrays nested to serde_json's depth limit (127 levels
+#   nested     Cmd made of as many arrays nested to the sidecar's depth limit (32 levels
 #              with the body object) as fit (the policy passes it; dockerd refuses it)
 #   over       a body of limit + 1 bytes (413)
 #
@@ -162,7 +162,7 @@ labels, n_labels = fill('{"Image":"%s","Cmd":["true"],"Labels":{' % IMAGE, "}}",
                         ('"%s":""' % k for k in names(label_alphabet)))
 # serde_json's recursion limit: 127 levels parse, the 128th is refused. The body object is
 # one level and Cmd's array another.
-deep = "[" * 125 + "]" * 125
+deep = "[" * 30 + "]" * 30
 nested, n_nested = fill('{"Image":"%s","Cmd":[' % IMAGE, "]}", itertools.repeat(deep))
 over = labels + b" " * (limit + 1 - len(labels))
 
@@ -170,7 +170,7 @@ KINDS = [
     ("ordinary", "ordinary create body (%d bytes)" % len(ordinary), ordinary, True),
     ("keys", "%d distinct top-level keys (%d bytes)" % (n_keys, len(keys)), keys, False),
     ("labels", "Labels with %d entries (%d bytes)" % (n_labels, len(labels)), labels, True),
-    ("nested", "Cmd: %d arrays nested 125 deep (%d bytes)" % (n_nested, len(nested)),
+    ("nested", "Cmd: %d arrays nested 30 deep (%d bytes)" % (n_nested, len(nested)),
      nested, True),
     ("over", "limit + 1 bytes (%d bytes)" % len(over), over, False),
 ]
