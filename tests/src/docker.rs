@@ -217,6 +217,17 @@ pub fn run_script(
     }
 }
 
+/// Runs a docker command on the direct socket with the current CLI, its output discarded:
+/// whether it succeeded (for clean-ups and existence checks).
+pub fn docker_direct_quiet(args: &[&str]) -> bool {
+    Command::new(Cli::Current.path())
+        .args(args)
+        .env("DOCKER_HOST", format!("unix://{SYSTEM_DOCKERD}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
 /// Runs a docker command on the direct socket with the current CLI; panics on failure.
 pub fn docker_direct(args: &[&str]) -> String {
     let out = Command::new(Cli::Current.path())

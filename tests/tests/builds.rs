@@ -7,8 +7,10 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use dockgate_tests::docker::{docker_direct, run_script, Cli, Endpoint, Transport};
-use dockgate_tests::nginx::{Flavor, Gateway, GatewayOptions, SYSTEM_DOCKERD};
+use dockgate_tests::docker::{
+    docker_direct, docker_direct_quiet, run_script, Cli, Endpoint, Transport,
+};
+use dockgate_tests::nginx::{Flavor, Gateway, GatewayOptions};
 use dockgate_tests::{free_port, unique_name, wait_until, TempDir};
 
 /// A loopback web server holding `secret`: what only the host can reach.
@@ -81,10 +83,7 @@ fn build(endpoint: &Endpoint, ctx: &Path, args: &str, tag: &str) -> (i32, String
 }
 
 fn remove(tag: &str) {
-    let _ = Command::new(Cli::Current.path())
-        .args(["image", "rm", "-f", tag])
-        .env("DOCKER_HOST", format!("unix://{SYSTEM_DOCKERD}"))
-        .output();
+    docker_direct_quiet(&["image", "rm", "-f", tag]);
 }
 
 /// What a case is, its context's files, and the build's extra arguments.
@@ -186,10 +185,7 @@ fn an_onbuild_trigger_fetching_a_url_cannot_be_written_into_an_image() {
         &[("C", &c), ("T", &tag)],
         None,
     );
-    let _ = Command::new(Cli::Current.path())
-        .args(["rm", "-f", &c])
-        .env("DOCKER_HOST", format!("unix://{SYSTEM_DOCKERD}"))
-        .output();
+    docker_direct_quiet(&["rm", "-f", &c]);
     remove(&tag);
     assert_ne!(out.code, 0, "{out}");
     assert!(out.stderr.contains("the trigger ONBUILD"), "{out}");

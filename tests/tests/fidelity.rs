@@ -3,17 +3,12 @@
 
 use std::process::Command;
 
-use dockgate_tests::docker::{docker_direct, run_script, Cli, Endpoint, Transport};
+use dockgate_tests::docker::{
+    docker_direct, docker_direct_quiet, run_script, Cli, Endpoint, Transport,
+};
 use dockgate_tests::nginx::{sidecar_binary, Flavor, Gateway, GatewayOptions, SYSTEM_DOCKERD};
 use dockgate_tests::raw::{self, Target};
 use dockgate_tests::{unique_name, TempDir};
-
-fn quiet(args: &[&str]) {
-    let _ = Command::new(Cli::Current.path())
-        .args(args)
-        .env("DOCKER_HOST", format!("unix://{SYSTEM_DOCKERD}"))
-        .output();
-}
 
 #[test]
 fn list_parameters_work_with_both_clis() {
@@ -52,9 +47,9 @@ fn list_parameters_work_with_both_clis() {
             docker save $A $I | tar -t | grep -c manifest.json";
         let out = run_script(cli, &gateway, script, &vars, None);
         for name in [&a, &b, &img] {
-            quiet(&["image", "rm", "-f", name]);
+            docker_direct_quiet(&["image", "rm", "-f", name]);
         }
-        quiet(&["rm", "-f", &c]);
+        docker_direct_quiet(&["rm", "-f", &c]);
         assert_eq!(out.code, 0, "{cli}: {out}\n{}", gw.sidecar_log());
         assert!(
             out.stdout.contains("ONE=1") && out.stdout.contains("TWO=2"),
@@ -81,7 +76,7 @@ fn removing_a_link_answers_as_dockerd_does() {
     let path = format!("/v1.41/containers/{web}/db?link=1");
     let direct = raw::call(&Target::Unix(SYSTEM_DOCKERD.into()), "DELETE", &path, "").unwrap();
     let through = raw::call(&Target::Tcp(gw.port), "DELETE", &path, "").unwrap();
-    quiet(&["rm", "-f", &web]);
+    docker_direct_quiet(&["rm", "-f", &web]);
     assert_eq!(through, direct, "dockerd answered {direct:?}");
     for cli in Cli::ALL {
         let out = run_script(
@@ -175,6 +170,6 @@ fn explain_prints_what_serve_answers() {
             }
         }
     }
-    quiet(&["rm", "-f", &c]);
+    docker_direct_quiet(&["rm", "-f", &c]);
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

@@ -4,7 +4,9 @@
 
 use std::io::Write;
 
-use dockgate_tests::docker::{docker_direct, run_script, Cli, Endpoint, Transport};
+use dockgate_tests::docker::{
+    docker_direct, docker_direct_quiet, run_script, Cli, Endpoint, Transport,
+};
 use dockgate_tests::nginx::{Flavor, Gateway, GatewayOptions, SYSTEM_DOCKERD};
 use dockgate_tests::raw::{self, Conn, Target};
 use dockgate_tests::unique_name;
@@ -380,15 +382,6 @@ fn escape_corpus_is_refused_by_the_gateway_and_accepted_by_dockerd() {
         failures.join("\n"),
         gw.sidecar_log()
     );
-}
-
-fn docker_direct_quiet(args: &[&str]) -> bool {
-    std::process::Command::new(Cli::Current.path())
-        .args(args)
-        .env("DOCKER_HOST", format!("unix://{SYSTEM_DOCKERD}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
 }
 
 #[test]

@@ -4,7 +4,9 @@
 //! work on dockerd's own socket, then refused through the gateway with nothing changed; the
 //! role's ordinary objects, and everyone's ordinary containers, stay in reach.
 
-use dockgate_tests::docker::{docker_direct, run_script, Cli, Container, Endpoint, Transport};
+use dockgate_tests::docker::{
+    docker_direct, docker_direct_quiet, run_script, Cli, Container, Endpoint, Transport,
+};
 use dockgate_tests::nginx::{Flavor, Gateway, GatewayOptions, SYSTEM_DOCKERD};
 use dockgate_tests::raw::{self, Target};
 use dockgate_tests::unique_name;
@@ -14,15 +16,6 @@ use dockgate_tests::unique_name;
 fn run(endpoint: &Endpoint, script: &str, vars: &[(&str, &str)]) -> (i32, String) {
     let out = run_script(Cli::Current, endpoint, script, vars, None);
     (out.code, format!("{}{}", out.stdout, out.stderr))
-}
-
-fn quiet(args: &[&str]) -> bool {
-    std::process::Command::new(Cli::Current.path())
-        .args(args)
-        .env("DOCKER_HOST", format!("unix://{SYSTEM_DOCKERD}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
 }
 
 #[test]
@@ -122,7 +115,7 @@ fn an_admins_objects_are_out_of_reach_and_ordinary_ones_are_not() {
     }
     drop(admin);
     drop(ordinary);
-    let _ = quiet(&["volume", "rm", &vol]);
+    let _ = docker_direct_quiet(&["volume", "rm", &vol]);
     assert!(
         failures.is_empty(),
         "{}\n{}",
@@ -191,8 +184,8 @@ fn a_privileged_exec_and_a_macvlan_network_are_out_of_reach() {
             &create,
         )
         .unwrap();
-        let created = quiet(&["inspect", &name]);
-        let _ = quiet(&["rm", "-f", &name]);
+        let created = docker_direct_quiet(&["inspect", &name]);
+        let _ = docker_direct_quiet(&["rm", "-f", &name]);
         // The same create on the socket joins it.
         let (direct_status, _) = raw::call(
             &socket,
@@ -201,8 +194,8 @@ fn a_privileged_exec_and_a_macvlan_network_are_out_of_reach() {
             &create,
         )
         .unwrap();
-        let _ = quiet(&["rm", "-f", &name]);
-        let _ = quiet(&["network", "rm", &net]);
+        let _ = docker_direct_quiet(&["rm", "-f", &name]);
+        let _ = docker_direct_quiet(&["network", "rm", &net]);
         assert_eq!(direct_status, 201, "not an escape on dockerd itself");
         assert_eq!(status, 403, "{body}");
         assert!(body.contains("network driver \\\"macvlan\\\""), "{body}");
@@ -232,10 +225,10 @@ fn a_conservative_prune_removes_only_what_the_role_made() {
          docker container prune -f >/dev/null",
         &[("M", &mine)],
     );
-    let theirs_left = quiet(&["inspect", &theirs]);
-    let mine_left = quiet(&["inspect", &mine]);
-    let _ = quiet(&["rm", "-f", &theirs]);
-    let _ = quiet(&["rm", "-f", &mine]);
+    let theirs_left = docker_direct_quiet(&["inspect", &theirs]);
+    let mine_left = docker_direct_quiet(&["inspect", &mine]);
+    let _ = docker_direct_quiet(&["rm", "-f", &theirs]);
+    let _ = docker_direct_quiet(&["rm", "-f", &mine]);
     assert_eq!(code, 0, "{out}");
     assert_eq!(out.trim(), "developer", "{out}");
     assert!(

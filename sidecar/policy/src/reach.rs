@@ -60,7 +60,9 @@ const HOST_FIELDS: &[&str] = &[
 ];
 
 /// Why a container is out of a role's reach, or `Ok` with the volumes and networks it uses
-/// (which the caller looks up and checks with [`volume`] and [`network`]).
+/// (which the caller looks up and checks with [`volume`] and [`network`]). A read-only bind
+/// of one of `settings.operator_binds` (the package cache's CA bundle, which the gateway
+/// itself binds into creates) is the operator's, not the creator's.
 pub fn container(inspect: &Json, settings: &Conservative) -> Result<Uses, Refusal> {
     let name = inspect
         .get("Name")
@@ -91,6 +93,10 @@ pub fn container(inspect: &Json, settings: &Conservative) -> Result<Uses, Refusa
         .flatten()
     {
         let text = |k: &str| m.get(k).and_then(Json::as_str).unwrap_or("").to_string();
+        let read_only = m.get("RW").and_then(Json::as_bool) == Some(false);
+        if read_only && settings.operator_binds.contains(&text("Source")) {
+            continue;
+        }
         match text("Type").as_str() {
             "bind" => mounts.push(serde_json::json!({
                 "Type": "bind",

@@ -99,6 +99,9 @@ pub struct Conservative {
     /// Security options allowed beyond `no-new-privileges` (`--security-opt`), exactly as
     /// written (`apparmor=my-profile`).
     pub security_opts: Vec<String>,
+    /// Host files the gateway itself binds read-only into creates (the package cache's CA
+    /// bundle): not the clients' to bind, but no reason to put a container out of reach.
+    pub operator_binds: Vec<String>,
 }
 
 impl Default for Conservative {
@@ -127,6 +130,7 @@ impl Default for Conservative {
             ]),
             runtimes: list(&["runc"]),
             security_opts: Vec::new(),
+            operator_binds: Vec::new(),
         }
     }
 }
@@ -216,7 +220,7 @@ fn model_of(req: &Request<'_>) -> Result<(), Refusal> {
 
 /// A host path made absolute and free of `.`; `None` if relative or if it climbs with `..`
 /// (which the kernel resolves against symlinks, so no lexical answer is safe).
-fn normalize_host_path(path: &str) -> Option<PathBuf> {
+pub fn normalize_host_path(path: &str) -> Option<PathBuf> {
     let p = Path::new(path);
     if !p.is_absolute() {
         return None;

@@ -545,6 +545,7 @@ impl Config {
             sysctls: global.sysctls.clone().unwrap_or(d.sysctls),
             runtimes: global.runtimes.clone().unwrap_or(d.runtimes),
             security_opts: global.security_opts.clone().unwrap_or(d.security_opts),
+            operator_binds: Vec::new(),
         };
         for (name, role) in roles.iter_mut() {
             let Some(own) = raw.roles.get(name).map(|r| &r.conservative) else {
@@ -566,6 +567,7 @@ impl Config {
                 sysctls: own.sysctls.clone().unwrap_or(g.sysctls),
                 runtimes: own.runtimes.clone().unwrap_or(g.runtimes),
                 security_opts: own.security_opts.clone().unwrap_or(g.security_opts),
+                operator_binds: Vec::new(),
             };
         }
 
@@ -627,6 +629,12 @@ impl Config {
 
         if !errors.is_empty() {
             return Err(fail(errors));
+        }
+        // The package cache's CA bundle is bound into creates by the gateway itself.
+        if let Some(pc) = &package_cache {
+            for role in roles.values_mut() {
+                role.settings.operator_binds = vec![pc.policy().bundle];
+            }
         }
         Ok(Config {
             listen,

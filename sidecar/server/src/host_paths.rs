@@ -35,7 +35,7 @@ use std::path::{Component, Path, PathBuf};
 
 use dockgate_api::endpoints::{Body, Endpoint};
 use dockgate_policy::gojson::Value;
-use dockgate_policy::rules::Conservative;
+use dockgate_policy::rules::{normalize_host_path, Conservative};
 
 use crate::decision::{Refusal, Status};
 
@@ -108,7 +108,7 @@ fn check_with(
         .map(|e| resolve_entry(e).unwrap_or_else(|| e.clone()))
         .collect();
     for source in sources {
-        let Some(lexical) = normalize(source) else {
+        let Some(lexical) = normalize_host_path(source) else {
             return Err(format!(
                 "bind mount source {source:?} must be an absolute path without '..'"
             ));
@@ -262,23 +262,6 @@ fn resolve_entry(entry: &Path) -> Option<PathBuf> {
             Err(_) => return None,
         }
     }
-}
-
-/// An absolute path without `.`, `..` or repeated `/`; `None` if relative or if it climbs.
-fn normalize(path: &str) -> Option<PathBuf> {
-    let p = Path::new(path);
-    if !p.is_absolute() {
-        return None;
-    }
-    let mut out = PathBuf::from("/");
-    for c in p.components() {
-        match c {
-            Component::RootDir | Component::CurDir => {}
-            Component::Normal(part) => out.push(part),
-            Component::ParentDir | Component::Prefix(_) => return None,
-        }
-    }
-    Some(out)
 }
 
 /// Whether the mount holding the entries of directory `dir` (the top one on the longest

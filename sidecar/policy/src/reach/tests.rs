@@ -74,3 +74,23 @@ fn volumes_and_networks_are_judged_as_their_creates() {
     assert!(exec(&json!({"ProcessConfig": {"privileged": true}})).is_err());
     assert!(exec(&json!({"ProcessConfig": {"privileged": false}})).is_ok());
 }
+
+#[test]
+fn the_operator_s_read_only_binds_are_not_the_creator_s() {
+    let mut c = plain();
+    c["Mounts"] = json!([{"Type": "bind", "Source": "/var/lib/dockgate/package-cache/bundle.pem",
+                          "Destination": "/etc/ssl/certs/ca-certificates.crt", "RW": false,
+                          "Propagation": "rprivate"}]);
+    let bundle = "/var/lib/dockgate/package-cache/bundle.pem";
+    let s = Conservative {
+        operator_binds: vec![bundle.into()],
+        ..Conservative::default()
+    };
+    assert!(container(&c, &s).is_ok());
+    assert!(container(&c, &Conservative::default()).is_err());
+    c["Mounts"][0]["RW"] = json!(true);
+    assert!(
+        container(&c, &s).is_err(),
+        "a writable one is the creator's"
+    );
+}
