@@ -72,6 +72,25 @@ fn origin_requests(stack: &Stack, needle: &str) -> usize {
         .count()
 }
 
+/// [`origin_requests`] once the origin's log has settled: nginx writes a request's line after
+/// the answer has left, so a count read right after a client's request can miss it.
+fn settled_origin_requests(stack: &Stack, needle: &str) -> usize {
+    let mut last = origin_requests(stack, needle);
+    let mut stable_since = std::time::Instant::now();
+    let deadline = stable_since + std::time::Duration::from_secs(3);
+    while std::time::Instant::now() < deadline
+        && stable_since.elapsed() < std::time::Duration::from_millis(300)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let now = origin_requests(stack, needle);
+        if now != last {
+            last = now;
+            stable_since = std::time::Instant::now();
+        }
+    }
+    last
+}
+
 #[test]
 fn replay_of_20_ci_jobs_is_served_by_the_cache_across_a_ca_rotation() {
     let stack = Stack::start(StackOptions {
@@ -288,7 +307,7 @@ fn without_the_injection_the_names_and_the_ca_are_missing() {
 
     // Credentials are not cached (the host has no cache_credentials); other names are refused.
     let in_release = "/debian/dists/stable/InRelease";
-    let seen_before = origin_requests(&stack, in_release);
+    let seen_before = settled_origin_requests(&stack, in_release);
     let bundle = stack.dir.path().join("package-cache/bundle.pem");
     let fetch = |host: &str, headers: &[&str]| {
         let mut cmd = std::process::Command::new("curl");
@@ -309,10 +328,10 @@ fn without_the_injection_the_names_and_the_ca_are_missing() {
         let head = fetch(APT_HOST, &["Authorization: Bearer secret"]);
         assert!(head.contains("x-dockgate-cache: bypass"), "{head}");
     }
-    assert_eq!(origin_requests(&stack, in_release), seen_before + 2);
+    assert_eq!(settled_origin_requests(&stack, in_release), seen_before + 2);
     let head = fetch(APT_HOST, &[]);
     assert!(head.contains("x-dockgate-cache: hit"), "{head}");
-    assert_eq!(origin_requests(&stack, in_release), seen_before + 2);
+    assert_eq!(settled_origin_requests(&stack, in_release), seen_before + 2);
 
     // Plain HTTP is cached under its own key (scheme in the key): a miss, then a hit.
     let http = |host: &str| {
