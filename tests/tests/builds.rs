@@ -157,7 +157,12 @@ fn add_from_a_url_is_refused_before_the_engine_fetches_it() {
         }
         remove(&tag);
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{}\n{}",
+        failures.join("\n"),
+        gw.sidecar_log()
+    );
 }
 
 #[test]
@@ -173,7 +178,8 @@ fn an_onbuild_trigger_fetching_a_url_cannot_be_written_into_an_image() {
     assert_ne!(code, 0, "{out}");
     assert!(
         out.contains("dockgate: ADD http://127.0.0.1:9/secret"),
-        "{out}"
+        "{out}\n{}",
+        gw.sidecar_log()
     );
     let c = unique_name("onbuild-commit");
     let script = "docker create --name $C --network none busybox true >/dev/null && \

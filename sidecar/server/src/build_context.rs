@@ -17,11 +17,13 @@ use tokio::sync::oneshot;
 use crate::decision::{Refusal, Status};
 use crate::forward::forward_body;
 
-/// The request body, read through the scanner.
+/// The request body, read through the scanner. On a refusal, the reason and the rest of the
+/// client's body go back to [`forward`], which reads the rest before it answers: nginx is
+/// still sending it, and an upstream that hangs up mid-body is a 502 to nginx.
 struct Scanned {
-    inner: Body,
+    inner: Option<Body>,
     scanner: Scanner,
-    refused: Option<oneshot::Sender<String>>,
+    refused: Option<oneshot::Sender<(String, Body)>>,
 }
 
 #[derive(Debug)]
@@ -37,8 +39,8 @@ impl std::error::Error for RefusedContext {}
 
 impl Scanned {
     fn refuse(&mut self, why: String) -> Poll<Option<Result<Frame<Bytes>, RefusedContext>>> {
-        if let Some(tx) = self.refused.take() {
-            let _ = tx.send(why);
+        if let (Some(tx), Some(rest)) = (self.refused.take(), self.inner.take()) {
+            let _ = tx.send((why, rest));
         }
         Poll::Ready(Some(Err(RefusedContext)))
     }
@@ -53,7 +55,10 @@ impl http_body::Body for Scanned {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, RefusedContext>>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(Some(Err(RefusedContext)));
+        };
+        match Pin::new(inner).poll_frame(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(None) => match this.scanner.finish() {
                 Ok(()) => Poll::Ready(None),
@@ -86,12 +91,22 @@ pub async fn forward(
 ) -> Result<Response, Refusal> {
     let (tx, mut rx) = oneshot::channel();
     let scanned = Scanned {
-        inner: body,
+        inner: Some(body),
         scanner: Scanner::new(dockerfile),
         refused: Some(tx),
     };
     let answer = forward_body(dockerd, method, uri, headers, scanned).await;
-    if let Ok(why) = rx.try_recv() {
+    // A refusal ends the upload, which fails the forwarding: wait a moment for its reason
+    // (it is sent before the error reaches here, but from the connection's task).
+    let refusal = match &answer {
+        Ok(_) => rx.try_recv().ok(),
+        Err(_) => tokio::time::timeout(std::time::Duration::from_secs(1), &mut rx)
+            .await
+            .ok()
+            .and_then(Result::ok),
+    };
+    if let Some((why, rest)) = refusal {
+        drain(rest).await;
         return Err(Refusal {
             status: Status::Forbidden,
             message: format!("dockgate: {why}"),
@@ -105,4 +120,11 @@ pub async fn forward(
             "the Docker engine behind this gateway is unreachable",
         )
     })
+}
+
+/// Reads and drops the rest of a refused context, for as long as nginx sends it in time.
+async fn drain(mut rest: Body) {
+    use http_body_util::BodyExt;
+    let read = async { while let Some(Ok(_)) = rest.frame().await {} };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(30), read).await;
 }

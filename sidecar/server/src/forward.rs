@@ -111,9 +111,15 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let stream = UnixStream::connect(dockerd)
-        .await
-        .with_context(|| format!("connect to {}", dockerd.display()))?;
+    // A busy engine's accept queue can be full for a moment (EAGAIN on a unix socket).
+    let stream = match UnixStream::connect(dockerd).await {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            UnixStream::connect(dockerd).await
+        }
+        other => other,
+    }
+    .with_context(|| format!("connect to {}", dockerd.display()))?;
     let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .context("HTTP handshake with dockerd")?;
