@@ -339,6 +339,10 @@ fn another_tenants_objects_look_missing_whatever_the_reference() {
         format!("docker container inspect {tiny}"),
         "docker logs secret".into(),
         format!("docker logs {id}"),
+        // Lists ordered around another tenant's container tell it exists: they must not.
+        format!("docker ps -a -q --filter since={id}"),
+        format!("docker ps -a -q --filter before={b}.secret"),
+        format!("docker ps -a -q --filter since={short}"),
         "docker top secret".into(),
         format!("docker diff {short}"),
         "docker export secret | cat >/dev/null".into(),
@@ -398,6 +402,12 @@ fn another_tenants_objects_look_missing_whatever_the_reference() {
             failures.push(format!("{method} {path}: {status} {answer}"));
         }
     }
+    // Ordering around its own container, or a shared image, works as on the socket.
+    alpha.ok(
+        &gw,
+        "docker ps -a -q --filter since=mine --filter before=mine",
+    );
+    alpha.ok(&gw, "docker images -q --filter since=busybox");
     // Beta's network by ID: dockerd prefers an endpoint's NetworkID to its key, in a create
     // body and in a connect. On the socket this puts a container on beta's network.
     let endpoint = |key: &str| {

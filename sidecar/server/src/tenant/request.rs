@@ -55,6 +55,9 @@ pub async fn admit(
     let mut mediate = endpoint.route == dockgate_api::endpoints::Route::Mediated;
     match endpoint.template {
         "/containers/json" | "/networks" => {
+            if endpoint.template == "/containers/json" {
+                order_filters(dockerd, tenant, &mut uri, Resource::Container).await?;
+            }
             filter(&mut uri, t)?;
             mediate = true;
         }
@@ -90,7 +93,11 @@ pub async fn admit(
             }
             mangle_repo(&mut uri, t, "repo")?;
         }
-        "/images/json" | "/system/df" | "/info" => mediate = true,
+        "/images/json" => {
+            order_filters(dockerd, tenant, &mut uri, Resource::Image).await?;
+            mediate = true;
+        }
+        "/system/df" | "/info" => mediate = true,
         "/images/create" => {
             if uri.query_value("fromImage").is_some() {
                 if uri.query_value("tag").is_some_and(|tag| tag.contains(':')) {
@@ -200,6 +207,64 @@ pub async fn admit(
         }
     }
     Ok(Admitted { uri, mediate })
+}
+
+/// `since` and `before` name a container or image the list is ordered around (in `filters`,
+/// and as plain query keys for containers): resolved among the tenant's own and shared
+/// objects, so another tenant's answers as missing, in dockerd's words, and not as a list.
+async fn order_filters(
+    dockerd: &Path,
+    tenant: &Tenant,
+    uri: &mut CanonicalUri,
+    kind: Resource,
+) -> Result<(), Refusal> {
+    let resolve = |reference: String| async move {
+        match kind {
+            Resource::Image => lookup::image(dockerd, tenant, &reference, ImageUse::Read).await,
+            _ => lookup::container(dockerd, &tenant.name, &reference).await,
+        }
+    };
+    for (key, value) in uri.query.iter_mut() {
+        if kind == Resource::Container && (key == "since" || key == "before") && !value.is_empty() {
+            *value = resolve(value.clone()).await?;
+        }
+    }
+    let Some(text) = uri.query_value("filters").map(str::to_string) else {
+        return Ok(());
+    };
+    let Ok(serde_json::Value::Object(mut map)) = serde_json::from_str(&text) else {
+        return Ok(());
+    };
+    let mut changed = false;
+    for key in ["since", "before"] {
+        let Some(values) = map.get_mut(key) else {
+            continue;
+        };
+        // dockerd reads filters as lists, or (older clients) as maps of value to true.
+        match values {
+            serde_json::Value::Array(items) => {
+                for item in items.iter_mut() {
+                    if let Some(reference) = item.as_str() {
+                        *item = serde_json::Value::String(resolve(reference.to_string()).await?);
+                        changed = true;
+                    }
+                }
+            }
+            serde_json::Value::Object(set) => {
+                let mut resolved = serde_json::Map::new();
+                for (reference, v) in std::mem::take(set) {
+                    resolved.insert(resolve(reference).await?, v);
+                }
+                *set = resolved;
+                changed = true;
+            }
+            _ => {}
+        }
+    }
+    if changed {
+        set_query(uri, "filters", serde_json::Value::Object(map).to_string());
+    }
+    Ok(())
 }
 
 /// Limits a list to the tenant's objects (label filter), with compose's project filter
