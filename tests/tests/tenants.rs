@@ -402,6 +402,26 @@ fn another_tenants_objects_look_missing_whatever_the_reference() {
             failures.push(format!("{method} {path}: {status} {answer}"));
         }
     }
+    // A missing (or another tenant's) container in --volumes-from or --link is answered as
+    // dockerd answers a missing one: 400, its words (a 404 makes the CLI pull an image).
+    for host in [
+        r#"{"VolumesFrom":["secret"]}"#,
+        r#"{"Links":["secret:db"]}"#,
+    ] {
+        let body = format!(r#"{{"Image":"busybox","HostConfig":{host}}}"#);
+        let path = "/v1.41/containers/create?name=borrower";
+        let direct = raw::call(
+            &raw::Target::Unix(SYSTEM_DOCKERD.into()),
+            "POST",
+            path,
+            &body,
+        )
+        .unwrap();
+        let through = alpha.raw(&gw, "POST", path, &body);
+        if through != direct || direct.0 != 400 {
+            failures.push(format!("{host}: gateway {through:?}, dockerd {direct:?}"));
+        }
+    }
     // Ordering around its own container, or a shared image, works as on the socket.
     alpha.ok(
         &gw,

@@ -132,7 +132,8 @@ fn refused_for_auth_request(r: &Refusal) -> Response {
 /// A refusal answered directly (mediated route): the real status and the JSON body.
 fn refused(r: &Refusal) -> Response {
     let status = StatusCode::from_u16(r.status.code()).unwrap_or(StatusCode::FORBIDDEN);
-    let mut resp = (status, r.json()).into_response();
+    // dockerd ends its JSON errors with a newline; nginx's refusal page does too.
+    let mut resp = (status, format!("{}\n", r.json())).into_response();
     set(resp.headers_mut(), "content-type", "application/json");
     resp
 }

@@ -446,7 +446,22 @@ async fn container_create(
                 Some((r, rest)) => (r, format!(":{rest}")),
                 None => (text, String::new()),
             };
-            let id = lookup::container(dockerd, t, reference.trim_start_matches('/')).await?;
+            let reference = reference.trim_start_matches('/');
+            // dockerd answers a missing one with 400, in these words (a 404 would make the
+            // CLI take it for a missing image and try to pull it).
+            let id = lookup::container(dockerd, t, reference)
+                .await
+                .map_err(|r| {
+                    if r.status != Status::NotFound {
+                        return r;
+                    }
+                    let message = if field == "Links" {
+                        format!("could not get container for {reference}: {}", r.message)
+                    } else {
+                        r.message
+                    };
+                    Refusal::new_plain(Status::BadRequest, message)
+                })?;
             resolved.push(Value::String(format!("{id}{rest}")));
         }
         host.set_field(field, Value::Array(resolved));
