@@ -741,7 +741,14 @@ impl StandIn {
         use std::io::{Read, Write};
         use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
         use std::sync::Arc;
-        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind stand-in");
+        // The port was the upstream's, which may take a moment to let go of it.
+        let mut bound = std::net::TcpListener::bind(("127.0.0.1", port));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while bound.is_err() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            bound = std::net::TcpListener::bind(("127.0.0.1", port));
+        }
+        let listener = bound.expect("bind stand-in");
         let hits = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let (h, s) = (hits.clone(), stop.clone());
