@@ -98,6 +98,29 @@ struct RawConservative {
     security_opts: Option<Vec<String>>,
 }
 
+impl RawConservative {
+    /// These lists over `base`'s: each list given replaces `base`'s (bind sources are checked
+    /// by the caller, which names the key).
+    fn over(&self, base: &Conservative, bind_allowlist: Vec<PathBuf>) -> Conservative {
+        let list = |own: &Option<Vec<String>>, base: &Vec<String>| {
+            own.clone().unwrap_or_else(|| base.clone())
+        };
+        Conservative {
+            bind_allowlist,
+            cap_allowlist: list(&self.cap_allowlist, &base.cap_allowlist),
+            allow_host_network: base.allow_host_network,
+            log_drivers: list(&self.log_drivers, &base.log_drivers),
+            volume_drivers: list(&self.volume_drivers, &base.volume_drivers),
+            volume_types: list(&self.volume_types, &base.volume_types),
+            network_drivers: list(&self.network_drivers, &base.network_drivers),
+            sysctls: list(&self.sysctls, &base.sysctls),
+            runtimes: list(&self.runtimes, &base.runtimes),
+            security_opts: list(&self.security_opts, &base.security_opts),
+            operator_binds: base.operator_binds.clone(),
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRole {
@@ -529,45 +552,22 @@ impl Config {
             }
             paths
         };
+        // `[policy.conservative]` over the built-in lists, then each role's table over that.
         let global = &raw.policy.conservative;
-        let d = Conservative::default();
-        let conservative = Conservative {
-            bind_allowlist: allowlist(
-                global.bind_allowlist.as_deref().unwrap_or_default(),
-                "policy.conservative.bind_allowlist",
-            ),
-            cap_allowlist: global.cap_allowlist.clone().unwrap_or_default(),
-            allow_host_network: false,
-            log_drivers: global.log_drivers.clone().unwrap_or(d.log_drivers),
-            volume_drivers: global.volume_drivers.clone().unwrap_or(d.volume_drivers),
-            volume_types: global.volume_types.clone().unwrap_or(d.volume_types),
-            network_drivers: global.network_drivers.clone().unwrap_or(d.network_drivers),
-            sysctls: global.sysctls.clone().unwrap_or(d.sysctls),
-            runtimes: global.runtimes.clone().unwrap_or(d.runtimes),
-            security_opts: global.security_opts.clone().unwrap_or(d.security_opts),
-            operator_binds: Vec::new(),
-        };
+        let binds = global.bind_allowlist.as_deref().unwrap_or_default();
+        let binds = allowlist(binds, "policy.conservative.bind_allowlist");
+        let conservative = global.over(&Conservative::default(), binds);
         for (name, role) in roles.iter_mut() {
             let Some(own) = raw.roles.get(name).map(|r| &r.conservative) else {
                 continue;
             };
-            let g = conservative.clone();
-            let key = format!("roles.{name}.conservative.bind_allowlist");
+            let binds = match &own.bind_allowlist {
+                Some(list) => allowlist(list, &format!("roles.{name}.conservative.bind_allowlist")),
+                None => conservative.bind_allowlist.clone(),
+            };
             role.settings = Conservative {
-                bind_allowlist: match &own.bind_allowlist {
-                    Some(list) => allowlist(list, &key),
-                    None => g.bind_allowlist,
-                },
-                cap_allowlist: own.cap_allowlist.clone().unwrap_or(g.cap_allowlist),
                 allow_host_network: role.allow_host_network,
-                log_drivers: own.log_drivers.clone().unwrap_or(g.log_drivers),
-                volume_drivers: own.volume_drivers.clone().unwrap_or(g.volume_drivers),
-                volume_types: own.volume_types.clone().unwrap_or(g.volume_types),
-                network_drivers: own.network_drivers.clone().unwrap_or(g.network_drivers),
-                sysctls: own.sysctls.clone().unwrap_or(g.sysctls),
-                runtimes: own.runtimes.clone().unwrap_or(g.runtimes),
-                security_opts: own.security_opts.clone().unwrap_or(g.security_opts),
-                operator_binds: Vec::new(),
+                ..own.over(&conservative, binds)
             };
         }
 
