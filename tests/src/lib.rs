@@ -12,6 +12,7 @@ pub mod package_cache;
 pub mod raw;
 pub mod registry;
 pub mod scenarios;
+pub mod tenants;
 
 use std::io;
 use std::net::TcpListener;

@@ -4,138 +4,12 @@
 //!
 //! Tenants are users with a token (the CLI sends it from `HttpHeaders` in its config.json).
 
-use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
-
-use dockgate_tests::docker::{docker_direct, run_script, Cli, Endpoint, Outcome, Transport};
-use dockgate_tests::nginx::{token_sha256, Flavor, Gateway, GatewayOptions, SYSTEM_DOCKERD};
+use dockgate_tests::docker::{docker_direct, Cli, Outcome};
+use dockgate_tests::nginx::SYSTEM_DOCKERD;
 use dockgate_tests::scenarios::{compare_all_as_tenant, report};
+use dockgate_tests::tenants::{gateway, TenantUser};
 use dockgate_tests::{raw, unique_name, TempDir};
-
-/// A tenant name of this process's own, so parallel tests never share a namespace.
-fn tenant_name(tag: &str) -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    format!("{tag}{}x{n}", std::process::id())
-}
-
-/// One tenant's user: a token, and a docker CLI configuration that sends it.
-struct TenantUser {
-    tenant: String,
-    token: String,
-    config: TempDir,
-}
-
-impl TenantUser {
-    fn new(tag: &str) -> TenantUser {
-        let tenant = tenant_name(tag);
-        let token = format!("token-{tenant}");
-        let config = TempDir::new("tenant-cli").unwrap();
-        std::fs::write(
-            config.path().join("config.json"),
-            format!("{{\"HttpHeaders\":{{\"Authorization\":\"Bearer {token}\"}}}}"),
-        )
-        .unwrap();
-        TenantUser {
-            tenant,
-            token,
-            config,
-        }
-    }
-
-    /// The sidecar configuration for this user and its tenant (`limits`: TOML keys).
-    fn toml(&self, limits: &str) -> String {
-        format!(
-            "[tenants.{t}]\n{limits}\n[[users]]\nname = \"user-{t}\"\nrole = \"developer\"\n\
-             tenant = \"{t}\"\ntoken_sha256 = [\"{h}\"]\n",
-            t = self.tenant,
-            h = token_sha256(&self.token)
-        )
-    }
-
-    fn docker(&self, gw: &Gateway, script: &str) -> Outcome {
-        let config = self.config.path().display().to_string();
-        run_script(
-            Cli::Current,
-            &Endpoint::gateway(gw, Transport::Tcp),
-            script,
-            &[("DOCKER_CONFIG", &config)],
-            None,
-        )
-    }
-
-    /// The gateway as this user's CLI reaches it.
-    fn endpoint(&self, gw: &Gateway) -> Endpoint {
-        let mut e = Endpoint::gateway(gw, Transport::Tcp);
-        e.label = format!("tenant {}", self.tenant);
-        e.env.push((
-            "DOCKER_CONFIG".into(),
-            self.config.path().display().to_string(),
-        ));
-        e
-    }
-
-    fn ok(&self, gw: &Gateway, script: &str) -> String {
-        let out = self.docker(gw, script);
-        assert_eq!(out.code, 0, "{} ran {script}:\n{out}", self.tenant);
-        out.stdout.trim().to_string()
-    }
-
-    fn raw(&self, gw: &Gateway, method: &str, path: &str, body: &str) -> (u16, String) {
-        let auth = format!("Authorization: Bearer {}", self.token);
-        raw::call_with(&raw::Target::Tcp(gw.port), method, path, &[&auth], body).unwrap()
-    }
-}
-
-impl Drop for TenantUser {
-    /// Removes everything the tenant made, through dockerd's own socket.
-    fn drop(&mut self) {
-        let label = format!("label=dockgate.tenant={}", self.tenant);
-        let prefix = format!("{}.", self.tenant);
-        let list = |args: &[&str]| {
-            Command::new(Cli::Current.path())
-                .args(args)
-                .env("DOCKER_HOST", "unix:///var/run/docker.sock")
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-                .unwrap_or_default()
-        };
-        let rm = |args: &[&str], items: Vec<String>| {
-            if !items.is_empty() {
-                let mut all: Vec<&str> = args.to_vec();
-                all.extend(items.iter().map(String::as_str));
-                let _ = list(&all);
-            }
-        };
-        let containers = list(&["ps", "-aq", "--filter", &label]);
-        rm(
-            &["rm", "-f", "-v"],
-            containers.lines().map(str::to_string).collect(),
-        );
-        let volumes = list(&["volume", "ls", "-q"]);
-        rm(
-            &["volume", "rm", "-f"],
-            volumes
-                .lines()
-                .filter(|v| v.starts_with(&prefix))
-                .map(str::to_string)
-                .collect(),
-        );
-        let networks = list(&["network", "ls", "-q", "--filter", &label]);
-        rm(
-            &["network", "rm"],
-            networks.lines().map(str::to_string).collect(),
-        );
-    }
-}
-
-fn gateway(users: &[(&TenantUser, &str)]) -> Gateway {
-    let policy: String = users.iter().map(|(u, limits)| u.toml(limits)).collect();
-    Gateway::start_with(GatewayOptions {
-        policy: Some(policy),
-        ..GatewayOptions::policy(Flavor::Debian)
-    })
-}
+use std::process::Command;
 
 const SLEEPER: &str = "--network none busybox sleep 600";
 
@@ -898,4 +772,39 @@ fn a_tenant_pushes_and_pulls_through_the_registry_front_end_under_its_own_names(
         assert!(missing(&out), "{attempt}: {out}");
     }
     alpha.ok(&gw, &format!("docker rmi {image} >/dev/null"));
+
+    // An image built elsewhere with beta's owner label, pushed to the registry: alpha's
+    // pull does not take it in (untagged, it would pass for one of beta's builds).
+    let ctx = TempDir::new("planted").unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM busybox\nLABEL dockgate.tenant={}\n", beta.tenant),
+    )
+    .unwrap();
+    let direct_ref = format!("127.0.0.1:{}/team-a/planted:1", hosted.port);
+    let out = dockgate_tests::docker::run_script(
+        Cli::Current,
+        &dockgate_tests::docker::Endpoint::direct(),
+        &format!(
+            "DOCKER_BUILDKIT=0 docker build -q -t {direct_ref} {} >/dev/null && \
+             docker push {direct_ref} >/dev/null && docker rmi {direct_ref} >/dev/null",
+            ctx.path().display()
+        ),
+        &[],
+        None,
+    );
+    assert_eq!(out.code, 0, "{out}");
+    let planted = format!("{reg}/planted:1");
+    let out = alpha.docker(&gw, &format!("docker pull {planted}"));
+    assert!(
+        out.code != 0 && out.stderr.contains("which only the gateway sets"),
+        "{out}"
+    );
+    for user in [&alpha, &beta] {
+        let out = user.docker(&gw, &format!("docker image inspect {planted}"));
+        assert!(missing(&out), "{out}");
+    }
+    assert!(!dockgate_tests::docker::docker_direct_quiet(&[
+        "image", "inspect", &planted
+    ]));
 }

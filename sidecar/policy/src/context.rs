@@ -49,6 +49,16 @@ enum Keep {
     LongLink,
 }
 
+/// What a rewriting scanner ([`Scanner::rewriting`]) hands on, in order.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Piece {
+    /// The archive as it came (decompressed), for dockerd.
+    Bytes(Vec<u8>),
+    /// An entry that could be the Dockerfile, taken out with the headers that named it: the
+    /// caller writes it back ([`entry`]), rewritten or not.
+    Dockerfile { name: String, text: String },
+}
+
 /// Streams a context through [`Scanner::feed`], then [`Scanner::finish`].
 pub struct Scanner {
     input: Input,
@@ -89,8 +99,33 @@ impl Scanner {
     /// also tries `dockerfile` when the default `Dockerfile` is missing).
     pub fn new(dockerfile: Option<&str>) -> Scanner {
         Scanner {
-            input: Input::Start(Tar::new(dockerfile), Vec::with_capacity(MAGIC_LEN)),
+            input: Input::Start(
+                Tar::new(dockerfile, true, false),
+                Vec::with_capacity(MAGIC_LEN),
+            ),
         }
+    }
+
+    /// A scanner that also hands the archive on as [`Piece`]s (after [`Scanner::feed`] and
+    /// [`Scanner::finish`], from [`Scanner::take_pieces`]): uncompressed, with every entry
+    /// that could be the Dockerfile taken out. `checks`: refuse what [`Scanner::new`]
+    /// refuses in the Dockerfile.
+    pub fn rewriting(dockerfile: Option<&str>, checks: bool) -> Scanner {
+        Scanner {
+            input: Input::Start(
+                Tar::new(dockerfile, checks, true),
+                Vec::with_capacity(MAGIC_LEN),
+            ),
+        }
+    }
+
+    /// The pieces read so far (rewriting scanners only).
+    pub fn take_pieces(&mut self) -> Vec<Piece> {
+        let tar = match &mut self.input {
+            Input::Start(t, _) | Input::Plain(t) => t,
+            Input::Gzip(d) => &mut d.get_mut().tar,
+        };
+        tar.output.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// How many entries were checked as the Dockerfile.
@@ -131,9 +166,10 @@ impl Scanner {
 
     /// Picks the reader by the body's first bytes.
     fn decide(&mut self, first: &[u8]) -> Result<(), Refused> {
-        let Input::Start(tar, _) =
-            std::mem::replace(&mut self.input, Input::Start(Tar::new(None), Vec::new()))
-        else {
+        let Input::Start(tar, _) = std::mem::replace(
+            &mut self.input,
+            Input::Start(Tar::new(None, false, false), Vec::new()),
+        ) else {
             return Ok(());
         };
         if COMPRESSED.iter().any(|m| first.starts_with(m)) {
@@ -190,10 +226,19 @@ struct Tar {
     next_name: Option<String>,
     next_size: Option<u64>,
     found: usize,
+    /// Refuse what [`check_dockerfile`] refuses.
+    checks: bool,
+    /// Rewriting: what goes on to dockerd.
+    output: Option<Vec<Piece>>,
+    /// Extension headers (PAX, GNU long names) and their data, held until the entry they
+    /// describe shows whether it is a Dockerfile (then they go with it).
+    held: Vec<u8>,
+    /// The Dockerfile entry being read.
+    entry_name: String,
 }
 
 impl Tar {
-    fn new(dockerfile: Option<&str>) -> Tar {
+    fn new(dockerfile: Option<&str>, checks: bool, rewriting: bool) -> Tar {
         let name = dockerfile.filter(|d| !d.is_empty()).unwrap_or("Dockerfile");
         let mut wanted = vec![clean(name)];
         if name == "Dockerfile" {
@@ -208,13 +253,39 @@ impl Tar {
             next_name: None,
             next_size: None,
             found: 0,
+            checks,
+            output: rewriting.then(Vec::new),
+            held: Vec::new(),
+            entry_name: String::new(),
+        }
+    }
+
+    /// Hands bytes on (rewriting only).
+    fn emit(&mut self, bytes: &[u8]) {
+        let Some(out) = &mut self.output else {
+            return;
+        };
+        match out.last_mut() {
+            Some(Piece::Bytes(b)) => b.extend_from_slice(bytes),
+            _ => out.push(Piece::Bytes(bytes.to_vec())),
+        }
+    }
+
+    /// Hands on the held extension headers: their entry is not a Dockerfile.
+    fn release_held(&mut self) {
+        if !self.held.is_empty() {
+            let held = std::mem::take(&mut self.held);
+            self.emit(&held);
         }
     }
 
     fn feed(&mut self, mut chunk: &[u8]) -> Result<(), Refused> {
         while !chunk.is_empty() {
             match self.state {
-                State::End => return Ok(()),
+                State::End => {
+                    self.emit(chunk);
+                    return Ok(());
+                }
                 State::Header => {
                     let take = (BLOCK - self.header.len()).min(chunk.len());
                     self.header.extend_from_slice(&chunk[..take]);
@@ -231,6 +302,7 @@ impl Tar {
                 } => {
                     if left > 0 {
                         let take = left.min(chunk.len() as u64) as usize;
+                        self.pass(keep, &chunk[..take]);
                         if keep != Keep::Skip {
                             if self.kept.len() + take > MAX_DOCKERFILE {
                                 return Err(format!(
@@ -244,6 +316,7 @@ impl Tar {
                         chunk = &chunk[take..];
                     } else {
                         let take = pad.min(chunk.len() as u64) as usize;
+                        self.pass(keep, &chunk[..take]);
                         pad -= take as u64;
                         chunk = &chunk[take..];
                     }
@@ -259,7 +332,20 @@ impl Tar {
         Ok(())
     }
 
+    /// An entry's bytes, handed on, held with the headers, or (a Dockerfile's) kept apart.
+    fn pass(&mut self, keep: Keep, bytes: &[u8]) {
+        if self.output.is_none() {
+            return;
+        }
+        match keep {
+            Keep::Skip => self.emit(bytes),
+            Keep::Pax | Keep::LongName | Keep::LongLink => self.held.extend_from_slice(bytes),
+            Keep::Dockerfile => {}
+        }
+    }
+
     fn finish(&mut self) -> Result<(), Refused> {
+        self.release_held();
         match self.state {
             State::Data {
                 keep: Keep::Dockerfile,
@@ -271,6 +357,8 @@ impl Tar {
 
     fn header_block(&mut self, block: &[u8]) -> Result<(), Refused> {
         if block.iter().all(|&b| b == 0) {
+            self.release_held();
+            self.emit(block);
             self.zero_blocks += 1;
             if self.zero_blocks == 2 {
                 self.state = State::End;
@@ -316,6 +404,17 @@ impl Tar {
         };
         if keep == Keep::Dockerfile {
             self.found += 1;
+            self.entry_name = clean(&name);
+        }
+        if self.output.is_some() {
+            match keep {
+                Keep::Pax | Keep::LongName | Keep::LongLink => self.held.extend_from_slice(block),
+                Keep::Dockerfile => self.held.clear(),
+                Keep::Skip => {
+                    self.release_held();
+                    self.emit(block);
+                }
+            }
         }
         let pad = (BLOCK as u64 - size % BLOCK as u64) % BLOCK as u64;
         self.kept.clear();
@@ -342,15 +441,17 @@ impl Tar {
             }
             Keep::Pax => self.pax(&data),
             Keep::Dockerfile => {
-                let text = String::from_utf8_lossy(&data);
-                match dockerfile::remote_source(&text) {
-                    Some(r) => Err(format!(
-                        "ADD {} in the Dockerfile would make the engine fetch it from its own \
-                         network ({:?}); download it in the build's client and COPY it",
-                        r.source, r.instruction
-                    )),
-                    None => Ok(()),
+                let text = String::from_utf8_lossy(&data).into_owned();
+                if self.checks {
+                    check_dockerfile(&text)?;
                 }
+                if let Some(out) = &mut self.output {
+                    out.push(Piece::Dockerfile {
+                        name: std::mem::take(&mut self.entry_name),
+                        text,
+                    });
+                }
+                Ok(())
             }
         }
     }
@@ -385,6 +486,78 @@ impl Tar {
         }
         Ok(())
     }
+}
+
+/// What a conservative role's Dockerfile may not hold.
+fn check_dockerfile(text: &str) -> Result<(), Refused> {
+    if let Some(r) = dockerfile::remote_source(text) {
+        return Err(format!(
+            "ADD {} in the Dockerfile would make the engine fetch it from its own \
+             network ({:?}); download it in the build's client and COPY it",
+            r.source, r.instruction
+        ));
+    }
+    if let Some(instruction) = dockerfile::reserved_label(text) {
+        return Err(format!(
+            "{instruction:?} in the Dockerfile sets one of the gateway's own labels ({}), which \
+             clients cannot set",
+            crate::labels::RESERVED.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// A regular file entry for an archive: a ustar header (a PAX `path` record before it when
+/// the name is longer than ustar holds), the data, the padding.
+pub fn entry(name: &str, data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(3 * BLOCK + data.len());
+    if name.len() > 100 {
+        let record = |len: usize| format!("{len} path={name}\n");
+        let mut len = record(0).len();
+        while record(len).len() != len {
+            len = record(len).len();
+        }
+        let pax = record(len);
+        out.extend_from_slice(&header("PaxHeaders/Dockerfile", pax.len() as u64, b'x'));
+        out.extend_from_slice(pax.as_bytes());
+        pad_block(&mut out);
+    }
+    out.extend_from_slice(&header(name, data.len() as u64, b'0'));
+    out.extend_from_slice(data);
+    pad_block(&mut out);
+    out
+}
+
+fn pad_block(out: &mut Vec<u8>) {
+    let rem = out.len() % BLOCK;
+    if rem != 0 {
+        out.resize(out.len() + BLOCK - rem, 0);
+    }
+}
+
+/// A ustar header block: mode 0644, owned by root, the epoch as its time.
+fn header(name: &str, size: u64, flag: u8) -> [u8; BLOCK] {
+    let mut h = [0u8; BLOCK];
+    let name = name.as_bytes();
+    let n = name.len().min(100);
+    h[..n].copy_from_slice(&name[..n]);
+    let octal = |h: &mut [u8; BLOCK], at: usize, width: usize, value: u64| {
+        let text = format!("{value:0w$o}", w = width - 1);
+        h[at..at + width - 1].copy_from_slice(text.as_bytes());
+    };
+    octal(&mut h, 100, 8, 0o644);
+    octal(&mut h, 108, 8, 0);
+    octal(&mut h, 116, 8, 0);
+    octal(&mut h, 124, 12, size);
+    octal(&mut h, 136, 12, 0);
+    h[156] = flag;
+    h[257..263].copy_from_slice(b"ustar\0");
+    h[263..265].copy_from_slice(b"00");
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u64 = h.iter().map(|&b| b as u64).sum();
+    let text = format!("{sum:06o}\0 ");
+    h[148..156].copy_from_slice(text.as_bytes());
+    h
 }
 
 fn bad(what: &str) -> Refused {

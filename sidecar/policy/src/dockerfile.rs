@@ -18,10 +18,9 @@ pub struct RemoteSource {
 
 /// The first `ADD` (or `ONBUILD ADD`) whose source would make the engine fetch something.
 pub fn remote_source(text: &str) -> Option<RemoteSource> {
-    let escape = escape_char(text);
-    logical_lines(text, escape)
-        .into_iter()
-        .find_map(|line| remote_in_instruction(&line))
+    instructions(text)
+        .iter()
+        .find_map(|i| remote_in_instruction(&i.text))
 }
 
 /// The first trigger (`ONBUILD` lines as images and commits store them: `ADD src dst`) that
@@ -30,9 +29,112 @@ pub fn remote_trigger<'a>(triggers: impl IntoIterator<Item = &'a str>) -> Option
     triggers.into_iter().find_map(remote_in_instruction)
 }
 
+/// The first `LABEL` (or `ONBUILD LABEL`) that writes one of the gateway's own labels
+/// ([`crate::labels::RESERVED`]), or a key a variable names (which a build argument could
+/// make one): the instruction as written.
+pub fn reserved_label(text: &str) -> Option<String> {
+    instructions(text)
+        .iter()
+        .find(|i| label_is_reserved(&i.text))
+        .map(|i| i.text.clone())
+}
+
+/// Whether one instruction (`LABEL k=v ...`, `ONBUILD LABEL ...`) writes a reserved label.
+pub fn label_is_reserved(instruction: &str) -> bool {
+    let (word, rest) = split_word(instruction);
+    if word.eq_ignore_ascii_case("onbuild") {
+        return label_is_reserved(rest);
+    }
+    if !word.eq_ignore_ascii_case("label") {
+        return false;
+    }
+    // Quotes and escapes may spell a key any way: any mention of a reserved name, or a
+    // variable in a key, is enough.
+    if crate::labels::RESERVED.iter().any(|l| rest.contains(l)) {
+        return true;
+    }
+    let words: Vec<&str> = rest.split_whitespace().collect();
+    let keys: Vec<&str> = if words.iter().any(|w| w.contains('=')) {
+        words
+            .iter()
+            .filter_map(|w| w.split_once('=').map(|(k, _)| k))
+            .collect()
+    } else {
+        words.first().copied().into_iter().collect()
+    };
+    keys.iter().any(|k| k.contains('$'))
+}
+
+/// The first word of an instruction, and the rest (trimmed).
+pub fn split_word(instruction: &str) -> (&str, &str) {
+    let line = instruction.trim();
+    match line.split_once(|c: char| c.is_whitespace()) {
+        Some((word, rest)) => (word, rest.trim()),
+        None => (line, ""),
+    }
+}
+
+/// One instruction of a Dockerfile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Instruction {
+    /// The physical lines (0-based, as `str::lines` counts them) it spans, with the comment
+    /// and empty lines inside its continuations.
+    pub lines: std::ops::Range<usize>,
+    /// The instruction as dockerd's parser joins it: continuation characters removed, the
+    /// lines put together as they are, comment and empty lines inside them skipped.
+    pub text: String,
+}
+
+/// The instructions of a Dockerfile, read as the classic builder's parser reads them: parser
+/// directives and comment lines skipped, continuations joined.
+pub fn instructions(text: &str) -> Vec<Instruction> {
+    let escape = escape_char(text);
+    let physical: Vec<&str> = text.lines().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < physical.len() {
+        let start = i;
+        let first = physical[i].trim_start();
+        i += 1;
+        if first.starts_with('#') {
+            continue;
+        }
+        let (mut line, mut ended) = continuation(first, escape);
+        if ended && line.trim().is_empty() {
+            continue;
+        }
+        while !ended && i < physical.len() {
+            let raw = physical[i];
+            i += 1;
+            if raw.trim_start().starts_with('#') || raw.trim().is_empty() {
+                continue;
+            }
+            let (more, end) = continuation(raw, escape);
+            line.push_str(&more);
+            ended = end;
+        }
+        if !line.trim().is_empty() {
+            out.push(Instruction {
+                lines: start..i,
+                text: line,
+            });
+        }
+    }
+    out
+}
+
+/// A line without its continuation character (and the blanks after it), and whether the
+/// instruction ends with it.
+fn continuation(line: &str, escape: char) -> (String, bool) {
+    match line.trim_end_matches([' ', '\t']).strip_suffix(escape) {
+        Some(head) => (head.to_string(), false),
+        None => (line.to_string(), true),
+    }
+}
+
 /// The escape character a `# escape=` parser directive sets (the default is `\`).
 /// Directives are the leading `# key=value` comments, before any other line.
-fn escape_char(text: &str) -> char {
+pub fn escape_char(text: &str) -> char {
     for line in text.lines() {
         let line = line.trim();
         let Some(directive) = line.strip_prefix('#') else {
@@ -48,40 +150,6 @@ fn escape_char(text: &str) -> char {
         }
     }
     '\\'
-}
-
-/// Instructions, continuations joined, comment lines dropped (also inside continuations,
-/// as the builder does).
-fn logical_lines(text: &str, escape: char) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut current = String::new();
-    let mut continuing = false;
-    for raw in text.lines() {
-        let trimmed = raw.trim_start();
-        if trimmed.starts_with('#') {
-            continue;
-        }
-        if !continuing && trimmed.is_empty() {
-            continue;
-        }
-        let line = raw.trim_end();
-        match line.strip_suffix(escape) {
-            Some(head) => {
-                current.push_str(head);
-                current.push(' ');
-                continuing = true;
-            }
-            None => {
-                current.push_str(line);
-                out.push(std::mem::take(&mut current));
-                continuing = false;
-            }
-        }
-    }
-    if !current.trim().is_empty() {
-        out.push(current);
-    }
-    out
 }
 
 fn remote_in_instruction(line: &str) -> Option<RemoteSource> {
@@ -111,7 +179,7 @@ fn fetches(source: &str) -> bool {
 }
 
 /// The JSON form (`["a", "b"]`) or whitespace-separated words.
-fn arguments(rest: &str) -> Vec<String> {
+pub fn arguments(rest: &str) -> Vec<String> {
     if rest.starts_with('[') {
         if let Ok(list) = serde_json::from_str::<Vec<String>>(rest) {
             return list;
@@ -139,6 +207,10 @@ mod tests {
             "FROM busybox\nONBUILD ADD http://127.0.0.1/x /x\n",
             "FROM busybox\nADD local.txt http://127.0.0.1/x /dir/\n",
             "FROM busybox\n  Add  git@example.invalid:x/y.git /src\n",
+            // dockerd skips empty lines inside a continuation, and joins words split by one.
+            "FROM busybox\nADD \\\n\n   http://127.0.0.1/x /x\n",
+            "FROM busybox\nADD ht\\\ntp://127.0.0.1/x /x\n",
+            "FROM busybox\nADD \\  \n  http://127.0.0.1/x /x\n",
         ] {
             assert!(remote_source(text).is_some(), "{text:?}");
         }
@@ -153,6 +225,44 @@ mod tests {
             "",
         ] {
             assert_eq!(remote_source(text), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn instructions_keep_their_lines() {
+        let text = "# escape=\\\nFROM a \\\n  AS b\n\n# c\nRUN x \\\n# inside\n\n  y\nCMD z";
+        let found = instructions(text);
+        let spans: Vec<_> = found
+            .iter()
+            .map(|i| (i.lines.clone(), i.text.as_str()))
+            .collect();
+        assert_eq!(
+            spans,
+            [
+                (1..3, "FROM a   AS b"),
+                (5..9, "RUN x   y"),
+                (9..10, "CMD z")
+            ]
+        );
+    }
+
+    #[test]
+    fn the_gateways_labels_are_found_in_label_instructions() {
+        for text in [
+            "FROM a\nLABEL dockgate.tenant=beta\n",
+            "FROM a\nlabel x=1 \"dockgate.tenant\"=beta\n",
+            "FROM a\nLABEL dockgate.policy developer\n",
+            "FROM a\nONBUILD LABEL dockgate.memory=0\n",
+            "FROM a\nARG K\nLABEL $K=beta\n",
+            "FROM a\nLABEL x=1 ${K}=beta\n",
+        ] {
+            assert!(reserved_label(text).is_some(), "{text:?}");
+        }
+        for text in [
+            "FROM a\nLABEL version=$V org.opencontainers.image.title=x\n",
+            "FROM a\nLABEL description \"costs $5\"\nRUN echo dockgate.tenant\n",
+        ] {
+            assert_eq!(reserved_label(text), None, "{text:?}");
         }
     }
 

@@ -374,15 +374,36 @@ async fn mediated_build(
         }
     };
     let dockerfile = canonical.query_value("dockerfile").map(str::to_string);
-    let answer = crate::build_context::forward(
-        &s.config.dockerd,
-        parts.method.clone(),
-        &canonical.to_string(),
-        dockerfile.as_deref(),
-        &parts.headers,
-        body,
-    )
-    .await;
+    let answer = match s.config.tenant_of(&who.user) {
+        Some(tenant) => {
+            let checks = s
+                .config
+                .roles
+                .get(&who.role)
+                .is_some_and(|r| r.conservative);
+            crate::build_context::forward_tenant(
+                &s.config.dockerd,
+                tenant,
+                parts.method.clone(),
+                &canonical.to_string(),
+                &parts.headers,
+                body,
+                checks,
+            )
+            .await
+        }
+        None => {
+            crate::build_context::forward(
+                &s.config.dockerd,
+                parts.method.clone(),
+                &canonical.to_string(),
+                dockerfile.as_deref(),
+                &parts.headers,
+                body,
+            )
+            .await
+        }
+    };
     match answer {
         Ok(resp) => {
             record(

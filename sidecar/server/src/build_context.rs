@@ -3,6 +3,9 @@
 //! Dockerfile ends the upload before dockerd has the whole context (the classic builder
 //! extracts all of it before it runs a step), and the client gets the reason instead of
 //! dockerd's answer. Nothing is buffered beyond the scanner's bounds.
+//!
+//! A tenant's build goes through [`forward_tenant`]: the context reaches dockerd as a plain
+//! tar archive with its Dockerfile rewritten ([`crate::tenant::build`]).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -10,12 +13,16 @@ use std::task::{Context, Poll};
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method};
 use axum::response::Response;
-use dockgate_policy::context::Scanner;
+use dockgate_policy::context::{entry, Piece, Scanner};
 use http_body::Frame;
-use tokio::sync::oneshot;
+use http_body_util::BodyExt;
+use tokio::sync::{mpsc, oneshot};
 
+use crate::config::Tenant;
 use crate::decision::{Refusal, Status};
 use crate::forward::forward_body;
+use crate::tenant::build::rewrite_dockerfile;
+use crate::tenant::stream::rewrite_lines;
 
 /// The request body, read through the scanner. On a refusal, the reason and the rest of the
 /// client's body go back to [`forward`], which reads the rest before it answers: nginx is
@@ -122,9 +129,156 @@ pub async fn forward(
     })
 }
 
+/// How much of a decompressed context is read before what it became is sent on (bounds the
+/// memory a gzip bomb can take to one slice's expansion).
+const SLICE: usize = 16 << 10;
+
+/// A request body fed from a channel; an `Err` ends the upload.
+struct Channel(mpsc::Receiver<Result<Bytes, RefusedContext>>);
+
+impl http_body::Body for Channel {
+    type Data = Bytes;
+    type Error = RefusedContext;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, RefusedContext>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|item| item.map(|r| r.map(Frame::data)))
+    }
+}
+
+/// Forwards a tenant's build: the context decompressed and each Dockerfile in it rewritten
+/// on the way; the answer's image names put back in the tenant's. `checks`: the role is
+/// conservative (the Dockerfile checks of [`forward`] apply too).
+pub async fn forward_tenant(
+    dockerd: &std::path::Path,
+    tenant: &Tenant,
+    method: Method,
+    uri: &str,
+    headers: &HeaderMap,
+    body: Body,
+    checks: bool,
+) -> Result<Response, Refusal> {
+    let canonical = dockgate_api::uri::canonicalize(uri)
+        .map_err(|e| Refusal::new(Status::BadRequest, e.to_string()))?;
+    let args = dockgate_tenant::build::build_args(canonical.query_value("buildargs"))
+        .map_err(|e| Refusal::new_plain(Status::BadRequest, e))?;
+    let dockerfile = canonical.query_value("dockerfile").map(str::to_string);
+    let (tx, rx) = mpsc::channel(4);
+    let (refused_tx, mut refused_rx) = oneshot::channel::<(Refusal, Body)>();
+    {
+        let (dockerd, tenant) = (dockerd.to_path_buf(), tenant.clone());
+        tokio::spawn(async move {
+            let mut body = body;
+            let mut scanner = Scanner::rewriting(dockerfile.as_deref(), checks);
+            let outcome = async {
+                loop {
+                    let frame = body.frame().await;
+                    let data = match frame {
+                        None => {
+                            scanner.finish().map_err(context_refusal)?;
+                            send(&dockerd, &tenant, &args, checks, &mut scanner, &tx).await?;
+                            return Ok(true);
+                        }
+                        Some(Err(e)) => {
+                            tracing::debug!(error = %e, "reading a build context failed");
+                            return Ok(false);
+                        }
+                        Some(Ok(frame)) => match frame.into_data() {
+                            Ok(data) => data,
+                            Err(_) => continue,
+                        },
+                    };
+                    for slice in data.chunks(SLICE) {
+                        scanner.feed(slice).map_err(context_refusal)?;
+                        if !send(&dockerd, &tenant, &args, checks, &mut scanner, &tx).await? {
+                            return Ok(false);
+                        }
+                    }
+                }
+            }
+            .await;
+            match outcome {
+                Ok(true) => {}
+                Ok(false) => {
+                    let _ = tx.send(Err(RefusedContext)).await;
+                }
+                Err(refusal) => {
+                    let _ = refused_tx.send((refusal, body));
+                    let _ = tx.send(Err(RefusedContext)).await;
+                }
+            }
+        });
+    }
+    let mut headers = headers.clone();
+    headers.remove("content-length");
+    let answer = forward_body(dockerd, method, uri, &headers, Channel(rx)).await;
+    let refusal = match &answer {
+        Ok(_) => refused_rx.try_recv().ok(),
+        Err(_) => tokio::time::timeout(std::time::Duration::from_secs(1), &mut refused_rx)
+            .await
+            .ok()
+            .and_then(Result::ok),
+    };
+    if let Some((refusal, rest)) = refusal {
+        drain(rest).await;
+        return Err(refusal);
+    }
+    match answer {
+        Ok(resp) => {
+            let name = tenant.name.clone();
+            Ok(rewrite_lines(resp, move |line| {
+                crate::tenant::answer::build_line(&name, line)
+            }))
+        }
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "forwarding a build to dockerd failed");
+            Err(Refusal::new(
+                Status::BadGateway,
+                "the Docker engine behind this gateway is unreachable",
+            ))
+        }
+    }
+}
+
+/// A refused context, in the client's terms.
+fn context_refusal(why: String) -> Refusal {
+    Refusal {
+        status: Status::Forbidden,
+        message: format!("dockgate: {why}"),
+        rule: Some("remote_fetch"),
+    }
+}
+
+/// Sends on what the scanner has read, each Dockerfile rewritten; false when dockerd is gone.
+async fn send(
+    dockerd: &std::path::Path,
+    tenant: &Tenant,
+    args: &std::collections::BTreeMap<String, Option<String>>,
+    checks: bool,
+    scanner: &mut Scanner,
+    tx: &mpsc::Sender<Result<Bytes, RefusedContext>>,
+) -> Result<bool, Refusal> {
+    for piece in scanner.take_pieces() {
+        let bytes = match piece {
+            Piece::Bytes(b) => b,
+            Piece::Dockerfile { name, text } => {
+                let new = rewrite_dockerfile(dockerd, tenant, args, &text, checks).await?;
+                entry(&name, new.as_bytes())
+            }
+        };
+        if tx.send(Ok(Bytes::from(bytes))).await.is_err() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// Reads and drops the rest of a refused context, for as long as nginx sends it in time.
 async fn drain(mut rest: Body) {
-    use http_body_util::BodyExt;
     let read = async { while let Some(Ok(_)) = rest.frame().await {} };
     let _ = tokio::time::timeout(std::time::Duration::from_secs(30), read).await;
 }

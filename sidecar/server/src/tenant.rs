@@ -9,6 +9,7 @@
 //! - [`answer`]: answers on the way out (pure).
 
 pub mod answer;
+pub mod build;
 pub mod images;
 pub mod lookup;
 pub mod names;

@@ -141,3 +141,100 @@ fn gzip_contexts_are_read_through_the_decoder() {
     let two = [gz(a), gz(b)].concat();
     assert!(scan(&two, None, 333).is_err());
 }
+
+/// Runs a rewriting scanner over `tar` and writes each Dockerfile back through `rewrite`.
+fn rewrite(tar: &[u8], step: usize, rewrite: impl Fn(&str) -> String) -> (Vec<u8>, Vec<String>) {
+    let mut s = Scanner::rewriting(None, true);
+    let (mut out, mut names) = (Vec::new(), Vec::new());
+    let mut take = |s: &mut Scanner| {
+        for piece in s.take_pieces() {
+            match piece {
+                Piece::Bytes(b) => out.extend_from_slice(&b),
+                Piece::Dockerfile { name, text } => {
+                    out.extend_from_slice(&super::entry(&name, rewrite(&text).as_bytes()));
+                    names.push(name);
+                }
+            }
+        }
+    };
+    for piece in tar.chunks(step) {
+        s.feed(piece).unwrap();
+        take(&mut s);
+    }
+    s.finish().unwrap();
+    take(&mut s);
+    (out, names)
+}
+
+#[test]
+fn a_rewriting_scanner_replaces_the_dockerfile_and_hands_on_the_rest() {
+    let blob = vec![b'y'; 1500];
+    let long = format!("{}/Dockerfile", "d".repeat(120));
+    let body = format!(" path={long}\n");
+    let len = body.len() + 3;
+    let pax_record = format!("{len}{body}");
+    assert_eq!(pax_record.len(), len);
+    let tar = archive(&[
+        entry("blob", &blob),
+        header("PaxHeaders/x", pax_record.len(), b'x', ""),
+        {
+            let mut d = pax_record.clone().into_bytes();
+            d.resize(d.len().div_ceil(BLOCK) * BLOCK, 0);
+            d
+        },
+        entry("ignored-name", GOOD),
+        entry("Dockerfile", GOOD),
+        entry("after", b"z"),
+    ]);
+    let upper = |t: &str| t.to_uppercase();
+    for step in [1, 100, 512, 4096, 1 << 20] {
+        let (out, names) = rewrite(&tar, step, upper);
+        assert_eq!(names, ["Dockerfile"], "step {step}");
+        // The output is an archive whose Dockerfile is the rewritten one.
+        let (again, _) = rewrite(&out, 512, |t| {
+            assert_eq!(t, "FROM BUSYBOX\nCOPY BLOB /\n");
+            t.to_string()
+        });
+        assert_eq!(again, out);
+        // Everything else is as it was: the blob entry first, the long-named entry and the
+        // one after the Dockerfile too.
+        assert_eq!(&out[..BLOCK + 1536], &tar[..BLOCK + 1536]);
+        let tail = entry("after", b"z");
+        let end = out.len() - 2 * BLOCK;
+        assert_eq!(&out[end - tail.len()..end], &tail[..]);
+    }
+    // The long name itself: PAX path, read back as one Dockerfile entry.
+    let tar = archive(&[entry("blob", &blob), super::entry(&long, GOOD)]);
+    let mut s = Scanner::rewriting(Some(&long), true);
+    s.feed(&tar).unwrap();
+    s.finish().unwrap();
+    let pieces = s.take_pieces();
+    assert!(
+        pieces
+            .iter()
+            .any(|p| matches!(p, Piece::Dockerfile { name, .. } if *name == long)),
+        "{pieces:?}"
+    );
+}
+
+#[test]
+fn a_rewriting_scanner_reads_gzip_and_hands_on_plain_tar() {
+    use std::io::Write;
+    let tar = archive(&[entry("Dockerfile", GOOD), entry("f", b"1")]);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&tar).unwrap();
+    let gz = gz.finish().unwrap();
+    let (out, names) = rewrite(&gz, 64, |t| t.to_string());
+    assert_eq!(names, ["Dockerfile"]);
+    assert_eq!(out, tar);
+}
+
+#[test]
+fn the_gateways_labels_in_a_dockerfile_are_refused() {
+    let tar = archive(&[entry(
+        "Dockerfile",
+        b"FROM busybox\nLABEL dockgate.tenant=beta\n",
+    )]);
+    let err = scan(&tar, None, 512).unwrap_err();
+    assert!(err.contains("the gateway's own labels"), "{err}");
+}

@@ -3,7 +3,7 @@
 
 use serde_json::Value as Json;
 
-use super::images::{demangle_image, visible_image};
+use super::images::{demangle_image, demangle_image_text, owns, visible_image};
 use super::lookup::Counts;
 use super::names::{demangle, demangle_container, demangle_text, NAME_LABELS};
 use crate::config::Tenant;
@@ -108,6 +108,15 @@ pub fn rewrite(tenant_of: &Tenant, template: &str, status: u16, body: &[u8]) -> 
                     demangle_json(from, |s| demangle_image(tenant, s));
                 }
             }
+            "/images/prune" => {
+                if let Some(Json::Array(items)) = json.get_mut("ImagesDeleted") {
+                    for item in items.iter_mut() {
+                        if let Some(untagged) = item.get_mut("Untagged") {
+                            demangle_json(untagged, |s| demangle_image(tenant, s));
+                        }
+                    }
+                }
+            }
             "/containers/{id}/stats" => {
                 json.get_mut("name")
                     .map(|n| demangle_json(n, |s| demangle_container(tenant, s)));
@@ -138,9 +147,44 @@ pub fn rewrite(tenant_of: &Tenant, template: &str, status: u16, body: &[u8]) -> 
     serde_json::to_vec(&json).ok()
 }
 
+/// One line of a build's progress, with the tenant's image names; `None` when unchanged.
+pub fn build_line(tenant: &str, line: &[u8]) -> Option<Vec<u8>> {
+    let mut json: Json = serde_json::from_slice(line).ok()?;
+    let mut changed = false;
+    for pointer in ["/stream", "/status", "/error", "/errorDetail/message"] {
+        if let Some(Json::String(text)) = json.pointer_mut(pointer) {
+            let plain = demangle_image_text(tenant, text);
+            if plain != *text {
+                *text = plain;
+                changed = true;
+            }
+        }
+    }
+    if changed {
+        serde_json::to_vec(&json).ok()
+    } else {
+        None
+    }
+}
+
 /// Keeps an image's tags and digests the tenant may see (its own, demangled, and shared
 /// ones); false when the tenant may see nothing of it (not its build, no visible tag).
 fn visible(tenant: &str, shared: &[String], image: &mut Json) -> bool {
+    let tags: Vec<String> = image
+        .get("RepoTags")
+        .and_then(Json::as_array)
+        .map(|t| {
+            t.iter()
+                .filter_map(Json::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    let label = image
+        .pointer("/Labels/dockgate.tenant")
+        .or_else(|| image.pointer("/Config/Labels/dockgate.tenant"))
+        .and_then(Json::as_str);
+    let built = owns(tenant, tags.iter().map(String::as_str), label);
     let mut any = false;
     for key in ["RepoTags", "RepoDigests"] {
         if let Some(Json::Array(refs)) = image.get_mut(key) {
@@ -148,11 +192,6 @@ fn visible(tenant: &str, shared: &[String], image: &mut Json) -> bool {
             any |= !refs.is_empty();
         }
     }
-    let built = image
-        .pointer("/Labels/dockgate.tenant")
-        .or_else(|| image.pointer("/Config/Labels/dockgate.tenant"))
-        .and_then(Json::as_str)
-        == Some(tenant);
     any || built
 }
 

@@ -138,6 +138,35 @@ pub fn visible_image(tenant: &str, shared: &[String], engine: &str) -> Option<St
     }
 }
 
+/// Whether an image is the tenant's: one of its tags is in the tenant's namespace, or it has
+/// no tag at all and the tenant's label (an image the tenant built: steps, dangling ones).
+/// A tagged image is owned by its tags only: a label came with the image's configuration,
+/// which a registry, an admin or a commit may have written.
+pub fn owns<'a>(
+    tenant: &str,
+    tags: impl IntoIterator<Item = &'a str>,
+    label: Option<&str>,
+) -> bool {
+    let mut tagged = false;
+    for tag in tags {
+        if tag == "<none>:<none>" || tag == "<none>@<none>" {
+            continue;
+        }
+        if demangle_image(tenant, tag).is_some() {
+            return true;
+        }
+        tagged = true;
+    }
+    !tagged && label == Some(tenant)
+}
+
+/// `text` with the tenant's engine references written as the tenant's (`Successfully tagged
+/// dockgate-alpha/library/app:1` → `app:1`).
+pub fn demangle_image_text(tenant: &str, text: &str) -> String {
+    text.replace(&format!("dockgate-{tenant}/library/"), "")
+        .replace(&format!("dockgate-{tenant}/"), "")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,6 +241,20 @@ mod tests {
         // A tenant naming another tenant's image gets its own namespace, not beta's.
         let m = mangle_image("alpha", "dockgate-beta/library/app:1").unwrap();
         assert_eq!(Reference::parse(&m).unwrap().owner(), Some("alpha"));
+    }
+
+    #[test]
+    fn images_are_owned_by_their_tags_then_by_the_label() {
+        let mine = "dockgate-alpha/library/app:1";
+        assert!(owns("alpha", [mine], None));
+        assert!(owns("alpha", [mine, "busybox:latest"], Some("beta")));
+        assert!(owns("alpha", [], Some("alpha")));
+        assert!(owns("alpha", ["<none>:<none>"], Some("alpha")));
+        // A label that came with a tagged image is not ownership.
+        assert!(!owns("beta", [mine], Some("beta")));
+        assert!(!owns("alpha", ["busybox:latest"], Some("alpha")));
+        assert!(!owns("alpha", [], Some("beta")));
+        assert!(!owns("alpha", [], None));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde_json::Value as Json;
 
-use super::images::{demangle_image, mangle_image, shared_for};
+use super::images::{mangle_image, owns, shared_for};
 use super::names::{builtin_network, mangle, LABEL};
 use crate::config::Tenant;
 use crate::decision::{Refusal, Status};
@@ -32,7 +32,7 @@ pub(crate) fn segment(reference: &str) -> String {
 }
 
 /// Percent-encodes an image reference for the path (dockerd's image routes take `/`).
-fn image_path(reference: &str) -> String {
+pub(crate) fn image_path(reference: &str) -> String {
     encode(reference, b"-._/:@")
 }
 
@@ -215,11 +215,15 @@ pub async fn image(
         let ids: Vec<String> = images
             .iter()
             .filter(|i| {
-                let tags = i["RepoTags"].as_array().into_iter().flatten();
-                let mine = owner(i.get("Labels")) == Some(tenant);
-                mine || tags
-                    .filter_map(Json::as_str)
-                    .any(|t| demangle_image(tenant, t).is_some() || shared_for(shared, t))
+                let tags = || {
+                    i["RepoTags"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Json::as_str)
+                };
+                owns(tenant, tags(), owner(i.get("Labels")))
+                    || tags().any(|t| shared_for(shared, t))
             })
             .filter_map(|i| i["Id"].as_str().map(str::to_string))
             .collect();
@@ -241,8 +245,11 @@ pub async fn image(
         .and_then(Json::as_array)
         .map(|t| t.iter().filter_map(Json::as_str).collect())
         .unwrap_or_default();
-    let owned = owner(json.pointer("/Config/Labels")) == Some(tenant)
-        || tags.iter().any(|t| demangle_image(tenant, t).is_some());
+    let owned = owns(
+        tenant,
+        tags.iter().copied(),
+        owner(json.pointer("/Config/Labels")),
+    );
     // Shared: the image has a plain (admin's) tag. A digest reference left behind by a
     // tenant's pull names an image only that tenant tagged: not shared.
     let is_shared = tags.iter().any(|t| shared_for(shared, t))
@@ -321,11 +328,15 @@ pub async fn counts(dockerd: &Path, tenant_of: &Tenant) -> Result<Counts, Refusa
         .map(|all| {
             all.iter()
                 .filter(|i| {
-                    let tags = i["RepoTags"].as_array().into_iter().flatten();
-                    owner(i.get("Labels")) == Some(tenant)
-                        || tags
+                    let tags = || {
+                        i["RepoTags"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
                             .filter_map(Json::as_str)
-                            .any(|t| demangle_image(tenant, t).is_some() || shared_for(shared, t))
+                    };
+                    owns(tenant, tags(), owner(i.get("Labels")))
+                        || tags().any(|t| shared_for(shared, t))
                 })
                 .count()
         })

@@ -60,6 +60,7 @@ pub async fn pull(
     let (parts, mut upstream) = resp.into_parts();
     let (tx, rx) = mpsc::channel(16);
     let dockerd = dockerd.to_path_buf();
+    let tenant = tenant.to_string();
     tokio::spawn(async move {
         let mut failed = false;
         while let Some(frame) = upstream.frame().await {
@@ -76,6 +77,34 @@ pub async fn pull(
             }
         }
         if failed {
+            return;
+        }
+        // An image whose configuration names another tenant (built or committed elsewhere)
+        // would pass for that tenant's once untagged. Its own name is the tenant's commits,
+        // pushed and pulled back.
+        let inspected = call_json(
+            &dockerd,
+            Method::GET,
+            &format!("/images/{}/json", path(&plain)),
+        )
+        .await;
+        let reserved = inspected.ok().and_then(|(_, json)| {
+            let owner = json
+                .pointer("/Config/Labels")?
+                .get(super::names::LABEL)?
+                .as_str()?;
+            (owner != tenant).then(|| format!("{}={owner}", super::names::LABEL))
+        });
+        if let Some(label) = reserved {
+            if before != 200 {
+                let remove = format!("/images/{}", path(&plain));
+                let _ = call_json(&dockerd, Method::DELETE, &remove).await;
+            }
+            let line = error_line(&format!(
+                "dockgate: {plain} carries the label {label}, which only the gateway sets: it is \
+                 not taken into the tenant's namespace"
+            ));
+            let _ = tx.send(line).await;
             return;
         }
         let (repo, tag) = engine.rsplit_once(':').unwrap_or((&engine, "latest"));

@@ -28,8 +28,13 @@ pub struct Admitted {
 /// Endpoints that would show or change other tenants' objects and have no tenant form yet.
 fn unavailable(template: &str) -> Option<&'static str> {
     Some(match template {
-        "/images/prune" | "/build/prune" => {
-            "pruning images and the build cache is for admins: shared images are everyone's"
+        "/build/prune" => {
+            "a tenant's builds keep no build cache apart from its images: remove those with \
+             docker image prune or docker rmi"
+        }
+        "/session" | "/grpc" => {
+            "tenants build with the classic builder (BuildKit's cache and Dockerfile are out of \
+             the gateway's reach): build with DOCKER_BUILDKIT=0"
         }
         "/images/load" => {
             "docker load is not available to tenants: loaded images keep the names in the \
@@ -112,7 +117,46 @@ pub async fn admit(
                 mangle_repo(&mut uri, t, "repo")?;
             }
         }
+        "/images/prune" => {
+            // Dangling images only: an unused tagged image may carry a shared tag an admin
+            // gave it.
+            let dangling_only = uri.query_value("filters").map_or(true, |f| {
+                let map: serde_json::Value = serde_json::from_str(f).unwrap_or_default();
+                let values = &map["dangling"];
+                !(values
+                    .as_array()
+                    .is_some_and(|v| v.iter().any(|x| x == "false" || x == "0"))
+                    || values.get("false").is_some()
+                    || values.get("0").is_some())
+            });
+            if !dangling_only {
+                return Err(Refusal::new(
+                    Status::Forbidden,
+                    "docker image prune -a is not available to tenants: remove unused images by \
+                     name with docker rmi (docker image prune removes the dangling ones)",
+                ));
+            }
+            filter(&mut uri, t)?;
+            mediate = true;
+        }
         "/build" => {
+            if uri.query_value("version") == Some("2") {
+                return Err(Refusal::new(
+                    Status::Forbidden,
+                    "tenants build with the classic builder (BuildKit's cache and Dockerfile are \
+                     out of the gateway's reach): build with DOCKER_BUILDKIT=0",
+                ));
+            }
+            if uri.query_value("remote").is_some_and(|r| !r.is_empty()) {
+                return Err(Refusal::new(
+                    Status::Forbidden,
+                    "a tenant's build sends its context: builds from a URL or git repository are \
+                     not available to tenants",
+                ));
+            }
+            // The context streams through the sidecar, which rewrites its Dockerfile.
+            mediate = true;
+            cache_from(dockerd, tenant, &mut uri).await?;
             mangle_repo(&mut uri, t, "t")?;
             // Images built by a tenant are its own, tagged or not.
             let labels = match uri.query_value("labels") {
@@ -264,6 +308,35 @@ async fn order_filters(
     if changed {
         set_query(uri, "filters", serde_json::Value::Object(map).to_string());
     }
+    Ok(())
+}
+
+/// `--cache-from`: each image resolved among the tenant's and the shared ones; the others are
+/// left out, as dockerd leaves out those it cannot find.
+async fn cache_from(
+    dockerd: &Path,
+    tenant: &Tenant,
+    uri: &mut CanonicalUri,
+) -> Result<(), Refusal> {
+    let Some(text) = uri.query_value("cachefrom").filter(|t| !t.is_empty()) else {
+        return Ok(());
+    };
+    let refs: Vec<String> = serde_json::from_str(text).map_err(|_| {
+        Refusal::new_plain(Status::BadRequest, format!("invalid cachefrom: {text}"))
+    })?;
+    let mut engine = Vec::new();
+    for r in refs {
+        match lookup::image(dockerd, tenant, &r, ImageUse::Read).await {
+            Ok(e) => engine.push(serde_json::Value::String(e)),
+            Err(e) if e.status == Status::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    set_query(
+        uri,
+        "cachefrom",
+        serde_json::Value::Array(engine).to_string(),
+    );
     Ok(())
 }
 
