@@ -808,3 +808,50 @@ fn a_tenant_pushes_and_pulls_through_the_registry_front_end_under_its_own_names(
         "image", "inspect", &planted
     ]));
 }
+
+#[test]
+fn list_filters_name_the_tenants_objects() {
+    let (alpha, beta) = (TenantUser::new("alpha"), TenantUser::new("beta"));
+    let gw = gateway(&[(&alpha, ""), (&beta, "")]);
+    // Each tenant: an image of its own, a volume, a network, and a container using them all.
+    let mut ids = Vec::new();
+    for user in [&alpha, &beta] {
+        user.ok(
+            &gw,
+            &format!(
+                "docker run --name seed --network none busybox sh -c 'echo {t} > /who' && \
+                 docker commit seed app:1 >/dev/null && docker volume create data >/dev/null && \
+                 docker network create --internal net >/dev/null",
+                t = user.tenant
+            ),
+        );
+        ids.push(user.ok(
+            &gw,
+            "docker create --name c1 -v data:/d --network net app:1 true",
+        ));
+    }
+    for filter in [
+        "ancestor=app:1",
+        "volume=data",
+        "network=net",
+    ] {
+        assert_eq!(
+            alpha.ok(&gw, &format!("docker ps -aq --no-trunc --filter {filter}")),
+            ids[0],
+            "{filter}"
+        );
+    }
+    let images = alpha.ok(&gw, "docker images --format '{{.Repository}}:{{.Tag}}' app");
+    assert_eq!(images, "app:1");
+    let images = alpha.ok(
+        &gw,
+        "docker images --format '{{.Repository}}:{{.Tag}}' --filter reference='ap*'",
+    );
+    assert_eq!(images, "app:1");
+    // Beta's image as an ancestor, by ID: it matches nothing, as a missing image does.
+    let beta_image = beta.ok(&gw, "docker image inspect -f '{{.Id}}' app:1");
+    for reference in [beta_image.clone(), beta_image[7..19].to_string()] {
+        let out = alpha.ok(&gw, &format!("docker ps -aq --filter ancestor={reference}"));
+        assert_eq!(out, "", "{reference}");
+    }
+}

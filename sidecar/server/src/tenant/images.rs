@@ -160,6 +160,52 @@ pub fn owns<'a>(
     !tagged && label == Some(tenant)
 }
 
+/// `reference=PATTERN` filters of an image list (`docker images app`, `app:*`) also looked
+/// for in the tenant's namespace; the answer keeps only what the tenant may see.
+pub fn with_mangled_reference_filter(filters: &str, tenant: &str) -> String {
+    let Ok(serde_json::Value::Object(mut map)) = serde_json::from_str::<serde_json::Value>(filters)
+    else {
+        return filters.to_string();
+    };
+    let mangled = |pattern: &str| -> String {
+        if let Some(m) = mangle_image(tenant, pattern) {
+            return m;
+        }
+        // A pattern (`app*`, `team/*:1`): the tenant's component goes first, as in
+        // `mangle_image`, after any registry.
+        match pattern.split_once('/') {
+            Some((first, rest)) if first.contains('.') || first.contains(':') => {
+                format!("{first}/dockgate-{tenant}/{rest}")
+            }
+            Some(_) => format!("dockgate-{tenant}/{pattern}"),
+            None => format!("dockgate-{tenant}/library/{pattern}"),
+        }
+    };
+    match map.get_mut("reference") {
+        Some(serde_json::Value::Array(values)) => {
+            let old: Vec<String> = values
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect();
+            *values = old
+                .iter()
+                .flat_map(|v| [v.clone(), mangled(v)])
+                .map(serde_json::Value::String)
+                .collect();
+        }
+        Some(serde_json::Value::Object(values)) => {
+            let old: Vec<String> = values.keys().cloned().collect();
+            *values = old
+                .iter()
+                .flat_map(|v| [v.clone(), mangled(v)])
+                .map(|v| (v, serde_json::Value::Bool(true)))
+                .collect();
+        }
+        _ => {}
+    }
+    serde_json::Value::Object(map).to_string()
+}
+
 /// `text` with the tenant's engine references written as the tenant's (`Successfully tagged
 /// dockgate-alpha/library/app:1` → `app:1`).
 pub fn demangle_image_text(tenant: &str, text: &str) -> String {
@@ -241,6 +287,21 @@ mod tests {
         // A tenant naming another tenant's image gets its own namespace, not beta's.
         let m = mangle_image("alpha", "dockgate-beta/library/app:1").unwrap();
         assert_eq!(Reference::parse(&m).unwrap().owner(), Some("alpha"));
+    }
+
+    #[test]
+    fn reference_filters_look_in_the_namespace_too() {
+        assert_eq!(
+            with_mangled_reference_filter(r#"{"reference":{"app":true}}"#, "alpha"),
+            r#"{"reference":{"app":true,"dockgate-alpha/library/app":true}}"#
+        );
+        assert_eq!(
+            with_mangled_reference_filter(
+                r#"{"reference":["app*","team/*:1","127.0.0.1:5000/x*"]}"#,
+                "alpha"
+            ),
+            r#"{"reference":["app*","dockgate-alpha/library/app*","team/*:1","dockgate-alpha/team/*:1","127.0.0.1:5000/x*","127.0.0.1:5000/dockgate-alpha/x*"]}"#
+        );
     }
 
     #[test]

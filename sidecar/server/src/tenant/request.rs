@@ -7,7 +7,7 @@ use dockgate_api::endpoints::{Endpoint, Resource};
 use dockgate_api::uri::CanonicalUri;
 use dockgate_policy::gojson::Value;
 
-use super::images::mangle_image;
+use super::images::{mangle_image, with_mangled_reference_filter};
 use super::lookup::{self, ImageUse};
 use super::names::{
     builtin_network, generated, mangle, with_mangled_filter, with_mangled_label_filters,
@@ -62,6 +62,13 @@ pub async fn admit(
         "/containers/json" | "/networks" => {
             if endpoint.template == "/containers/json" {
                 order_filters(dockerd, tenant, &mut uri, Resource::Container).await?;
+                ancestor_filter(dockerd, tenant, &mut uri).await?;
+                if let Some(f) = uri.query_value("filters").map(str::to_string) {
+                    // Names are looked for under the tenant's too (the list holds only the
+                    // tenant's containers either way).
+                    let f = with_mangled_filter(&f, "volume", t);
+                    set_query(&mut uri, "filters", with_mangled_filter(&f, "network", t));
+                }
             }
             filter(&mut uri, t)?;
             mediate = true;
@@ -100,6 +107,9 @@ pub async fn admit(
         }
         "/images/json" => {
             order_filters(dockerd, tenant, &mut uri, Resource::Image).await?;
+            if let Some(f) = uri.query_value("filters").map(str::to_string) {
+                set_query(&mut uri, "filters", with_mangled_reference_filter(&f, t));
+            }
             mediate = true;
         }
         "/system/df" | "/info" => mediate = true,
@@ -337,6 +347,53 @@ async fn cache_from(
         "cachefrom",
         serde_json::Value::Array(engine).to_string(),
     );
+    Ok(())
+}
+
+/// `ancestor=IMAGE` in a container list: the image as the tenant names it (its own, or a
+/// shared one). One dockerd cannot find matches no container, as in dockerd; another
+/// tenant's is made one of those.
+async fn ancestor_filter(
+    dockerd: &Path,
+    tenant: &Tenant,
+    uri: &mut CanonicalUri,
+) -> Result<(), Refusal> {
+    let Some(text) = uri.query_value("filters").map(str::to_string) else {
+        return Ok(());
+    };
+    let Ok(serde_json::Value::Object(mut map)) = serde_json::from_str(&text) else {
+        return Ok(());
+    };
+    let Some(values) = map.get_mut("ancestor") else {
+        return Ok(());
+    };
+    let resolve = |reference: String| async move {
+        match lookup::image(dockerd, tenant, &reference, ImageUse::Read).await {
+            Ok(engine) => Ok(engine),
+            Err(r) if r.status == Status::NotFound => {
+                Ok(mangle_image(&tenant.name, &reference).unwrap_or(reference))
+            }
+            Err(r) => Err(r),
+        }
+    };
+    match values {
+        serde_json::Value::Array(items) => {
+            for item in items.iter_mut() {
+                if let Some(reference) = item.as_str() {
+                    *item = serde_json::Value::String(resolve(reference.to_string()).await?);
+                }
+            }
+        }
+        serde_json::Value::Object(set) => {
+            let mut resolved = serde_json::Map::new();
+            for (reference, v) in std::mem::take(set) {
+                resolved.insert(resolve(reference).await?, v);
+            }
+            *set = resolved;
+        }
+        _ => {}
+    }
+    set_query(uri, "filters", serde_json::Value::Object(map).to_string());
     Ok(())
 }
 
