@@ -830,11 +830,7 @@ fn list_filters_name_the_tenants_objects() {
             "docker create --name c1 -v data:/d --network net app:1 true",
         ));
     }
-    for filter in [
-        "ancestor=app:1",
-        "volume=data",
-        "network=net",
-    ] {
+    for filter in ["ancestor=app:1", "volume=data", "network=net"] {
         assert_eq!(
             alpha.ok(&gw, &format!("docker ps -aq --no-trunc --filter {filter}")),
             ids[0],

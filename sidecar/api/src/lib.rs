@@ -10,4 +10,5 @@
 #![forbid(unsafe_code)]
 
 pub mod endpoints;
+pub mod refusal;
 pub mod uri;

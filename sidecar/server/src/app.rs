@@ -464,10 +464,11 @@ async fn tenant_forward(
         }
     }
     if template == "/info" {
-        let counts = match crate::tenant::lookup::counts(dockerd, tenant).await {
-            Ok(c) => c,
-            Err(r) => return refused(&r),
-        };
+        let counts =
+            match crate::tenant::lookup::counts(&crate::tenant::Dockerd(dockerd), tenant).await {
+                Ok(c) => c,
+                Err(r) => return refused(&r),
+            };
         return match forward(dockerd, method, uri, headers, body).await {
             Ok(resp) => {
                 let (mut parts, body) = resp.into_parts();

@@ -266,7 +266,8 @@ async fn send(
         let bytes = match piece {
             Piece::Bytes(b) => b,
             Piece::Dockerfile { name, text } => {
-                let new = rewrite_dockerfile(dockerd, tenant, args, &text, checks).await?;
+                let engine = crate::tenant::Dockerd(dockerd);
+                let new = rewrite_dockerfile(&engine, tenant, args, &text, checks).await?;
                 entry(&name, new.as_bytes())
             }
         };

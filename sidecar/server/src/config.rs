@@ -213,16 +213,7 @@ pub struct User {
 }
 
 /// A tenant: a namespace of containers, networks and volumes on the shared engine.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Tenant {
-    pub name: String,
-    pub max_containers: Option<usize>,
-    /// Bytes, the sum of the tenant's containers' `--memory`.
-    pub max_memory: Option<i64>,
-    /// The admin's (plain-named) images this tenant may use: references, prefixes ending
-    /// in `*`, or `*` (the default: all of them).
-    pub shared_images: Vec<String>,
-}
+pub use dockgate_tenant::Tenant;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Listener {

@@ -14,6 +14,7 @@ use crate::decision::{decide, Allowed, Head, Identity, Refusal, Status};
 use crate::reach;
 use crate::tenant::names::with_label_filter;
 use crate::tenant::request::{admit, rewrite_body, set_query};
+use crate::tenant::Dockerd;
 
 /// The decision on a request head: `auth_request`'s answer.
 pub async fn head(config: &Config, who: &Identity, head: &Head<'_>) -> Result<Allowed, Refusal> {
@@ -22,7 +23,7 @@ pub async fn head(config: &Config, who: &Identity, head: &Head<'_>) -> Result<Al
     // for a missing object.
     if let Some(tenant) = config.tenant_of(&who.user) {
         let admitted = admit(
-            &config.dockerd,
+            &Dockerd(&config.dockerd),
             tenant,
             allowed.endpoint,
             allowed.param.as_deref(),
@@ -99,7 +100,13 @@ pub async fn admit_body(
     value: &mut Value,
 ) -> Result<Allowed, Refusal> {
     if let Some(tenant) = config.tenant_of(&who.user) {
-        rewrite_body(&config.dockerd, tenant, allowed.endpoint.template, value).await?;
+        rewrite_body(
+            &Dockerd(&config.dockerd),
+            tenant,
+            allowed.endpoint.template,
+            value,
+        )
+        .await?;
     }
     if let Some(role) = config.roles.get(&who.role).filter(|r| r.conservative) {
         let settings = config.conservative_for(role);

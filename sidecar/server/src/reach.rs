@@ -15,7 +15,8 @@ use dockgate_policy::rules::{Conservative, Refusal as RuleRefusal};
 use serde_json::Value as Json;
 
 use crate::decision::{Refusal, Status};
-use crate::tenant::lookup::{ask, segment};
+use crate::tenant::ask;
+use crate::tenant::lookup::segment;
 
 /// Networks every engine has, which nobody created.
 const BUILTIN: &[&str] = &["bridge", "none", "default", ""];

@@ -1,18 +1,38 @@
-//! Tenant namespaces: each tenant sees a private Docker on a shared engine.
-//!
-//! The gateway keeps no state: a tenant's containers, networks and volumes carry the
-//! tenant in their engine names (`alpha.web`) and in the `dockgate.tenant` label, so every
-//! sidecar in front of the engine, restarted or not, sees the same owners.
-//! - [`names`]: the mangled forms (pure);
-//! - [`lookup`]: the tenant's objects found on the engine by the tenant's references;
-//! - [`request`]: URIs and bodies on the way in;
-//! - [`answer`]: answers on the way out (pure).
+//! Tenant namespaces: each tenant sees a private Docker on a shared engine. The rules are in
+//! the pure `dockgate-tenant` crate (names, references, admission, answers, Dockerfiles),
+//! which reaches the engine through [`Dockerd`]; here are the parts that stream:
+//! - [`pull`]: a tenant's pull, tagged into its namespace once it succeeded;
+//! - [`stream`]: streamed answers rewritten line by line.
 
-pub mod answer;
-pub mod build;
-pub mod images;
-pub mod lookup;
-pub mod names;
+use std::future::Future;
+use std::path::Path;
+
+use dockgate_tenant::engine::Engine;
+pub use dockgate_tenant::{answer, build, images, lookup, names, request};
+use serde_json::Value as Json;
+
+use crate::decision::{Refusal, Status};
+use crate::forward::get_json;
+
 pub mod pull;
-pub mod request;
 pub mod stream;
+
+/// dockerd's socket, as the tenant rules ask it.
+pub struct Dockerd<'a>(pub &'a Path);
+
+impl Engine for Dockerd<'_> {
+    fn get(&self, path: &str) -> impl Future<Output = Result<(u16, Json), Refusal>> + Send {
+        ask(self.0, path)
+    }
+}
+
+/// Asks dockerd; a transport failure is the gateway's problem (502), not the tenant's.
+pub(crate) async fn ask(dockerd: &Path, path: &str) -> Result<(u16, Json), Refusal> {
+    get_json(dockerd, path).await.map_err(|e| {
+        tracing::error!(error = %format!("{e:#}"), path, "asking dockerd failed");
+        Refusal::new(
+            Status::BadGateway,
+            "the Docker engine behind this gateway is unreachable",
+        )
+    })
+}

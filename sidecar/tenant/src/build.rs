@@ -10,12 +10,19 @@
 //! Read as dockerd 20.10's builder reads it: `FROM` expands the build arguments declared
 //! before the first `FROM` (and the built-in proxy arguments); a `FROM` naming an earlier
 //! stage (any case) is that stage; `COPY --from=` is not expanded, names an earlier stage or
-//! a stage index first, and an image otherwise. Pure: the lookups are the caller's.
+//! a stage index first, and an image otherwise. [`plan`] and [`Plan::write`] are pure;
+//! [`rewrite_dockerfile`] asks the engine.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use dockgate_api::refusal::{Refusal, Status};
 use dockgate_policy::dockerfile::{escape_char, instructions, split_word};
 use dockgate_policy::labels::TENANT;
+use serde_json::Value as Json;
+
+use crate::engine::Engine;
+use crate::lookup::{self, ImageUse};
+use crate::Tenant;
 
 /// `FROM scratch`: no base image.
 const NO_BASE: &str = "scratch";
@@ -343,6 +350,59 @@ fn expand(word: &str, vars: &BTreeMap<String, String>, escape: char) -> Result<S
         i += 1;
     }
     Ok(out)
+}
+
+/// The Dockerfile dockerd gets for `text`: images resolved, stages labelled. `checks`: the
+/// role is conservative (base images' `ONBUILD ADD <url>` refused too).
+pub async fn rewrite_dockerfile<E: Engine>(
+    engine: &E,
+    tenant: &Tenant,
+    args: &BTreeMap<String, Option<String>>,
+    text: &str,
+    checks: bool,
+) -> Result<String, Refusal> {
+    let plan = plan(text, args).map_err(|e| Refusal::new(Status::Forbidden, e))?;
+    let mut resolved = BTreeMap::new();
+    for image in plan.images() {
+        let reference = lookup::image(engine, tenant, &image, ImageUse::Read)
+            .await
+            .map_err(|r| {
+                if r.status != Status::NotFound {
+                    return r;
+                }
+                Refusal::new(
+                    Status::NotFound,
+                    format!(
+                        "the Dockerfile builds from {image}: No such image: {image} (a tenant's \
+                         build uses its own and the shared images, and does not pull: docker \
+                         pull {image} first)"
+                    ),
+                )
+            })?;
+        let (status, json) = engine
+            .get(&format!("/images/{}/json", lookup::image_path(&reference)))
+            .await?;
+        let triggers: Vec<&str> = match json.pointer("/Config/OnBuild") {
+            Some(Json::Array(t)) if status == 200 => t.iter().filter_map(Json::as_str).collect(),
+            _ => Vec::new(),
+        };
+        triggers_allowed(&image, triggers.iter().copied())
+            .map_err(|e| Refusal::new(Status::Forbidden, e))?;
+        if checks {
+            if let Some(r) = dockgate_policy::dockerfile::remote_trigger(triggers.iter().copied()) {
+                return Err(Refusal::new(
+                    Status::Forbidden,
+                    format!(
+                        "{image} has the trigger ONBUILD {:?}, which would make the engine fetch \
+                         {} from its own network",
+                        r.instruction, r.source
+                    ),
+                ));
+            }
+        }
+        resolved.insert(image, reference);
+    }
+    Ok(plan.write(&tenant.name, &resolved))
 }
 
 #[cfg(test)]

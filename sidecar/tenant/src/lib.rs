@@ -3,4 +3,22 @@
 //! socket and the tests over a table.
 #![forbid(unsafe_code)]
 
+pub mod answer;
 pub mod build;
+pub mod engine;
+pub mod images;
+pub mod lookup;
+pub mod names;
+pub mod request;
+
+/// A tenant, as the configuration gives it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tenant {
+    pub name: String,
+    pub max_containers: Option<usize>,
+    /// Bytes, the sum of the tenant's containers' `--memory`.
+    pub max_memory: Option<i64>,
+    /// The admin's (plain-named) images this tenant may use: references, prefixes ending
+    /// in `*`, or `*` (the default: all of them).
+    pub shared_images: Vec<String>,
+}

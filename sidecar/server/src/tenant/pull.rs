@@ -12,9 +12,9 @@ use axum::response::Response;
 use http_body_util::BodyExt;
 use tokio::sync::mpsc;
 
-use super::images::mangle_image;
 use super::stream::ChannelBody;
 use crate::forward::{call_json, forward};
+use dockgate_tenant::images::mangle_image;
 
 /// The reference pulled: `fromImage` with its tag (the `tag` parameter, or `latest`).
 fn pulled(from: &str, tag: Option<&str>) -> String {
@@ -91,9 +91,9 @@ pub async fn pull(
         let reserved = inspected.ok().and_then(|(_, json)| {
             let owner = json
                 .pointer("/Config/Labels")?
-                .get(super::names::LABEL)?
+                .get(dockgate_tenant::names::LABEL)?
                 .as_str()?;
-            (owner != tenant).then(|| format!("{}={owner}", super::names::LABEL))
+            (owner != tenant).then(|| format!("{}={owner}", dockgate_tenant::names::LABEL))
         });
         if let Some(label) = reserved {
             if before != 200 {

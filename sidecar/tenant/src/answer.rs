@@ -3,10 +3,10 @@
 
 use serde_json::Value as Json;
 
-use super::images::{demangle_image, demangle_image_text, owns, visible_image};
-use super::lookup::Counts;
-use super::names::{demangle, demangle_container, demangle_text, NAME_LABELS};
-use crate::config::Tenant;
+use crate::images::{demangle_image, demangle_image_text, owns, visible_image};
+use crate::lookup::Counts;
+use crate::names::{demangle, demangle_container, demangle_text, NAME_LABELS};
+use crate::Tenant;
 
 /// The answer to a tenant's mediated request, rewritten; `None` when it is not JSON (then
 /// it goes out as dockerd sent it).

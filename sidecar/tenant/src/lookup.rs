@@ -5,34 +5,21 @@
 //! Ownership lives on the engine (the mangled name and the `dockgate.tenant` label), so a
 //! restarted sidecar, or a second gateway, sees the same world.
 
-use std::path::Path;
-
 use serde_json::Value as Json;
 
 use super::images::{mangle_image, owns, shared_for};
 use super::names::{builtin_network, mangle, LABEL};
-use crate::config::Tenant;
-use crate::decision::{Refusal, Status};
-use crate::forward::get_json;
-
-/// Asks dockerd; a transport failure is the gateway's problem (502), not the tenant's.
-pub(crate) async fn ask(dockerd: &Path, path: &str) -> Result<(u16, Json), Refusal> {
-    get_json(dockerd, path).await.map_err(|e| {
-        tracing::error!(error = %format!("{e:#}"), path, "asking dockerd failed");
-        Refusal::new(
-            Status::BadGateway,
-            "the Docker engine behind this gateway is unreachable",
-        )
-    })
-}
+use crate::engine::Engine;
+use crate::Tenant;
+use dockgate_api::refusal::{Refusal, Status};
 
 /// Percent-encodes a reference for one path segment.
-pub(crate) fn segment(reference: &str) -> String {
+pub fn segment(reference: &str) -> String {
     encode(reference, b"-._")
 }
 
 /// Percent-encodes an image reference for the path (dockerd's image routes take `/`).
-pub(crate) fn image_path(reference: &str) -> String {
+pub fn image_path(reference: &str) -> String {
     encode(reference, b"-._/:@")
 }
 
@@ -59,11 +46,15 @@ fn owner(labels: Option<&Json>) -> Option<&str> {
 }
 
 /// The full ID of the tenant's container `reference` (name, ID or ID prefix).
-pub async fn container(dockerd: &Path, tenant: &str, reference: &str) -> Result<String, Refusal> {
+pub async fn container<E: Engine>(
+    engine: &E,
+    tenant: &str,
+    reference: &str,
+) -> Result<String, Refusal> {
     let missing =
         || Refusal::new_plain(Status::NotFound, format!("No such container: {reference}"));
     let by_name = format!("/containers/{}/json", segment(&mangle(tenant, reference)));
-    let (status, json) = ask(dockerd, &by_name).await?;
+    let (status, json) = engine.get(&by_name).await?;
     if status == 200 && owner(json.pointer("/Config/Labels")) == Some(tenant) {
         if let Some(id) = json.get("Id").and_then(Json::as_str) {
             return Ok(id.to_string());
@@ -76,13 +67,13 @@ pub async fn container(dockerd: &Path, tenant: &str, reference: &str) -> Result<
     // tell apart "nobody's" from "ambiguous with another tenant's".
     let filters = super::names::with_tenant_filter(None, tenant).unwrap_or_default();
     let list = format!("/containers/json?all=1&filters={}", segment(&filters));
-    let ids = listed(dockerd, &list, "/Id").await?;
+    let ids = listed(engine, &list, "/Id").await?;
     by_prefix(&ids, reference)?.ok_or_else(missing)
 }
 
 /// The values at `pointer` in each element of the JSON list dockerd answers at `path`.
-async fn listed(dockerd: &Path, path: &str, pointer: &str) -> Result<Vec<String>, Refusal> {
-    let (status, json) = ask(dockerd, path).await?;
+async fn listed<E: Engine>(engine: &E, path: &str, pointer: &str) -> Result<Vec<String>, Refusal> {
+    let (status, json) = engine.get(path).await?;
     match json.as_array() {
         Some(items) if status == 200 => Ok(items
             .iter()
@@ -112,16 +103,16 @@ fn by_prefix(ids: &[String], prefix: &str) -> Result<Option<String>, Refusal> {
 }
 
 /// Checks that exec instance `id` runs in one of the tenant's containers.
-pub async fn exec(dockerd: &Path, tenant: &str, id: &str) -> Result<(), Refusal> {
+pub async fn exec<E: Engine>(engine: &E, tenant: &str, id: &str) -> Result<(), Refusal> {
     let missing = || Refusal::new_plain(Status::NotFound, format!("No such exec instance: {id}"));
-    let (status, json) = ask(dockerd, &format!("/exec/{}/json", segment(id))).await?;
+    let (status, json) = engine.get(&format!("/exec/{}/json", segment(id))).await?;
     let Some(container_id) = json.get("ContainerID").and_then(Json::as_str) else {
         return Err(missing());
     };
     if status != 200 {
         return Err(missing());
     }
-    container(dockerd, tenant, container_id)
+    container(engine, tenant, container_id)
         .await
         .map(|_| ())
         .map_err(|_| missing())
@@ -130,9 +121,11 @@ pub async fn exec(dockerd: &Path, tenant: &str, id: &str) -> Result<(), Refusal>
 /// The engine's name of the tenant's volume `name`. Volumes have no IDs, and the ones
 /// dockerd makes for `-v name:/path` have no labels: the mangled name alone says whose
 /// they are (only its tenant can make a name with that prefix).
-pub async fn volume(dockerd: &Path, tenant: &str, name: &str) -> Result<String, Refusal> {
+pub async fn volume<E: Engine>(engine: &E, tenant: &str, name: &str) -> Result<String, Refusal> {
     let mangled = mangle(tenant, name);
-    let (status, _) = ask(dockerd, &format!("/volumes/{}", segment(&mangled))).await?;
+    let (status, _) = engine
+        .get(&format!("/volumes/{}", segment(&mangled)))
+        .await?;
     if status == 200 {
         return Ok(mangled);
     }
@@ -144,13 +137,19 @@ pub async fn volume(dockerd: &Path, tenant: &str, name: &str) -> Result<String, 
 
 /// The engine's name for the tenant's network `reference` (name, ID or ID prefix); the
 /// engine's built-in networks are everyone's and keep their names.
-pub async fn network(dockerd: &Path, tenant: &str, reference: &str) -> Result<String, Refusal> {
+pub async fn network<E: Engine>(
+    engine: &E,
+    tenant: &str,
+    reference: &str,
+) -> Result<String, Refusal> {
     if builtin_network(reference) {
         return Ok(reference.to_string());
     }
     let missing = || Refusal::new_plain(Status::NotFound, format!("network {reference} not found"));
     let mangled = mangle(tenant, reference);
-    let (status, json) = ask(dockerd, &format!("/networks/{}", segment(&mangled))).await?;
+    let (status, json) = engine
+        .get(&format!("/networks/{}", segment(&mangled)))
+        .await?;
     if status == 200 && owner(json.get("Labels")) == Some(tenant) {
         return Ok(mangled);
     }
@@ -159,7 +158,7 @@ pub async fn network(dockerd: &Path, tenant: &str, reference: &str) -> Result<St
     }
     let filters = super::names::with_tenant_filter(None, tenant).unwrap_or_default();
     let path = format!("/networks?filters={}", segment(&filters));
-    let (status, json) = ask(dockerd, &path).await?;
+    let (status, json) = engine.get(&path).await?;
     let networks = json.as_array().filter(|_| status == 200);
     let ids: Vec<String> = networks
         .into_iter()
@@ -187,8 +186,8 @@ pub enum ImageUse {
 
 /// The engine's reference (or full ID) of the image a tenant names: its own name first,
 /// then an ID or ID prefix of an image it built or tagged, then a shared image.
-pub async fn image(
-    dockerd: &Path,
+pub async fn image<E: Engine>(
+    engine: &E,
     tenant_of: &Tenant,
     reference: &str,
     usage: ImageUse,
@@ -196,7 +195,9 @@ pub async fn image(
     let (tenant, shared) = (tenant_of.name.as_str(), &tenant_of.shared_images);
     let missing = || Refusal::new_plain(Status::NotFound, format!("No such image: {reference}"));
     if let Some(own) = mangle_image(tenant, reference) {
-        let (status, _) = ask(dockerd, &format!("/images/{}/json", image_path(&own))).await?;
+        let (status, _) = engine
+            .get(&format!("/images/{}/json", image_path(&own)))
+            .await?;
         if status == 200 {
             return Ok(own);
         }
@@ -205,7 +206,7 @@ pub async fn image(
     let id_like = id_like(hex);
     let path = if id_like {
         // Prefixes are matched among the images the tenant may see, as for containers.
-        let (status, list) = ask(dockerd, "/images/json?all=1").await?;
+        let (status, list) = engine.get("/images/json?all=1").await?;
         let Some(images) = list.as_array().filter(|_| status == 200) else {
             return Err(Refusal::new(
                 Status::BadGateway,
@@ -236,7 +237,7 @@ pub async fn image(
     } else {
         format!("/images/{}/json", image_path(reference))
     };
-    let (status, json) = ask(dockerd, &path).await?;
+    let (status, json) = engine.get(&path).await?;
     if status != 200 {
         return Err(missing());
     }
@@ -279,13 +280,14 @@ pub async fn image(
 }
 
 /// The tenant's containers (running or not) and the memory they were created with.
-pub async fn usage(dockerd: &Path, tenant: &str) -> Result<(usize, i64), Refusal> {
+pub async fn usage<E: Engine>(engine: &E, tenant: &str) -> Result<(usize, i64), Refusal> {
     let filters = super::names::with_tenant_filter(None, tenant).unwrap_or_default();
-    let (status, json) = ask(
-        dockerd,
-        &format!("/containers/json?all=1&filters={}", segment(&filters)),
-    )
-    .await?;
+    let (status, json) = engine
+        .get(&format!(
+            "/containers/json?all=1&filters={}",
+            segment(&filters)
+        ))
+        .await?;
     let Some(list) = json.as_array().filter(|_| status == 200) else {
         return Err(Refusal::new(
             Status::BadGateway,
@@ -316,12 +318,12 @@ pub struct Counts {
     pub images: usize,
 }
 
-pub async fn counts(dockerd: &Path, tenant_of: &Tenant) -> Result<Counts, Refusal> {
+pub async fn counts<E: Engine>(engine: &E, tenant_of: &Tenant) -> Result<Counts, Refusal> {
     let (tenant, shared) = (tenant_of.name.as_str(), &tenant_of.shared_images);
     let filters = super::names::with_tenant_filter(None, tenant).unwrap_or_default();
     let list = format!("/containers/json?all=1&filters={}", segment(&filters));
-    let states = listed(dockerd, &list, "/State").await?;
-    let (status, images) = ask(dockerd, "/images/json").await?;
+    let states = listed(engine, &list, "/State").await?;
+    let (status, images) = engine.get("/images/json").await?;
     let images = images
         .as_array()
         .filter(|_| status == 200)

@@ -73,7 +73,7 @@ impl Reference {
             .split('/')
             .next()?
             .strip_prefix("dockgate-")
-            .filter(|t| super::names::valid_tenant(t))
+            .filter(|t| crate::names::valid_tenant(t))
     }
 
     /// dockerd's short form: no `docker.io/`, no `library/`.

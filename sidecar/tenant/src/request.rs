@@ -1,20 +1,20 @@
 //! A tenant's request on its way in: references resolved to the tenant's own objects, names
 //! mangled, lists and prunes limited to the tenant, create bodies labelled.
 
-use std::path::Path;
-
 use dockgate_api::endpoints::{Endpoint, Resource};
 use dockgate_api::uri::CanonicalUri;
+
+use crate::engine::Engine;
 use dockgate_policy::gojson::Value;
 
-use super::images::{mangle_image, with_mangled_reference_filter};
-use super::lookup::{self, ImageUse};
-use super::names::{
+use crate::images::{mangle_image, with_mangled_reference_filter};
+use crate::lookup::{self, ImageUse};
+use crate::names::{
     builtin_network, generated, mangle, with_mangled_filter, with_mangled_label_filters,
     with_tenant_filter, LABEL, MEMORY_LABEL, NAME_LABELS,
 };
-use crate::config::Tenant;
-use crate::decision::{Refusal, Status};
+use crate::Tenant;
+use dockgate_api::refusal::{Refusal, Status};
 
 /// What becomes of a tenant's request after [`admit`].
 #[derive(Debug)]
@@ -45,8 +45,8 @@ fn unavailable(template: &str) -> Option<&'static str> {
 }
 
 /// Rewrites the URI of a request by `tenant` (decided on already).
-pub async fn admit(
-    dockerd: &Path,
+pub async fn admit<E: Engine>(
+    engine: &E,
     tenant: &Tenant,
     endpoint: &Endpoint,
     param: Option<&str>,
@@ -61,8 +61,8 @@ pub async fn admit(
     match endpoint.template {
         "/containers/json" | "/networks" => {
             if endpoint.template == "/containers/json" {
-                order_filters(dockerd, tenant, &mut uri, Resource::Container).await?;
-                ancestor_filter(dockerd, tenant, &mut uri).await?;
+                order_filters(engine, tenant, &mut uri, Resource::Container).await?;
+                ancestor_filter(engine, tenant, &mut uri).await?;
                 if let Some(f) = uri.query_value("filters").map(str::to_string) {
                     // Names are looked for under the tenant's too (the list holds only the
                     // tenant's containers either way).
@@ -100,13 +100,13 @@ pub async fn admit(
         }
         "/commit" => {
             if let Some(c) = uri.query_value("container").map(str::to_string) {
-                let id = lookup::container(dockerd, t, &c).await?;
+                let id = lookup::container(engine, t, &c).await?;
                 set_query(&mut uri, "container", id);
             }
             mangle_repo(&mut uri, t, "repo")?;
         }
         "/images/json" => {
-            order_filters(dockerd, tenant, &mut uri, Resource::Image).await?;
+            order_filters(engine, tenant, &mut uri, Resource::Image).await?;
             if let Some(f) = uri.query_value("filters").map(str::to_string) {
                 set_query(&mut uri, "filters", with_mangled_reference_filter(&f, t));
             }
@@ -166,7 +166,7 @@ pub async fn admit(
             }
             // The context streams through the sidecar, which rewrites its Dockerfile.
             mediate = true;
-            cache_from(dockerd, tenant, &mut uri).await?;
+            cache_from(engine, tenant, &mut uri).await?;
             mangle_repo(&mut uri, t, "t")?;
             // Images built by a tenant are its own, tagged or not.
             let labels = match uri.query_value("labels") {
@@ -194,7 +194,7 @@ pub async fn admit(
         "/images/get" => {
             for (k, v) in uri.query.iter_mut() {
                 if k == "names" {
-                    *v = lookup::image(dockerd, tenant, v, ImageUse::Read).await?;
+                    *v = lookup::image(engine, tenant, v, ImageUse::Read).await?;
                 }
             }
         }
@@ -202,20 +202,20 @@ pub async fn admit(
     }
     if let Some(param) = param {
         let engine_ref = match endpoint.resource {
-            Resource::Container => Some(lookup::container(dockerd, t, param).await?),
+            Resource::Container => Some(lookup::container(engine, t, param).await?),
             Resource::Exec => {
-                lookup::exec(dockerd, t, param).await?;
+                lookup::exec(engine, t, param).await?;
                 None
             }
-            Resource::Volume => Some(lookup::volume(dockerd, t, param).await?),
-            Resource::Network => Some(lookup::network(dockerd, t, param).await?),
+            Resource::Volume => Some(lookup::volume(engine, t, param).await?),
+            Resource::Network => Some(lookup::network(engine, t, param).await?),
             // A push names the repository in the path and the tag in the query: the tag
             // must be the tenant's own; the path becomes the engine's repository.
             Resource::Image if endpoint.template == "/images/{name*}/push" => {
                 let tag = uri.query_value("tag").filter(|t| !t.is_empty());
                 if let Some(tag) = tag {
                     let reference = format!("{param}:{tag}");
-                    lookup::image(dockerd, tenant, &reference, ImageUse::Own).await?;
+                    lookup::image(engine, tenant, &reference, ImageUse::Own).await?;
                 }
                 let repo = mangle_image(t, param).ok_or_else(|| {
                     Refusal::new(
@@ -233,7 +233,7 @@ pub async fn admit(
                 } else {
                     ImageUse::Read
                 };
-                Some(lookup::image(dockerd, tenant, param, usage).await?)
+                Some(lookup::image(engine, tenant, param, usage).await?)
             }
             _ => None,
         };
@@ -266,16 +266,16 @@ pub async fn admit(
 /// `since` and `before` name a container or image the list is ordered around (in `filters`,
 /// and as plain query keys for containers): resolved among the tenant's own and shared
 /// objects, so another tenant's answers as missing, in dockerd's words, and not as a list.
-async fn order_filters(
-    dockerd: &Path,
+async fn order_filters<E: Engine>(
+    engine: &E,
     tenant: &Tenant,
     uri: &mut CanonicalUri,
     kind: Resource,
 ) -> Result<(), Refusal> {
     let resolve = |reference: String| async move {
         match kind {
-            Resource::Image => lookup::image(dockerd, tenant, &reference, ImageUse::Read).await,
-            _ => lookup::container(dockerd, &tenant.name, &reference).await,
+            Resource::Image => lookup::image(engine, tenant, &reference, ImageUse::Read).await,
+            _ => lookup::container(engine, &tenant.name, &reference).await,
         }
     };
     for (key, value) in uri.query.iter_mut() {
@@ -323,8 +323,8 @@ async fn order_filters(
 
 /// `--cache-from`: each image resolved among the tenant's and the shared ones; the others are
 /// left out, as dockerd leaves out those it cannot find.
-async fn cache_from(
-    dockerd: &Path,
+async fn cache_from<E: Engine>(
+    engine: &E,
     tenant: &Tenant,
     uri: &mut CanonicalUri,
 ) -> Result<(), Refusal> {
@@ -334,10 +334,10 @@ async fn cache_from(
     let refs: Vec<String> = serde_json::from_str(text).map_err(|_| {
         Refusal::new_plain(Status::BadRequest, format!("invalid cachefrom: {text}"))
     })?;
-    let mut engine = Vec::new();
+    let mut resolved = Vec::new();
     for r in refs {
-        match lookup::image(dockerd, tenant, &r, ImageUse::Read).await {
-            Ok(e) => engine.push(serde_json::Value::String(e)),
+        match lookup::image(engine, tenant, &r, ImageUse::Read).await {
+            Ok(e) => resolved.push(serde_json::Value::String(e)),
             Err(e) if e.status == Status::NotFound => {}
             Err(e) => return Err(e),
         }
@@ -345,7 +345,7 @@ async fn cache_from(
     set_query(
         uri,
         "cachefrom",
-        serde_json::Value::Array(engine).to_string(),
+        serde_json::Value::Array(resolved).to_string(),
     );
     Ok(())
 }
@@ -353,8 +353,8 @@ async fn cache_from(
 /// `ancestor=IMAGE` in a container list: the image as the tenant names it (its own, or a
 /// shared one). One dockerd cannot find matches no container, as in dockerd; another
 /// tenant's is made one of those.
-async fn ancestor_filter(
-    dockerd: &Path,
+async fn ancestor_filter<E: Engine>(
+    engine: &E,
     tenant: &Tenant,
     uri: &mut CanonicalUri,
 ) -> Result<(), Refusal> {
@@ -368,7 +368,7 @@ async fn ancestor_filter(
         return Ok(());
     };
     let resolve = |reference: String| async move {
-        match lookup::image(dockerd, tenant, &reference, ImageUse::Read).await {
+        match lookup::image(engine, tenant, &reference, ImageUse::Read).await {
             Ok(engine) => Ok(engine),
             Err(r) if r.status == Status::NotFound => {
                 Ok(mangle_image(&tenant.name, &reference).unwrap_or(reference))
@@ -416,7 +416,7 @@ fn mangle_name_labels(body: &mut Value, tenant: &str) {
     }
 }
 
-pub(crate) fn set_query(uri: &mut CanonicalUri, key: &str, value: String) {
+pub fn set_query(uri: &mut CanonicalUri, key: &str, value: String) {
     match uri.query.iter_mut().find(|(k, _)| k == key) {
         Some((_, v)) => *v = value,
         None => uri.query.push((key.to_string(), value)),
@@ -461,8 +461,8 @@ fn mangle_repo(uri: &mut CanonicalUri, tenant: &str, key: &str) -> Result<(), Re
 
 /// Rewrites the body of a tenant's mediated request: labels and names on creates, and the
 /// references inside bodies. `template` is the endpoint's.
-pub async fn rewrite_body(
-    dockerd: &Path,
+pub async fn rewrite_body<E: Engine>(
+    engine: &E,
     tenant: &Tenant,
     template: &str,
     body: &mut Value,
@@ -470,7 +470,7 @@ pub async fn rewrite_body(
     let t = tenant.name.as_str();
     match template {
         "/containers/create" => {
-            container_create(dockerd, tenant, body).await?;
+            container_create(engine, tenant, body).await?;
         }
         "/volumes/create" | "/networks/create" => {
             let name = match body.field("Name").and_then(Value::as_str) {
@@ -484,11 +484,11 @@ pub async fn rewrite_body(
         }
         "/networks/{id}/connect" | "/networks/{id}/disconnect" => {
             if let Some(c) = body.field("Container").and_then(Value::as_str) {
-                let id = lookup::container(dockerd, t, c).await?;
+                let id = lookup::container(engine, t, c).await?;
                 body.set_field("Container", Value::String(id));
             }
             if let Some(settings) = body.field_mut("EndpointConfig") {
-                network_id(dockerd, t, settings).await?;
+                network_id(engine, t, settings).await?;
             }
         }
         "/containers/{id}/update" if tenant.max_memory.is_some() => {
@@ -508,8 +508,8 @@ pub async fn rewrite_body(
     Ok(())
 }
 
-async fn container_create(
-    dockerd: &Path,
+async fn container_create<E: Engine>(
+    engine: &E,
     tenant: &Tenant,
     body: &mut Value,
 ) -> Result<(), Refusal> {
@@ -518,13 +518,13 @@ async fn container_create(
         Some(Value::Number(n)) => n.as_i64().unwrap_or(0),
         _ => 0,
     };
-    limits(dockerd, tenant, memory).await?;
+    limits(engine, tenant, memory).await?;
     if let Some(image) = body
         .field("Image")
         .and_then(Value::as_str)
         .map(str::to_string)
     {
-        let engine = lookup::image(dockerd, tenant, &image, ImageUse::Read).await?;
+        let engine = lookup::image(engine, tenant, &image, ImageUse::Read).await?;
         body.set_field("Image", Value::String(engine));
     }
     mangle_name_labels(body, t);
@@ -579,19 +579,17 @@ async fn container_create(
             let reference = reference.trim_start_matches('/');
             // dockerd answers a missing one with 400, in these words (a 404 would make the
             // CLI take it for a missing image and try to pull it).
-            let id = lookup::container(dockerd, t, reference)
-                .await
-                .map_err(|r| {
-                    if r.status != Status::NotFound {
-                        return r;
-                    }
-                    let message = if field == "Links" {
-                        format!("could not get container for {reference}: {}", r.message)
-                    } else {
-                        r.message
-                    };
-                    Refusal::new_plain(Status::BadRequest, message)
-                })?;
+            let id = lookup::container(engine, t, reference).await.map_err(|r| {
+                if r.status != Status::NotFound {
+                    return r;
+                }
+                let message = if field == "Links" {
+                    format!("could not get container for {reference}: {}", r.message)
+                } else {
+                    r.message
+                };
+                Refusal::new_plain(Status::BadRequest, message)
+            })?;
             resolved.push(Value::String(format!("{id}{rest}")));
         }
         host.set_field(field, Value::Array(resolved));
@@ -608,10 +606,10 @@ async fn container_create(
         let new = if let Some(reference) = mode.strip_prefix("container:") {
             format!(
                 "container:{}",
-                lookup::container(dockerd, t, reference).await?
+                lookup::container(engine, t, reference).await?
             )
         } else if field == "NetworkMode" && !mode.is_empty() && !builtin_network(&mode) {
-            lookup::network(dockerd, t, &mode).await?
+            lookup::network(engine, t, &mode).await?
         } else {
             continue;
         };
@@ -624,10 +622,10 @@ async fn container_create(
     {
         for (name, settings) in endpoints.iter_mut() {
             if !builtin_network(name) {
-                *name = lookup::network(dockerd, t, name).await?;
+                *name = lookup::network(engine, t, name).await?;
             }
             // dockerd prefers the endpoint's `NetworkID` to the key: it is the tenant's too.
-            network_id(dockerd, t, settings).await?;
+            network_id(engine, t, settings).await?;
         }
     }
     Ok(())
@@ -635,7 +633,11 @@ async fn container_create(
 
 /// An endpoint's `NetworkID`, resolved among the tenant's networks (another tenant's looks
 /// missing).
-async fn network_id(dockerd: &Path, tenant: &str, settings: &mut Value) -> Result<(), Refusal> {
+async fn network_id<E: Engine>(
+    engine: &E,
+    tenant: &str,
+    settings: &mut Value,
+) -> Result<(), Refusal> {
     let Some(id) = settings
         .field("NetworkID")
         .and_then(Value::as_str)
@@ -644,18 +646,18 @@ async fn network_id(dockerd: &Path, tenant: &str, settings: &mut Value) -> Resul
     else {
         return Ok(());
     };
-    let engine = lookup::network(dockerd, tenant, &id).await?;
+    let engine = lookup::network(engine, tenant, &id).await?;
     settings.set_field("NetworkID", Value::String(engine));
     Ok(())
 }
 
 /// The tenant's limits, checked before a create.
-async fn limits(dockerd: &Path, tenant: &Tenant, memory: i64) -> Result<(), Refusal> {
+async fn limits<E: Engine>(engine: &E, tenant: &Tenant, memory: i64) -> Result<(), Refusal> {
     if tenant.max_containers.is_none() && tenant.max_memory.is_none() {
         return Ok(());
     }
     let t = &tenant.name;
-    let (count, used) = lookup::usage(dockerd, t).await?;
+    let (count, used) = lookup::usage(engine, t).await?;
     if let Some(max) = tenant.max_containers {
         if count >= max {
             return Err(Refusal::new(
@@ -686,3 +688,6 @@ async fn limits(dockerd: &Path, tenant: &Tenant, memory: i64) -> Result<(), Refu
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
