@@ -7,6 +7,10 @@
 #   - one tenant's user through the full gateway (nginx + module + sidecar: label filter on
 #     the list, answer demangled by the sidecar), which sees its 1/10th.
 # Each figure is the median of BENCH_REPEAT (20) runs of the docker CLI, in milliseconds.
+# Then the cost of a tenant's build: the same Dockerfile (FROM busybox, COPY, two RUNs)
+# built BENCH_BUILDS (5) times by an admin on dockerd's socket and by the tenant through the
+# gateway (context rewritten by the sidecar, one LABEL step more per stage), without the
+# cache and again with it.
 # Prints a Markdown report on stdout; progress on stderr. Loopback and unix sockets only;
 # the containers use --network none and are removed at the end.
 set -euo pipefail
@@ -39,6 +43,9 @@ cleanup() {
     log "removing the benchmark's containers"
     DOCKER_HOST=unix://$dockerd_sock docker ps -aq --filter "name=^$prefix" |
         xargs -r -n 10 env DOCKER_HOST=unix://$dockerd_sock docker rm -f >/dev/null 2>&1 || true
+    DOCKER_HOST=unix://$dockerd_sock docker images -aq --filter "label=dockgate.tenant=${prefix}0" |
+        xargs -r env DOCKER_HOST=unix://$dockerd_sock docker rmi -f >/dev/null 2>&1 || true
+    DOCKER_HOST=unix://$dockerd_sock docker rmi -f "$prefix-admin-build" >/dev/null 2>&1 || true
     rm -rf "$tmp"
 }
 trap cleanup EXIT INT TERM
@@ -139,6 +146,29 @@ g_all=$(median_ms "$gateway" "$tmp/cli" ps -a)
 f_ps=$(median_ms "$direct" "$tmp/admin" ps --filter "label=dockgate.tenant=${prefix}0")
 f_all=$(median_ms "$direct" "$tmp/admin" ps -a --filter "label=dockgate.tenant=${prefix}0")
 
+# --- builds ---------------------------------------------------------------------------------
+builds=${BENCH_BUILDS:-5}
+mkdir -p "$tmp/ctx"
+head -c 1048576 /dev/urandom >"$tmp/ctx/blob"
+printf 'FROM busybox\nCOPY blob /blob\nRUN md5sum /blob > /sum\nRUN cat /sum\n' >"$tmp/ctx/Dockerfile"
+build_ms() { # DOCKER_HOST DOCKER_CONFIG TAG EXTRA
+    local host=$1 config=$2 tag=$3 extra=$4
+    for _ in $(seq 1 "$builds"); do
+        local start end
+        start=$(date +%s%N)
+        # shellcheck disable=SC2086
+        DOCKER_BUILDKIT=0 DOCKER_HOST=$host DOCKER_CONFIG=$config docker build -q $extra -t "$tag" "$tmp/ctx" \
+            >/dev/null 2>&1 || die "docker build failed via $host"
+        end=$(date +%s%N)
+        echo $(((end - start) / 1000))
+    done | sort -n | awk '{ v[NR] = $1 } END { printf "%.1f", v[int((NR + 1) / 2)] / 1000 }'
+}
+log "timing builds ($builds runs each)"
+b_admin_cold=$(build_ms "$direct" "$tmp/admin" "$prefix-admin-build" --no-cache)
+b_tenant_cold=$(build_ms "$gateway" "$tmp/cli" tenant-build --no-cache)
+b_admin_warm=$(build_ms "$direct" "$tmp/admin" "$prefix-admin-build" "")
+b_tenant_warm=$(build_ms "$gateway" "$tmp/cli" tenant-build "")
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 cat <<REPORT
 - machine: $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) RAM, Linux $(uname -r)
@@ -149,4 +179,9 @@ cat <<REPORT
 |---|---|---|---|---|---|
 | \`docker ps\` | $d_ps ms ($n_direct_ps listed) | $g_ps ms ($n_gw_ps listed) | $(ratio "$g_ps" "$d_ps")x | $f_ps ms | $(ratio "$g_ps" "$f_ps")x |
 | \`docker ps -a\` | $d_all ms ($n_direct_all listed) | $g_all ms ($n_gw_all listed) | $(ratio "$g_all" "$d_all")x | $f_all ms | $(ratio "$g_all" "$f_all")x |
+
+| build (1 MiB context, 4 steps; median of $builds) | admin, dockerd's socket | tenant, full gateway | tenant / admin |
+|---|---|---|---|
+| \`docker build --no-cache\` | $b_admin_cold ms | $b_tenant_cold ms | $(ratio "$b_tenant_cold" "$b_admin_cold")x |
+| \`docker build\` (all steps cached) | $b_admin_warm ms | $b_tenant_warm ms | $(ratio "$b_tenant_warm" "$b_admin_warm")x |
 REPORT

@@ -604,12 +604,14 @@ async fn container_create<E: Engine>(
             continue;
         };
         let new = if let Some(reference) = mode.strip_prefix("container:") {
-            format!(
-                "container:{}",
-                lookup::container(engine, t, reference).await?
-            )
+            let id = lookup::container(engine, t, reference)
+                .await
+                .map_err(missing_at_create)?;
+            format!("container:{id}")
         } else if field == "NetworkMode" && !mode.is_empty() && !builtin_network(&mode) {
-            lookup::network(engine, t, &mode).await?
+            lookup::network(engine, t, &mode)
+                .await
+                .map_err(missing_at_create)?
         } else {
             continue;
         };
@@ -622,13 +624,29 @@ async fn container_create<E: Engine>(
     {
         for (name, settings) in endpoints.iter_mut() {
             if !builtin_network(name) {
-                *name = lookup::network(engine, t, name).await?;
+                *name = lookup::network(engine, t, name)
+                    .await
+                    .map_err(missing_at_create)?;
             }
             // dockerd prefers the endpoint's `NetworkID` to the key: it is the tenant's too.
-            network_id(engine, t, settings).await?;
+            network_id(engine, t, settings)
+                .await
+                .map_err(missing_at_create)?;
         }
     }
     Ok(())
+}
+
+/// A create naming a missing container or network (`--network`, `--pid`/`--ipc
+/// container:`) is answered 400 in dockerd's words, as dockerd answers `--pid container:` (a
+/// missing network it finds only at start). A 404 to a create makes the CLI take it for a
+/// missing image and pull it.
+fn missing_at_create(r: Refusal) -> Refusal {
+    if r.status == Status::NotFound {
+        Refusal::new_plain(Status::BadRequest, r.message)
+    } else {
+        r
+    }
 }
 
 /// An endpoint's `NetworkID`, resolved among the tenant's networks (another tenant's looks

@@ -330,7 +330,8 @@ fn bodies_name_the_tenants_objects_or_fail_as_dockerd_does() {
         "alpha.net"
     );
     assert_eq!(ok["Labels"]["dockgate.tenant"], "alpha");
-    // Beta's network by ID in the endpoint: missing, as dockerd says it.
+    // Beta's network by ID in the endpoint: missing, in dockerd's words, with a 400 (a 404 to
+    // a create makes the CLI pull the image).
     let r = create(json!({
         "Image": "busybox",
         "NetworkingConfig": {"EndpointsConfig": {"net": {"NetworkID": B_NET}}},
@@ -338,8 +339,18 @@ fn bodies_name_the_tenants_objects_or_fail_as_dockerd_does() {
     .unwrap_err();
     assert_eq!(
         (r.status, r.message),
-        (Status::NotFound, format!("network {B_NET} not found"))
+        (Status::BadRequest, format!("network {B_NET} not found"))
     );
+    for host in [
+        json!({"NetworkMode": "beta.net"}),
+        json!({"NetworkMode": "container:b0b0"}),
+        json!({"PidMode": "container:beta.web"}),
+        json!({"IpcMode": format!("container:{B_WEB}")}),
+    ] {
+        let r = create(json!({"Image": "busybox", "HostConfig": host})).unwrap_err();
+        assert_eq!(r.status, Status::BadRequest, "{host}: {r:?}");
+        assert!(!r.message.starts_with("dockgate:"), "{r:?}");
+    }
     // Beta's container in --volumes-from and --link: dockerd's 400.
     let r =
         create(json!({"Image": "busybox", "HostConfig": {"VolumesFrom": ["b0b0"]}})).unwrap_err();
