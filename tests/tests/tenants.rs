@@ -304,10 +304,11 @@ fn another_tenants_objects_look_missing_whatever_the_reference() {
     // its start; the gateway answers the create, in dockerd's words, with a 400 (never the
     // 404 that makes the CLI pull the image). (`container:` modes are the developer
     // policy's refusal, whoever the container is: the unit tests cover their 400.)
-    for (mode, words) in [("bnet", "network bnet not found")] {
+    for mode in ["bnet", &net_id[..12]] {
+        let words = format!("network {mode} not found");
         let body = format!(r#"{{"Image":"busybox","HostConfig":{{"NetworkMode":"{mode}"}}}}"#);
         let (status, answer) = alpha.raw(&gw, "POST", "/v1.41/containers/create", &body);
-        if status != 400 || !answer.contains(words) {
+        if status != 400 || !answer.contains(&words) {
             failures.push(format!("--network {mode}: {status} {answer}"));
         }
     }
