@@ -223,3 +223,94 @@ fn ordinary_builds_pass_with_every_tag() {
     let (ida, idb) = tags.unwrap();
     assert_eq!(ida, idb);
 }
+
+/// One tar header block (ustar) for `name`, `size` bytes, type `flag`, checksum set.
+fn tar_header(name: &str, size: usize, flag: u8) -> Vec<u8> {
+    let mut h = vec![0u8; 512];
+    h[..name.len()].copy_from_slice(name.as_bytes());
+    h[100..107].copy_from_slice(b"0000644");
+    h[108..115].copy_from_slice(b"0000000");
+    h[116..123].copy_from_slice(b"0000000");
+    h[124..135].copy_from_slice(format!("{size:011o}").as_bytes());
+    h[136..147].copy_from_slice(b"00000000000");
+    h[156] = flag;
+    h[257..263].copy_from_slice(b"ustar\0");
+    h[263..265].copy_from_slice(b"00");
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u32 = h.iter().map(|&b| b as u32).sum();
+    h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+    h
+}
+
+/// A header whose size field says `size`, then `data`, padded to blocks.
+fn tar_entry(name: &str, size: usize, flag: u8, data: &[u8]) -> Vec<u8> {
+    let mut out = tar_header(name, size, flag);
+    out.extend_from_slice(data);
+    out.resize(out.len().div_ceil(512) * 512, 0);
+    out
+}
+
+#[test]
+fn a_context_is_read_as_dockerds_tar_reader_reads_it() {
+    // Archives whose Dockerfile dockerd finds only if its extension headers and data sizes
+    // are read exactly as Go's archive/tar reads them.
+    let origin = Origin::start();
+    let url = format!("http://127.0.0.1:{}/secret", origin.port);
+    let gw = Gateway::start_with(GatewayOptions::policy(Flavor::Debian));
+    let dockerfile = format!("FROM busybox\nADD {url} /s\n");
+    let df = dockerfile.as_bytes();
+    let pax_path = {
+        let body = " path=Dockerfile\n";
+        let record = format!("{}{body}", body.len() + 2);
+        tar_entry("PaxHeaders/foo", record.len(), b'x', record.as_bytes())
+    };
+    let cases: Vec<(&str, Vec<Vec<u8>>)> = vec![
+        (
+            "a directory entry whose size field is not zero",
+            vec![
+                tar_entry("d/", 512, b'5', &[]),
+                tar_entry("Dockerfile", df.len(), b'0', df),
+            ],
+        ),
+        (
+            "a PAX path kept across a GNU long link",
+            vec![
+                pax_path,
+                tar_entry("././@LongLink", 4, b'K', b"dest"),
+                tar_entry("foo", df.len(), b'0', df),
+            ],
+        ),
+    ];
+    let work = TempDir::new("tar-ctx").unwrap();
+    let mut failures = Vec::new();
+    for (what, entries) in &cases {
+        let mut tar = entries.concat();
+        tar.extend_from_slice(&[0u8; 1024]);
+        let file = work.path().join("ctx.tar");
+        std::fs::write(&file, &tar).unwrap();
+        let tag = unique_name("tarproof");
+        let post = |base: &str, extra: &str| {
+            run_script(
+                Cli::Current,
+                &Endpoint::direct(),
+                &format!(
+                    "curl -sS {extra} -X POST -H 'Content-Type: application/x-tar' \
+                     --data-binary @$F '{base}/v1.41/build?t={tag}'"
+                ),
+                &[("F", &file.display().to_string())],
+                None,
+            )
+        };
+        let before = origin.fetches();
+        let out = post(&format!("http://127.0.0.1:{}", gw.port), "");
+        if origin.fetches() != before || !out.stdout.contains("dockgate: ADD ") {
+            failures.push(format!("{what}: through the gateway:\n{out}"));
+        }
+        let out = post("http://docker", "--unix-socket /var/run/docker.sock");
+        if origin.fetches() == before {
+            failures.push(format!("{what}: not an escape on dockerd itself:\n{out}"));
+        }
+        remove(&tag);
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

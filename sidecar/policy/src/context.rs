@@ -223,8 +223,11 @@ struct Tar {
     header: Vec<u8>,
     zero_blocks: usize,
     kept: Vec<u8>,
-    next_name: Option<String>,
-    next_size: Option<u64>,
+    /// The records of the last PAX header (`x`) since the last entry: Go's reader keeps only
+    /// the latest set, and applies it to the next entry that is not an extension header.
+    pax: Option<Pax>,
+    /// The last GNU long name (`L`) since the last entry: it overrides a PAX `path`.
+    gnu_name: Option<String>,
     found: usize,
     /// Refuse what [`check_dockerfile`] refuses.
     checks: bool,
@@ -250,8 +253,8 @@ impl Tar {
             header: Vec::with_capacity(BLOCK),
             zero_blocks: 0,
             kept: Vec::new(),
-            next_name: None,
-            next_size: None,
+            pax: None,
+            gnu_name: None,
             found: 0,
             checks,
             output: rewriting.then(Vec::new),
@@ -369,16 +372,36 @@ impl Tar {
             return Err(bad("a header after an end-of-archive block"));
         }
         check_sum(block)?;
-        let flag = block[156];
-        let size = self
-            .next_size
-            .take()
-            .map(Ok)
-            .unwrap_or_else(|| number(&block[124..136]))?;
-        let name = match self.next_name.take() {
-            Some(n) => n,
-            None => header_name(block),
+        let mut flag = block[156];
+        let own_size = number(&block[124..136])?;
+        // As Go's `archive/tar` reads it (dockerd's vendored copy): extension headers carry
+        // their own size and describe the next other entry; a global header (`g`) ends what
+        // was pending; an entry takes the PAX `path` and `size`, then the GNU long name over
+        // the path.
+        let (name, mut size) = match flag {
+            b'x' | b'L' | b'K' => (String::new(), own_size),
+            b'g' => {
+                self.pax = None;
+                self.gnu_name = None;
+                (String::new(), own_size)
+            }
+            _ => {
+                let pax = self.pax.take().unwrap_or_default();
+                let mut name = pax.path.unwrap_or_else(|| header_name(block));
+                if let Some(long) = self.gnu_name.take() {
+                    name = long;
+                }
+                (name, pax.size.unwrap_or(own_size))
+            }
         };
+        // A legacy regular file (`\0`) whose name ends in `/` is a directory.
+        if flag == 0 && name.ends_with('/') {
+            flag = b'5';
+        }
+        // Links, devices, directories and FIFOs have no data, whatever their size says.
+        if matches!(flag, b'1'..=b'6') {
+            size = 0;
+        }
         let keep = match flag {
             b'x' => Keep::Pax,
             b'L' => Keep::LongName,
@@ -436,7 +459,7 @@ impl Tar {
             Keep::Skip | Keep::LongLink => Ok(()),
             Keep::LongName => {
                 let end = data.iter().position(|&b| b == 0).unwrap_or(data.len());
-                self.next_name = Some(String::from_utf8_lossy(&data[..end]).into_owned());
+                self.gnu_name = Some(String::from_utf8_lossy(&data[..end]).into_owned());
                 Ok(())
             }
             Keep::Pax => self.pax(&data),
@@ -456,8 +479,10 @@ impl Tar {
         }
     }
 
-    /// PAX records (`LEN key=value\n`): `path` and `size` change the next entry.
+    /// PAX records (`LEN key=value\n`): `path` and `size` change the next entry. A new set
+    /// replaces the one before it.
     fn pax(&mut self, data: &[u8]) -> Result<(), Refused> {
+        let mut pax = Pax::default();
         let mut rest = data;
         while !rest.is_empty() {
             let space = rest
@@ -474,9 +499,9 @@ impl Tar {
             let text = String::from_utf8_lossy(record);
             if let Some((key, value)) = text.split_once('=') {
                 match key {
-                    "path" => self.next_name = Some(value.to_string()),
+                    "path" => pax.path = Some(value.to_string()),
                     "size" => {
-                        self.next_size = Some(value.parse().map_err(|_| bad("a PAX size"))?);
+                        pax.size = Some(value.parse().map_err(|_| bad("a PAX size"))?);
                     }
                     k if k.starts_with("GNU.sparse") => return Err(bad("sparse entries")),
                     _ => {}
@@ -484,8 +509,16 @@ impl Tar {
             }
             rest = &rest[len..];
         }
+        self.pax = Some(pax);
         Ok(())
     }
+}
+
+/// The PAX records that change the next entry.
+#[derive(Debug, Default)]
+struct Pax {
+    path: Option<String>,
+    size: Option<u64>,
 }
 
 /// What a conservative role's Dockerfile may not hold.
@@ -616,7 +649,13 @@ fn header_name(block: &[u8]) -> String {
     };
     let name = field(0..100);
     if &block[257..263] == b"ustar\0" {
-        let prefix = field(345..500);
+        // `star` keeps times after a shorter prefix, and says so at the end of the block.
+        let end = if &block[508..512] == b"tar\0" {
+            476
+        } else {
+            500
+        };
+        let prefix = field(345..end);
         if !prefix.is_empty() {
             return format!("{prefix}/{name}");
         }

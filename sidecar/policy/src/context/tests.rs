@@ -238,3 +238,114 @@ fn the_gateways_labels_in_a_dockerfile_are_refused() {
     let err = scan(&tar, None, 512).unwrap_err();
     assert!(err.contains("the gateway's own labels"), "{err}");
 }
+
+/// A PAX header (`flag` `x` or `g`) holding `records`, with its data.
+fn pax(records: &[(&str, &str)], flag: u8) -> Vec<u8> {
+    let mut data = String::new();
+    for (k, v) in records {
+        let body = format!(" {k}={v}\n");
+        let mut len = body.len() + 1;
+        while format!("{len}{body}").len() != len {
+            len += 1;
+        }
+        data.push_str(&format!("{len}{body}"));
+    }
+    let mut out = header("PaxHeaders/x", data.len(), flag, "");
+    out.extend_from_slice(data.as_bytes());
+    out.resize(out.len().div_ceil(BLOCK) * BLOCK, 0);
+    out
+}
+
+/// An entry whose header says `size` but whose data is `data` (as an extension sets it).
+fn entry_sized(name: &str, size: usize, flag: u8, data: &[u8]) -> Vec<u8> {
+    let mut out = header(name, size, flag, "");
+    out.extend_from_slice(data);
+    out.resize(out.len().div_ceil(BLOCK) * BLOCK, 0);
+    out
+}
+
+/// Archives in which Go's reader (dockerd's) finds the Dockerfile where a reader that gets
+/// the extension headers or the data sizes slightly wrong would not: each must be checked.
+#[test]
+fn the_dockerfile_is_found_where_gos_reader_finds_it() {
+    let evil_len = EVIL.len();
+    let cases: Vec<(&str, Vec<u8>, Option<String>)> = vec![
+        (
+            "a later PAX header replaces the earlier one's path",
+            archive(&[
+                pax(&[("path", "innocent")], b'x'),
+                pax(&[("mtime", "1")], b'x'),
+                entry("Dockerfile", EVIL),
+            ]),
+            None,
+        ),
+        (
+            "a global header ends a pending PAX path",
+            archive(&[
+                pax(&[("path", "innocent")], b'x'),
+                pax(&[("comment", "x")], b'g'),
+                entry("Dockerfile", EVIL),
+            ]),
+            None,
+        ),
+        (
+            "a long link does not take the PAX path",
+            archive(&[
+                pax(&[("path", "Dockerfile")], b'x'),
+                entry_sized("././@LongLink", 4, b'K', b"dest"),
+                entry("foo", EVIL),
+            ]),
+            None,
+        ),
+        (
+            "a PAX size is the entry's, not the long name's",
+            archive(&[
+                pax(&[("size", &evil_len.to_string())], b'x'),
+                entry_sized("././@LongLink", 10, b'L', b"Dockerfile"),
+                entry_sized("foo", 0, b'0', EVIL),
+            ]),
+            None,
+        ),
+        (
+            "a directory's size says nothing",
+            archive(&[
+                entry_sized("dir/", 512, b'5', &[]),
+                entry("Dockerfile", EVIL),
+            ]),
+            None,
+        ),
+        (
+            "a legacy file named with a slash is a directory",
+            archive(&[
+                entry_sized("Dockerfile/", 512, 0, &[]),
+                entry("Dockerfile", EVIL),
+            ]),
+            None,
+        ),
+        (
+            "a star header's prefix is shorter",
+            {
+                let mut h = header("Dockerfile", evil_len, b'0', "");
+                h[345..476].copy_from_slice(&[b'a'; 131]);
+                h[476..481].copy_from_slice(b"12345");
+                h[508..512].copy_from_slice(b"tar\0");
+                h[148..156].copy_from_slice(b"        ");
+                let sum: u32 = h.iter().map(|&b| b as u32).sum();
+                h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+                let mut e = h;
+                e.extend_from_slice(EVIL);
+                e.resize(e.len().div_ceil(BLOCK) * BLOCK, 0);
+                archive(&[e])
+            },
+            Some(format!("{}/Dockerfile", "a".repeat(131))),
+        ),
+    ];
+    for (what, tar, dockerfile) in &cases {
+        let err = scan(tar, dockerfile.as_deref(), 512).err();
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.contains("ADD http://127.0.0.1:9/secret")),
+            "{what}: {err:?}"
+        );
+    }
+}
