@@ -159,6 +159,16 @@ fn a_tenants_dockerfile_sees_only_its_own_and_the_shared_images() {
             String::new(),
         ),
         (
+            "COPY --from with quotes inside the flag",
+            format!("FROM busybox\nCOPY --fr\"om\"=\"{engine_name}\" /s /s\n"),
+            String::new(),
+        ),
+        (
+            "COPY --from with an escape inside the flag",
+            format!("FROM busybox\nCOPY --chown=0 --fro\\m={engine_name} /s /s\n"),
+            String::new(),
+        ),
+        (
             "COPY --from in a later stage",
             format!("FROM busybox AS one\nFROM one\nCOPY --from={engine_name} /s /s\n"),
             String::new(),

@@ -74,6 +74,92 @@ pub fn split_word(instruction: &str) -> (&str, &str) {
     }
 }
 
+/// The leading `--name=value` flags of an instruction's arguments as dockerd's parser
+/// extracts them (quotes and backslashes processed inside a word, `--` ending the flags),
+/// and the rest of the arguments as written.
+pub fn builder_flags(args: &str) -> (Vec<String>, &str) {
+    // Byte by byte, as dockerd's parser reads it (which takes each byte for a character, so
+    // the bytes 0x85 and 0xA0 inside a UTF-8 character are blanks to it too).
+    let b = args.as_bytes();
+    let blank = |c: u8| matches!(c, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ' | 0x85 | 0xa0);
+    let mut words = Vec::new();
+    let mut i = 0;
+    loop {
+        while i < b.len() && blank(b[i]) {
+            i += 1;
+        }
+        if i >= b.len() {
+            return (words, "");
+        }
+        if !(b[i] == b'-' && b.get(i + 1) == Some(&b'-')) {
+            return (words, rest_at(args, i));
+        }
+        let mut word: Vec<u8> = Vec::new();
+        let mut quote: Option<u8> = None;
+        let mut blank_ok = false;
+        while i < b.len() {
+            let c = b[i];
+            match quote {
+                None if blank(c) => break,
+                None if c == b'\'' || c == b'"' => {
+                    quote = Some(c);
+                    blank_ok = true;
+                }
+                Some(q) if c == q => quote = None,
+                _ if c == b'\\' => {
+                    i += 1;
+                    if let Some(&next) = b.get(i) {
+                        word.push(next);
+                    }
+                }
+                _ => word.push(c),
+            }
+            i += 1;
+        }
+        if word == b"--" {
+            return (words, rest_at(args, i));
+        }
+        if blank_ok || !word.is_empty() {
+            words.push(String::from_utf8_lossy(&word).into_owned());
+        }
+    }
+}
+
+/// `args` from byte `at`, or nothing when `at` is inside a character (the flags took part
+/// of it: what follows is not a reference dockerd could read either).
+fn rest_at(args: &str, at: usize) -> &str {
+    args.get(at..).unwrap_or("")
+}
+
+/// A flag word written back so that [`builder_flags`] reads it as `word`.
+pub fn quote_flag(word: &str) -> String {
+    let (name, value) = word.split_once('=').unwrap_or((word, ""));
+    let escaped: String = value
+        .chars()
+        .flat_map(|c| match c {
+            '"' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect();
+    let plain = value
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\'' | b'\\'));
+    if plain {
+        word.to_string()
+    } else if word.contains('=') {
+        format!("{name}=\"{escaped}\"")
+    } else {
+        name.to_string()
+    }
+}
+
+/// The words of an instruction's arguments as dockerd splits them (ASCII blanks only).
+pub fn words(args: &str) -> Vec<&str> {
+    args.split([' ', '\t', '\u{b}', '\u{c}', '\r'])
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
 /// One instruction of a Dockerfile.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Instruction {
@@ -263,6 +349,24 @@ mod tests {
             "FROM a\nLABEL description \"costs $5\"\nRUN echo dockgate.tenant\n",
         ] {
             assert_eq!(reserved_label(text), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn flags_are_extracted_as_dockerd_extracts_them() {
+        let (flags, rest) = builder_flags("  --from=a --chown=\"x y\" src dst");
+        assert_eq!(flags, ["--from=a", "--chown=x y"]);
+        assert_eq!(rest, "src dst");
+        let (flags, rest) =
+            builder_flags("--fr\"om\"=dockgate-beta/x --f\\rom2='' -- --not-a-flag d");
+        assert_eq!(flags, ["--from=dockgate-beta/x", "--from2="]);
+        assert_eq!(rest, " --not-a-flag d");
+        // A blank byte inside a UTF-8 character ends a word, as in dockerd.
+        assert_eq!(builder_flags("--from=x\u{e0}y z").0, ["--from=x\u{fffd}"]);
+        assert_eq!(builder_flags("--from=x").0, ["--from=x"]);
+        for word in ["--from=a b", "--chown=\"q\\", "--link"] {
+            let (flags, _) = builder_flags(&format!("{} rest", quote_flag(word)));
+            assert_eq!(flags, [word]);
         }
     }
 

@@ -16,7 +16,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use dockgate_api::refusal::{Refusal, Status};
-use dockgate_policy::dockerfile::{escape_char, instructions, split_word};
+use dockgate_policy::dockerfile::{
+    builder_flags, escape_char, instructions, quote_flag, split_word, words,
+};
 use dockgate_policy::labels::TENANT;
 use serde_json::Value as Json;
 
@@ -76,8 +78,13 @@ enum What {
         image: Option<String>,
         alias: Option<String>,
     },
-    /// `COPY --from=<image>`: the instruction, joined, with the image in its flag.
-    CopyFrom { text: String, image: String },
+    /// `COPY --from=<image>`: its flags as dockerd reads them, the image among them, and
+    /// the rest of the instruction as written.
+    CopyFrom {
+        flags: Vec<String>,
+        image: String,
+        rest: String,
+    },
 }
 
 /// Reads a Dockerfile for a tenant's build.
@@ -118,20 +125,18 @@ pub fn plan(text: &str, args: &BTreeMap<String, Option<String>>) -> Result<Plan,
                 if let Some(name) = current.take() {
                     stages.insert(name);
                 }
-                let words: Vec<&str> = rest.split_whitespace().collect();
-                let flags: Vec<String> = words
-                    .iter()
-                    .take_while(|w| w.starts_with("--"))
-                    .map(|w| w.to_string())
-                    .collect();
-                let args_of: Vec<&str> = words[flags.len()..].to_vec();
-                let (base, alias) = match args_of.as_slice() {
+                let (flags, args_text) = builder_flags(rest);
+                let (base, alias) = match words(args_text).as_slice() {
                     [base] => (*base, None),
                     [base, as_, name] if as_.eq_ignore_ascii_case("as") => {
                         (*base, Some(name.to_string()))
                     }
-                    // dockerd's own error is the answer.
-                    _ => continue,
+                    _ => {
+                        return Err(format!(
+                            "{:?}: FROM takes an image, and AS with a stage name",
+                            instruction.text.trim()
+                        ))
+                    }
                 };
                 current = alias.as_ref().map(|a| a.to_ascii_lowercase());
                 let expanded = expand(base, &meta, escape)?;
@@ -153,19 +158,21 @@ pub fn plan(text: &str, args: &BTreeMap<String, Option<String>>) -> Result<Plan,
                 });
             }
             "copy" => {
-                if let Some(image) = copy_from(rest).filter(|from| {
+                let (flags, after) = builder_flags(rest);
+                if let Some(image) = copy_from(&flags).filter(|from| {
                     !stages.contains(&from.to_ascii_lowercase()) && from.parse::<i64>().is_err()
                 }) {
                     edits.push(Edit {
                         lines: instruction.lines.clone(),
                         what: What::CopyFrom {
-                            text: instruction.text.trim().to_string(),
+                            flags,
                             image,
+                            rest: after.to_string(),
                         },
                     });
                 }
             }
-            "onbuild" if copy_from(split_word(rest).1).is_some() => {
+            "onbuild" if copy_from(&builder_flags(split_word(rest).1).0).is_some() => {
                 return Err(format!(
                     "{:?}: a trigger that copies from another image runs in the builds of \
                      others, where the gateway cannot resolve it in the tenant's namespace; \
@@ -182,10 +189,11 @@ pub fn plan(text: &str, args: &BTreeMap<String, Option<String>>) -> Result<Plan,
     })
 }
 
-/// The value of a `--from=` flag among an instruction's leading flags.
-fn copy_from(rest: &str) -> Option<String> {
-    rest.split_whitespace()
-        .take_while(|w| w.starts_with("--"))
+/// The value of the `--from` flag among an instruction's flags (as [`builder_flags`]
+/// extracts them).
+fn copy_from(flags: &[String]) -> Option<String> {
+    flags
+        .iter()
         .find_map(|w| w.strip_prefix("--from="))
         .map(str::to_string)
 }
@@ -225,21 +233,27 @@ impl Plan {
                     alias,
                 } => {
                     let engine = resolved.get(image).unwrap_or(image);
-                    let mut words: Vec<&str> = vec!["FROM"];
-                    words.extend(flags.iter().map(String::as_str));
-                    words.push(engine);
+                    let mut words: Vec<String> = vec!["FROM".into()];
+                    words.extend(flags.iter().map(|f| quote_flag(f)));
+                    words.push(engine.clone());
                     if let Some(alias) = alias {
-                        words.extend(["AS", alias]);
+                        words.extend(["AS".into(), alias.clone()]);
                     }
                     out.push_str(&words.join(" "));
                 }
                 What::From { image: None, .. } => out.push_str(&original()),
-                What::CopyFrom { text, image } => match resolved.get(image) {
-                    Some(engine) => out.push_str(&text.replacen(
-                        &format!("--from={image}"),
-                        &format!("--from={engine}"),
-                        1,
-                    )),
+                What::CopyFrom { flags, image, rest } => match resolved.get(image) {
+                    Some(engine) => {
+                        let mut words: Vec<String> = vec!["COPY".into()];
+                        for flag in flags {
+                            words.push(match flag.strip_prefix("--from=") {
+                                Some(_) => quote_flag(&format!("--from={engine}")),
+                                None => quote_flag(flag),
+                            });
+                        }
+                        words.push(rest.trim().to_string());
+                        out.push_str(&words.join(" "));
+                    }
                     None => out.push_str(&original()),
                 },
             }
@@ -266,7 +280,7 @@ pub fn triggers_allowed<'a>(
 ) -> Result<(), Refused> {
     for trigger in triggers {
         let (word, rest) = split_word(trigger);
-        if word.eq_ignore_ascii_case("copy") && copy_from(rest).is_some() {
+        if word.eq_ignore_ascii_case("copy") && copy_from(&builder_flags(rest).0).is_some() {
             return Err(format!(
                 "{image} has the trigger ONBUILD {trigger:?}, which copies from another image: \
                  the gateway cannot resolve it in the tenant's namespace"
@@ -445,6 +459,33 @@ mod tests {
     }
 
     #[test]
+    fn flags_are_read_as_dockerd_reads_them() {
+        // Quotes and escapes inside a flag word: dockerd reads --from=dockgate-beta/...
+        for text in [
+            "FROM a\nCOPY --fr\"om\"=dockgate-beta/library/x / /\n",
+            "FROM a\nCOPY --from='dockgate-beta/library/x' / /\n",
+            "FROM a\nCOPY --chown=\"1 2\" --fro\\m=dockgate-beta/library/x / /\n",
+        ] {
+            let p = plan(text, &no_args()).unwrap();
+            assert_eq!(p.images(), ["a", "dockgate-beta/library/x"], "{text:?}");
+            let out = p.write("t", &resolved(&[("dockgate-beta/library/x", "MISSING")]));
+            assert!(out.contains("--from=MISSING"), "{out}");
+            assert!(!out.contains("dockgate-beta"), "{out}");
+        }
+        // A FROM that cannot be read one way is refused, not left to dockerd.
+        for text in [
+            "FROM\n",
+            "FROM a b\n",
+            "FROM --platform=\"x y\" a b\n",
+            "FROM a AS\n",
+        ] {
+            assert!(plan(text, &no_args()).is_err(), "{text:?}");
+        }
+        let p = plan("FROM --platform=\"linux/amd64\" -- a AS b\n", &no_args()).unwrap();
+        assert_eq!(p.images(), ["a"]);
+    }
+
+    #[test]
     fn a_stage_is_named_only_after_it_ends() {
         // `FROM x AS x` builds from the image x; a later `FROM X` is the stage.
         let p = plan("FROM x AS x\nFROM X\nCOPY --from=y /a /a\n", &no_args()).unwrap();
@@ -458,7 +499,7 @@ mod tests {
         let out = p.write("t", &resolved(&[("base", "B"), ("img", "I")]));
         assert_eq!(
             out,
-            "FROM B\nLABEL dockgate.tenant=t\nCOPY  --from=I  /a /a\nRUN true\n"
+            "FROM B\nLABEL dockgate.tenant=t\nCOPY --from=I /a /a\nRUN true\n"
         );
     }
 
