@@ -265,6 +265,21 @@ fn another_tenants_objects_look_missing_whatever_the_reference() {
             }
         }
     }
+    // The built-in networks list the containers on them: on the socket, beta's too; through
+    // the gateway, alpha's only (by name or by the network's ID).
+    let on_none = "{{range .Containers}}{{.Name}} {{end}}";
+    let direct = docker_direct(&["network", "inspect", "-f", on_none, "none"]);
+    assert!(direct.contains(&format!("{b}.secret")), "{direct}");
+    let none_id = docker_direct(&["network", "inspect", "-f", "{{.Id}}", "none"]);
+    for reference in ["none", &none_id[..12]] {
+        let seen = alpha.ok(
+            &gw,
+            &format!("docker network inspect -f '{on_none}' {reference}"),
+        );
+        if seen.split_whitespace().collect::<Vec<_>>() != ["mine"] {
+            failures.push(format!("network inspect {reference} as alpha: {seen}"));
+        }
+    }
     // Exec instances, by the raw API.
     for (method, path, body) in [
         ("GET", format!("/v1.41/exec/{exec_id}/json"), ""),

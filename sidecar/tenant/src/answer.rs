@@ -244,12 +244,12 @@ fn network(tenant: &str, n: &mut Json) {
     if let Some(name) = n.get_mut("Name") {
         demangle_json(name, |s| plain(tenant, s));
     }
+    // A network lists the containers on it: the built-in ones (`none`, `host`) everyone's.
     if let Some(Json::Object(containers)) = n.get_mut("Containers") {
-        for c in containers.values_mut() {
-            if let Some(name) = c.get_mut("Name") {
-                demangle_json(name, |s| plain(tenant, s));
-            }
-        }
+        containers.retain(|_, c| {
+            c.get_mut("Name")
+                .is_some_and(|name| demangle_json(name, |s| plain(tenant, s)))
+        });
     }
 }
 
@@ -299,6 +299,14 @@ mod tests {
                 r#"{"Name":"alpha.net","Containers":{"1":{"Name":"alpha.web"}}}"#
             ),
             r#"{"Containers":{"1":{"Name":"web"}},"Name":"net"}"#
+        );
+        assert_eq!(
+            rw(
+                "/networks/{id}",
+                200,
+                r#"{"Name":"none","Containers":{"1":{"Name":"alpha.web"},"2":{"Name":"beta.db"},"3":{"Name":"raw"}}}"#
+            ),
+            r#"{"Containers":{"1":{"Name":"web"}},"Name":"none"}"#
         );
     }
 

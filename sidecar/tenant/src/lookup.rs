@@ -156,19 +156,24 @@ pub async fn network<E: Engine>(
     if !id_like(reference) {
         return Err(missing());
     }
+    // Prefixes are matched among the tenant's networks and the engine's built-in ones
+    // (everyone's), so another tenant's network cannot make one ambiguous.
     let filters = super::names::with_tenant_filter(None, tenant).unwrap_or_default();
-    let path = format!("/networks?filters={}", segment(&filters));
-    let (status, json) = engine.get(&path).await?;
-    let networks = json.as_array().filter(|_| status == 200);
+    let mut networks: Vec<Json> = Vec::new();
+    for filters in [filters.as_str(), r#"{"type":["builtin"]}"#] {
+        let path = format!("/networks?filters={}", segment(filters));
+        let (status, json) = engine.get(&path).await?;
+        if let Some(list) = json.as_array().filter(|_| status == 200) {
+            networks.extend(list.iter().cloned());
+        }
+    }
     let ids: Vec<String> = networks
-        .into_iter()
-        .flatten()
+        .iter()
         .filter_map(|n| n["Id"].as_str().map(str::to_string))
         .collect();
     let id = by_prefix(&ids, reference)?.ok_or_else(missing)?;
     let name = networks
-        .into_iter()
-        .flatten()
+        .iter()
         .find(|n| n["Id"].as_str() == Some(id.as_str()))
         .and_then(|n| n["Name"].as_str())
         .unwrap_or(&id);

@@ -253,7 +253,8 @@ pub async fn admit<E: Engine>(
             endpoint.template,
             "/networks/{id}/connect" | "/networks/{id}/disconnect"
         );
-        mediate |= (shows_names || body_names) && !builtin_network(param);
+        // Built-in networks too: `network inspect none` lists everyone's containers on it.
+        mediate |= shows_names || (body_names && !builtin_network(param));
     }
     if endpoint.template == "/containers/{id}/rename" {
         if let Some(n) = uri.query_value("name").map(str::to_string) {

@@ -105,6 +105,16 @@ impl Fake {
                 ),
                 None => missing,
             },
+            ["networks"] if decode(query).contains(r#""type":["builtin"]"#) => (
+                200,
+                Json::Array(
+                    self.networks
+                        .iter()
+                        .filter(|n| n["Name"] == "none")
+                        .cloned()
+                        .collect(),
+                ),
+            ),
             ["networks"] => (
                 200,
                 Json::Array(
@@ -159,6 +169,7 @@ const A_WEB: &str = "a0a00000000000000000000000000000000000000000000000000000000
 const B_WEB: &str = "b0b0000000000000000000000000000000000000000000000000000000000002";
 const A_NET: &str = "a1a1000000000000000000000000000000000000000000000000000000000003";
 const B_NET: &str = "b1b1000000000000000000000000000000000000000000000000000000000004";
+const NONE_NET: &str = "c1c1000000000000000000000000000000000000000000000000000000000008";
 const B_IMAGE: &str = "sha256:b2b2000000000000000000000000000000000000000000000000000000000005";
 const B_STEP: &str = "sha256:b3b3000000000000000000000000000000000000000000000000000000000006";
 const A_STEP: &str = "sha256:a3a3000000000000000000000000000000000000000000000000000000000007";
@@ -173,6 +184,7 @@ fn engine() -> Fake {
         networks: vec![
             json!({"Id": A_NET, "Name": "alpha.net", "Labels": owned("alpha")}),
             json!({"Id": B_NET, "Name": "beta.net", "Labels": owned("beta")}),
+            json!({"Id": NONE_NET, "Name": "none", "Labels": {}}),
         ],
         images: vec![
             json!({"Id": "sha256:c0c0", "RepoTags": ["busybox:latest"], "Labels": null, "OnBuild": null}),
@@ -236,6 +248,9 @@ fn references_in_paths_resolve_in_the_namespace_only() {
         missing(admitted("GET", &format!("/networks/{}", &B_NET[..12]))),
         format!("network {} not found", &B_NET[..12])
     );
+    // The built-in networks are everyone's, by name or ID; beta's cannot make a prefix
+    // ambiguous.
+    assert_eq!(admitted("GET", "/networks/c1c1").unwrap(), "/networks/none");
     // Images: beta's tag, ID, build step; a tagged image's label is not ownership.
     for reference in ["dockgate-beta/library/secret", &B_IMAGE[7..19], B_STEP] {
         missing(admitted("GET", &format!("/images/{reference}/json")));
