@@ -213,8 +213,10 @@ pub async fn forward_tenant(
             }
         });
     }
+    // The context goes on as a plain tar archive, of another length.
     let mut headers = headers.clone();
     headers.remove("content-length");
+    headers.remove("content-encoding");
     let answer = forward_body(dockerd, method, uri, &headers, Channel(rx)).await;
     let refusal = match &answer {
         Ok(_) => refused_rx.try_recv().ok(),

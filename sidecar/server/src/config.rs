@@ -409,7 +409,7 @@ impl Config {
 
         let mut tenants = BTreeMap::new();
         for (name, t) in &raw.tenants {
-            if !crate::tenant::names::valid_tenant(name.get_ref()) {
+            if !dockgate_tenant::names::valid_tenant(name.get_ref()) {
                 err(
                     name.span(),
                     &format!("tenants.{}", name.get_ref()),
@@ -424,7 +424,7 @@ impl Config {
                         let text = p.get_ref();
                         let reference = text.strip_suffix('*').unwrap_or(text);
                         let ok = text == "*"
-                            || crate::tenant::images::Reference::parse(reference).is_some()
+                            || dockgate_tenant::images::Reference::parse(reference).is_some()
                             || (text.ends_with('*') && !reference.contains(char::is_whitespace));
                         if !ok {
                             err(

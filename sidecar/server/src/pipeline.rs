@@ -12,8 +12,9 @@ use dockgate_policy::labels;
 use crate::config::Config;
 use crate::decision::{decide, Allowed, Head, Identity, Refusal, Status};
 use crate::reach;
+use crate::tenant::body::rewrite_body;
 use crate::tenant::names::with_label_filter;
-use crate::tenant::request::{admit, rewrite_body, set_query};
+use crate::tenant::request::{admit, set_query};
 use crate::tenant::Dockerd;
 
 /// The decision on a request head: `auth_request`'s answer.

@@ -8,11 +8,11 @@ use std::future::Future;
 use std::path::Path;
 
 use dockgate_tenant::engine::Engine;
-pub use dockgate_tenant::{answer, build, images, lookup, names, request};
+pub use dockgate_tenant::{answer, body, build, lookup, names, request};
 use serde_json::Value as Json;
 
-use crate::decision::{Refusal, Status};
 use crate::forward::get_json;
+use dockgate_api::refusal::{Refusal, Status};
 
 pub mod pull;
 pub mod stream;

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod answer;
+pub mod body;
 pub mod build;
 pub mod engine;
 pub mod images;

@@ -10,6 +10,7 @@ use dockgate_api::uri::canonicalize;
 use serde_json::{json, Value as Json};
 
 use super::*;
+use crate::body::rewrite_body;
 use crate::build::rewrite_dockerfile;
 
 /// Runs a future whose awaits are all ready (the fake engine never waits).
