@@ -48,7 +48,9 @@ fn token_of(user: &TenantUser, gw: &dockgate_tests::nginx::Gateway, image: &str)
 /// An ID prefix of at least 12 digits that `COPY --from` reads as an image, not as a stage
 /// index (all digits would be one, for dockerd too).
 fn not_an_index(hex: &str) -> &str {
-    let letter = hex.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(hex.len() - 1);
+    let letter = hex
+        .find(|c: char| c.is_ascii_alphabetic())
+        .unwrap_or(hex.len() - 1);
     &hex[..(letter + 1).max(12)]
 }
 
