@@ -802,6 +802,27 @@ fn a_tenant_pushes_and_pulls_through_the_registry_front_end_under_its_own_names(
         let out = beta.docker(&gw, &attempt);
         assert!(missing(&out), "{attempt}: {out}");
     }
+    // A shared name a tenant pulls: on dockerd's socket a pull moves the name to what the
+    // registry gives this puller; through the gateway the others' shared image keeps it.
+    let hosted_ref = format!("127.0.0.1:{}/team-a/app:1", hosted.port);
+    let busybox_id = docker_direct(&["image", "inspect", "-f", "{{.Id}}", "busybox"]);
+    let id_of = |r: &str| docker_direct(&["image", "inspect", "-f", "{{.Id}}", r]);
+    docker_direct(&["tag", "busybox", &hosted_ref]);
+    docker_direct(&["pull", "-q", &hosted_ref]);
+    assert_eq!(id_of(&hosted_ref), id, "not a move on dockerd itself");
+    docker_direct(&["tag", "busybox", &hosted_ref]);
+    alpha.ok(&gw, &format!("docker pull -q {hosted_ref} >/dev/null"));
+    assert_eq!(id_of(&hosted_ref), busybox_id, "the shared name was moved");
+    let seen = |user: &TenantUser| {
+        user.ok(
+            &gw,
+            &format!("docker image inspect -f '{{{{.Id}}}}' {hosted_ref}"),
+        )
+    };
+    assert_eq!(seen(&alpha), id);
+    assert_eq!(seen(&beta), busybox_id);
+    docker_direct(&["rmi", &hosted_ref]);
+    alpha.ok(&gw, &format!("docker rmi {hosted_ref} >/dev/null"));
     alpha.ok(&gw, &format!("docker rmi {image} >/dev/null"));
 
     // An image built elsewhere with beta's owner label, pushed to the registry: alpha's

@@ -490,7 +490,7 @@ async fn tenant_forward(
         Ok(resp) if streamed(template) && resp.status().is_success() => {
             let tenant = tenant.clone();
             rewrite_lines(resp, move |line| {
-                answer::rewrite(&tenant, template, 200, line)
+                answer::rewrite_with(&tenant, &crate::tenant::pull::pulling, template, 200, line)
             })
         }
         Ok(resp) => tenant_answer(tenant, template, resp).await,
@@ -518,7 +518,13 @@ async fn tenant_answer(tenant: &crate::config::Tenant, template: &str, resp: Res
             ));
         }
     };
-    let bytes = match answer::rewrite(tenant, template, parts.status.as_u16(), &bytes) {
+    let bytes = match answer::rewrite_with(
+        tenant,
+        &crate::tenant::pull::pulling,
+        template,
+        parts.status.as_u16(),
+        &bytes,
+    ) {
         Some(rewritten) => Bytes::from(rewritten),
         None => bytes,
     };

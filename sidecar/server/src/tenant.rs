@@ -24,6 +24,10 @@ impl Engine for Dockerd<'_> {
     fn get(&self, path: &str) -> impl Future<Output = Result<(u16, Json), Refusal>> + Send {
         ask(self.0, path)
     }
+
+    fn pulling(&self, reference: &str) -> bool {
+        pull::pulling(reference)
+    }
 }
 
 /// Asks dockerd; a transport failure is the gateway's problem (502), not the tenant's.

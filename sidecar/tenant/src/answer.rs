@@ -11,7 +11,25 @@ use crate::Tenant;
 /// The answer to a tenant's mediated request, rewritten; `None` when it is not JSON (then
 /// it goes out as dockerd sent it).
 pub fn rewrite(tenant_of: &Tenant, template: &str, status: u16, body: &[u8]) -> Option<Vec<u8>> {
+    rewrite_with(tenant_of, &|_| false, template, status, body)
+}
+
+/// As [`rewrite`]; `pulling` says which shared names are a tenant's pull under way (not
+/// shown: see [`crate::engine::Engine::pulling`]).
+pub fn rewrite_with(
+    tenant_of: &Tenant,
+    pulling: &dyn Fn(&str) -> bool,
+    template: &str,
+    status: u16,
+    body: &[u8],
+) -> Option<Vec<u8>> {
     let (tenant, shared) = (tenant_of.name.as_str(), tenant_of.shared_images.as_slice());
+    // What the tenant sees of an engine reference: its own, demangled, or a shared one.
+    let see = |engine: &str| match demangle_image(tenant, engine) {
+        Some(own) => Some(own),
+        None if pulling(engine) => None,
+        None => visible_image(tenant, shared, engine),
+    };
     let mut json: Json = serde_json::from_slice(body).ok()?;
     if status >= 400 {
         if let Some(Json::String(m)) = json.get_mut("message") {
@@ -40,11 +58,11 @@ pub fn rewrite(tenant_of: &Tenant, template: &str, status: u16, body: &[u8]) -> 
             }
             "/images/json" => {
                 json.as_array_mut()?
-                    .retain_mut(|image| visible(tenant, shared, image));
+                    .retain_mut(|image| visible(tenant, &see, image));
             }
             "/system/df" => {
                 if let Some(Json::Array(images)) = json.get_mut("Images") {
-                    images.retain_mut(|image| visible(tenant, shared, image));
+                    images.retain_mut(|image| visible(tenant, &see, image));
                 }
                 let layers: i64 = json["Images"]
                     .as_array()
@@ -76,12 +94,12 @@ pub fn rewrite(tenant_of: &Tenant, template: &str, status: u16, body: &[u8]) -> 
                 json["BuildCache"] = Json::Array(Vec::new());
             }
             "/images/{name*}/json" => {
-                visible(tenant, shared, &mut json);
+                visible(tenant, &see, &mut json);
             }
             "/images/{name*}/history" => {
                 for layer in json.as_array_mut()?.iter_mut() {
                     if let Some(Json::Array(tags)) = layer.get_mut("Tags") {
-                        tags.retain_mut(|t| demangle_json(t, |s| visible_image(tenant, shared, s)));
+                        tags.retain_mut(|t| demangle_json(t, see));
                     }
                 }
             }
@@ -169,7 +187,7 @@ pub fn build_line(tenant: &str, line: &[u8]) -> Option<Vec<u8>> {
 
 /// Keeps an image's tags and digests the tenant may see (its own, demangled, and shared
 /// ones); false when the tenant may see nothing of it (not its build, no visible tag).
-fn visible(tenant: &str, shared: &[String], image: &mut Json) -> bool {
+fn visible(tenant: &str, see: &dyn Fn(&str) -> Option<String>, image: &mut Json) -> bool {
     let tags: Vec<String> = image
         .get("RepoTags")
         .and_then(Json::as_array)
@@ -188,7 +206,7 @@ fn visible(tenant: &str, shared: &[String], image: &mut Json) -> bool {
     let mut any = false;
     for key in ["RepoTags", "RepoDigests"] {
         if let Some(Json::Array(refs)) = image.get_mut(key) {
-            refs.retain_mut(|r| demangle_json(r, |s| visible_image(tenant, shared, s)));
+            refs.retain_mut(|r| demangle_json(r, see));
             any |= !refs.is_empty();
         }
     }
@@ -330,6 +348,24 @@ mod tests {
                 r#"[{"Image":"dockgate-alpha/library/app:1","Names":["/alpha.web"]}]"#
             ),
             r#"[{"Image":"app:1","Names":["/web"]}]"#
+        );
+    }
+
+    #[test]
+    fn a_name_being_pulled_by_a_tenant_is_not_shown_as_shared() {
+        let pulling = |r: &str| r == "127.0.0.1:5000/private:1";
+        let out = rewrite_with(
+            &alpha(),
+            &pulling,
+            "/images/json",
+            200,
+            br#"[{"Id":"1","RepoTags":["127.0.0.1:5000/private:1"]},
+                 {"Id":"2","RepoTags":["127.0.0.1:5000/private:1","dockgate-alpha/library/p:1"]}]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"[{"Id":"2","RepoTags":["p:1"]}]"#
         );
     }
 

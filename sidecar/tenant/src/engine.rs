@@ -10,4 +10,10 @@ pub trait Engine: Sync {
     /// `GET path` on the engine. `Err` is the gateway's failure to ask (a 502), not an
     /// answer of dockerd's.
     fn get(&self, path: &str) -> impl Future<Output = Result<(u16, Json), Refusal>> + Send;
+
+    /// Whether a tenant's pull of `reference` is under way: until the gateway has moved it
+    /// into that tenant's namespace, the name is not a shared image.
+    fn pulling(&self, _reference: &str) -> bool {
+        false
+    }
 }

@@ -229,7 +229,7 @@ pub async fn image<E: Engine>(
                         .filter_map(Json::as_str)
                 };
                 owns(tenant, tags(), owner(i.get("Labels")))
-                    || tags().any(|t| shared_for(shared, t))
+                    || tags().any(|t| shared_for(shared, t) && !engine.pulling(t))
             })
             .filter_map(|i| i["Id"].as_str().map(str::to_string))
             .collect();
@@ -258,10 +258,9 @@ pub async fn image<E: Engine>(
     );
     // Shared: the image has a plain (admin's) tag. A digest reference left behind by a
     // tenant's pull names an image only that tenant tagged: not shared.
-    let is_shared = tags.iter().any(|t| shared_for(shared, t))
-        && (id_like
-            || shared_for(shared, reference)
-            || shared_for(shared, &format!("{reference}:latest")));
+    let shared_now = |t: &str| shared_for(shared, t) && !engine.pulling(t);
+    let is_shared = tags.iter().any(|t| shared_now(t))
+        && (id_like || shared_now(reference) || shared_now(&format!("{reference}:latest")));
     match (owned && id_like, is_shared, usage) {
         (true, _, _) => Ok(json
             .get("Id")
@@ -343,7 +342,7 @@ pub async fn counts<E: Engine>(engine: &E, tenant_of: &Tenant) -> Result<Counts,
                             .filter_map(Json::as_str)
                     };
                     owns(tenant, tags(), owner(i.get("Labels")))
-                        || tags().any(|t| shared_for(shared, t))
+                        || tags().any(|t| shared_for(shared, t) && !engine.pulling(t))
                 })
                 .count()
         })
