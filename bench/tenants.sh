@@ -45,7 +45,8 @@ cleanup() {
         xargs -r -n 10 env DOCKER_HOST=unix://$dockerd_sock docker rm -f >/dev/null 2>&1 || true
     DOCKER_HOST=unix://$dockerd_sock docker images -aq --filter "label=dockgate.tenant=${prefix}0" |
         xargs -r env DOCKER_HOST=unix://$dockerd_sock docker rmi -f >/dev/null 2>&1 || true
-    DOCKER_HOST=unix://$dockerd_sock docker rmi -f "$prefix-admin-build" >/dev/null 2>&1 || true
+    DOCKER_HOST=unix://$dockerd_sock docker images -aq --filter "label=dockgate.bench=$prefix" |
+        xargs -r env DOCKER_HOST=unix://$dockerd_sock docker rmi -f >/dev/null 2>&1 || true
     rm -rf "$tmp"
 }
 trap cleanup EXIT INT TERM
@@ -164,9 +165,10 @@ build_ms() { # DOCKER_HOST DOCKER_CONFIG TAG EXTRA
     done | sort -n | awk '{ v[NR] = $1 } END { printf "%.1f", v[int((NR + 1) / 2)] / 1000 }'
 }
 log "timing builds ($builds runs each)"
-b_admin_cold=$(build_ms "$direct" "$tmp/admin" "$prefix-admin-build" --no-cache)
+# The admin's builds carry a label of the benchmark's, so that every image they leave goes.
+b_admin_cold=$(build_ms "$direct" "$tmp/admin" "$prefix-admin-build" "--no-cache --label dockgate.bench=$prefix")
 b_tenant_cold=$(build_ms "$gateway" "$tmp/cli" tenant-build --no-cache)
-b_admin_warm=$(build_ms "$direct" "$tmp/admin" "$prefix-admin-build" "")
+b_admin_warm=$(build_ms "$direct" "$tmp/admin" "$prefix-admin-build" "--label dockgate.bench=$prefix")
 b_tenant_warm=$(build_ms "$gateway" "$tmp/cli" tenant-build "")
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }

@@ -4,7 +4,7 @@
 //!
 //! Tenants are users with a token (the CLI sends it from `HttpHeaders` in its config.json).
 
-use dockgate_tests::docker::{docker_direct, Cli, Outcome};
+use dockgate_tests::docker::{docker_direct, docker_direct_quiet, Cli, Outcome};
 use dockgate_tests::nginx::SYSTEM_DOCKERD;
 use dockgate_tests::scenarios::{compare_all_as_tenant, report};
 use dockgate_tests::tenants::{gateway, TenantUser};
@@ -570,6 +570,11 @@ fn images_are_the_tenants_own_and_shared_ones_are_read_only() {
         alpha.ok(&gw, "docker ps -a --format '{{.Image}}' --filter name=mine"),
         "busybox"
     );
+    // An untagged import is alpha's too (the gateway labels it), and nobody else's.
+    let imported = alpha.ok(&gw, &format!("tar -cf - -C {ctx} f | docker import -"));
+    alpha.ok(&gw, &format!("docker image inspect {imported} >/dev/null"));
+    let out = beta.docker(&gw, &format!("docker image inspect {imported}"));
+    assert!(missing(&out), "{out}");
     let private_id = alpha.ok(&gw, "docker image inspect -f '{{.Id}}' app:2");
     let engine = docker_direct(&["image", "inspect", "-f", "{{.RepoTags}}", &private_id]);
     assert!(
@@ -606,9 +611,12 @@ fn images_are_the_tenants_own_and_shared_ones_are_read_only() {
         })
         .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // (Other suites' shared images may come and go meanwhile: alpha's names are what count.)
     let beta_images = beta.ok(&gw, "docker images --format '{{.Repository}}:{{.Tag}}'");
     assert!(
-        !beta_images.contains("app") && !beta_images.contains("built"),
+        !beta_images
+            .lines()
+            .any(|l| ["app:1", "app:2", "built:latest"].contains(&l)),
         "{beta_images}"
     );
     // Beta's own app:2 is beta's; alpha's stays alpha's.
@@ -793,6 +801,12 @@ fn a_tenant_pushes_and_pulls_through_the_registry_front_end_under_its_own_names(
         &gw,
         &format!("docker image inspect -f '{{{{.Id}}}}' {image}"),
     );
+    // Nor in a list: the pull left the registry's digest on alpha's image.
+    let listed = beta.ok(
+        &gw,
+        "docker images --digests --format '{{.ID}} {{.Digest}}'",
+    );
+    assert!(!listed.contains(&manifest), "{listed}");
     for attempt in [
         format!("docker image inspect {reg}/app@{manifest}"),
         format!("docker run --rm --pull never --network none {reg}/app@{manifest} true"),
@@ -821,7 +835,15 @@ fn a_tenant_pushes_and_pulls_through_the_registry_front_end_under_its_own_names(
     };
     assert_eq!(seen(&alpha), id);
     assert_eq!(seen(&beta), busybox_id);
+    // The direct pull left the registry's digest on alpha's image: gone with the name.
+    let digests = docker_direct(&["image", "inspect", "-f", "{{join .RepoDigests \" \"}}", &id]);
     docker_direct(&["rmi", &hosted_ref]);
+    for digest in digests
+        .split_whitespace()
+        .filter(|d| d.contains("/team-a/app@"))
+    {
+        docker_direct_quiet(&["rmi", digest]);
+    }
     alpha.ok(&gw, &format!("docker rmi {hosted_ref} >/dev/null"));
     alpha.ok(&gw, &format!("docker rmi {image} >/dev/null"));
 

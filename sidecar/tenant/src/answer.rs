@@ -203,14 +203,17 @@ fn visible(tenant: &str, see: &dyn Fn(&str) -> Option<String>, image: &mut Json)
         .or_else(|| image.pointer("/Config/Labels/dockgate.tenant"))
         .and_then(Json::as_str);
     let built = owns(tenant, tags.iter().map(String::as_str), label);
-    let mut any = false;
-    for key in ["RepoTags", "RepoDigests"] {
-        if let Some(Json::Array(refs)) = image.get_mut(key) {
-            refs.retain_mut(|r| demangle_json(r, see));
-            any |= !refs.is_empty();
-        }
+    // Tags make an image visible; digests only show on one that is (a pull leaves the
+    // registry's digest under its plain name on what the puller took into its namespace).
+    let mut tagged = false;
+    if let Some(Json::Array(refs)) = image.get_mut("RepoTags") {
+        refs.retain_mut(|r| demangle_json(r, see));
+        tagged = !refs.is_empty();
     }
-    any || built
+    if let Some(Json::Array(refs)) = image.get_mut("RepoDigests") {
+        refs.retain_mut(|r| demangle_json(r, see));
+    }
+    tagged || built
 }
 
 /// `docker info` with the tenant's counts instead of the engine's.
@@ -348,6 +351,19 @@ mod tests {
                 r#"[{"Image":"dockgate-alpha/library/app:1","Names":["/alpha.web"]}]"#
             ),
             r#"[{"Image":"app:1","Names":["/web"]}]"#
+        );
+    }
+
+    #[test]
+    fn a_digest_alone_does_not_make_an_image_shared() {
+        assert_eq!(
+            rw(
+                "/images/json",
+                200,
+                r#"[{"Id":"1","RepoTags":[],"RepoDigests":["127.0.0.1:5000/app@sha256:00"]},
+                    {"Id":"2","RepoTags":["dockgate-alpha/library/app:1"],"RepoDigests":["127.0.0.1:5000/app@sha256:11"]}]"#
+            ),
+            r#"[{"Id":"2","RepoDigests":["127.0.0.1:5000/app@sha256:11"],"RepoTags":["app:1"]}]"#
         );
     }
 

@@ -1,6 +1,13 @@
 //! dockgate-tenant: each tenant sees a private Docker on a shared engine. Pure: the engine is
 //! reached through the [`engine::Engine`] trait, which the sidecar implements over dockerd's
 //! socket and the tests over a table.
+//!
+//! - [`names`], [`images`]: the mangled forms of names and image references, and who owns an
+//!   image;
+//! - [`lookup`]: a tenant's reference resolved to the engine's object, or dockerd's "missing";
+//! - [`request`]: a request's path and query on the way in; [`body`]: its body;
+//! - [`build`]: a classic build's Dockerfile, rewritten into the tenant's namespace;
+//! - [`answer`]: dockerd's answers put back into the tenant's names.
 #![forbid(unsafe_code)]
 
 pub mod answer;

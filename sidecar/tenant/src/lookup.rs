@@ -261,6 +261,20 @@ pub async fn image<E: Engine>(
     let shared_now = |t: &str| shared_for(shared, t) && !engine.pulling(t);
     let is_shared = tags.iter().any(|t| shared_now(t))
         && (id_like || shared_now(reference) || shared_now(&format!("{reference}:latest")));
+    // By ID, a remove or push acts on every tag of the image: an admin's shared tag on the
+    // tenant's image is not the tenant's to remove.
+    let foreign_tag = tags
+        .iter()
+        .any(|t| *t != "<none>:<none>" && crate::images::demangle_image(tenant, t).is_none());
+    if owned && id_like && usage == ImageUse::Own && foreign_tag {
+        return Err(Refusal::new(
+            Status::Forbidden,
+            format!(
+                "{reference} is also tagged as an image shared by all tenants: remove your \
+                 tags by name (docker rmi NAME:TAG), only an admin can remove the image"
+            ),
+        ));
+    }
     match (owned && id_like, is_shared, usage) {
         (true, _, _) => Ok(json
             .get("Id")

@@ -124,6 +124,9 @@ pub async fn admit<E: Engine>(
                 mediate = true;
             } else {
                 mangle_repo(&mut uri, t, "repo")?;
+                // An import is the tenant's, tagged or not (as its builds are).
+                uri.query
+                    .push(("changes".into(), format!("LABEL {LABEL}={t}")));
             }
         }
         "/images/prune" => {

@@ -194,6 +194,7 @@ fn engine() -> Fake {
             json!({"Id": A_STEP, "RepoTags": [], "Labels": owned("alpha"), "OnBuild": null}),
             json!({"Id": "sha256:a4a4", "RepoTags": ["dockgate-alpha/library/trap:latest"], "Labels": owned("alpha"),
                    "OnBuild": ["COPY --from=dockgate-beta/library/secret / /"]}),
+            json!({"Id": "sha256:e0e0", "RepoTags": ["dockgate-alpha/library/both:1", "team/shared:1"], "Labels": owned("alpha"), "OnBuild": null}),
             // Pulled with beta's label, but tagged (an admin's): shared, and nobody's own.
             json!({"Id": "sha256:d0d0", "RepoTags": ["planted:1"], "Labels": owned("beta"), "OnBuild": null}),
         ],
@@ -262,6 +263,24 @@ fn references_in_paths_resolve_in_the_namespace_only() {
     );
     let r = admitted("DELETE", "/images/planted:1").unwrap_err();
     assert_eq!(r.status, Status::Forbidden, "{r:?}");
+    // Alpha's image an admin also tagged as shared: alpha's tag goes by name, not the image
+    // by ID (that would take the shared tag too).
+    assert_eq!(
+        admitted("DELETE", "/images/both:1").unwrap(),
+        "/images/dockgate-alpha/library/both:1"
+    );
+    let r = admitted("DELETE", "/images/e0e0").unwrap_err();
+    assert_eq!(r.status, Status::Forbidden, "{r:?}");
+    assert_eq!(
+        admitted("GET", "/images/e0e0/json").unwrap(),
+        "/images/sha256:e0e0/json"
+    );
+    // An import is labelled as the tenant's.
+    let uri = admitted("POST", "/images/create?fromSrc=-&repo=imp").unwrap();
+    assert!(
+        uri.ends_with("changes=LABEL%20dockgate.tenant%3Dalpha"),
+        "{uri}"
+    );
 }
 
 #[test]
