@@ -317,6 +317,52 @@ fn the_gateways_labels_and_foreign_triggers_cannot_be_built_in() {
         "{out}"
     );
 
+    // A shared base's ONBUILD triggers run before the stage's label: on the socket, two
+    // builds from it share the trigger's step (and what it wrote). Not for tenants; a
+    // tenant's own base with triggers builds.
+    let shared = unique_name("shared-onbuild");
+    let base = context(
+        "FROM busybox\nONBUILD RUN cat /proc/sys/kernel/random/uuid > /token\n",
+        &[],
+    );
+    build_direct(base.path(), &format!("-q -t {shared}"));
+    let child = context(&format!("FROM {shared}\n"), &[]);
+    let (one, two) = (unique_name("child"), unique_name("child"));
+    build_direct(child.path(), &format!("-q -t {one}"));
+    let again = build_direct(child.path(), &format!("-t {two}"));
+    let token = |t: &str| {
+        docker_direct(&[
+            "run",
+            "--rm",
+            "--pull",
+            "never",
+            "--network",
+            "none",
+            t,
+            "cat",
+            "/token",
+        ])
+    };
+    assert!(again.contains("Using cache"), "{again}");
+    assert_eq!(
+        token(&one),
+        token(&two),
+        "not a shared step on dockerd itself"
+    );
+    for tag in [&one, &two] {
+        docker_direct_quiet(&["image", "rm", "-f", tag]);
+    }
+    let out = alpha.docker(&gw, &build_line(child.path(), "-q -t planted"));
+    assert!(
+        out.code != 0 && out.stderr.contains("has ONBUILD triggers"),
+        "{out}"
+    );
+    docker_direct_quiet(&["image", "rm", "-f", &shared]);
+    alpha.ok(&gw, &build_line(base.path(), "-q -t mybase"));
+    let own_child = context("FROM mybase\n", &[]);
+    alpha.ok(&gw, &build_line(own_child.path(), "-q -t mychild"));
+    assert_eq!(token_of(&alpha, &gw, "mychild").len(), 36);
+
     // BuildKit, and contexts the engine would fetch, are not for tenants.
     let (status, body) = alpha.raw(&gw, "POST", "/build?version=2&t=x", "");
     assert_eq!(status, 403, "{body}");

@@ -214,6 +214,22 @@ impl Plan {
         out
     }
 
+    /// The images stages start from (`FROM`): those whose stored triggers run in the build.
+    pub fn bases(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for edit in &self.edits {
+            if let What::From {
+                image: Some(image), ..
+            } = &edit.what
+            {
+                if !out.contains(image) {
+                    out.push(image.clone());
+                }
+            }
+        }
+        out
+    }
+
     /// The Dockerfile for dockerd: each image replaced by `resolved`'s engine reference for
     /// it (an image missing from `resolved` is kept as written), each stage labelled.
     pub fn write(&self, tenant: &str, resolved: &BTreeMap<String, String>) -> String {
@@ -376,6 +392,7 @@ pub async fn rewrite_dockerfile<E: Engine>(
     checks: bool,
 ) -> Result<String, Refusal> {
     let plan = plan(text, args).map_err(|e| Refusal::new(Status::Forbidden, e))?;
+    let bases = plan.bases();
     let mut resolved = BTreeMap::new();
     for image in plan.images() {
         let reference = lookup::image(engine, tenant, &image, ImageUse::Read)
@@ -402,6 +419,28 @@ pub async fn rewrite_dockerfile<E: Engine>(
         };
         triggers_allowed(&image, triggers.iter().copied())
             .map_err(|e| Refusal::new(Status::Forbidden, e))?;
+        // A base's triggers run as it is entered, before the stage's tenant label: their steps
+        // would be a cache every tenant building from it shares. Only the tenant's own bases
+        // (whose steps no other tenant can reach) may have them.
+        let tags: Vec<&str> = json["RepoTags"]
+            .as_array()
+            .map(|t| t.iter().filter_map(Json::as_str).collect())
+            .unwrap_or_default();
+        let label = json
+            .pointer("/Config/Labels")
+            .and_then(|l| l.get(TENANT))
+            .and_then(Json::as_str);
+        let own = crate::images::owns(&tenant.name, tags, label);
+        if !triggers.is_empty() && !own && bases.contains(&image) {
+            return Err(Refusal::new(
+                Status::Forbidden,
+                format!(
+                    "{image} has ONBUILD triggers, which run before the tenant's label and would \
+                     share their build cache with other tenants: build FROM an image without \
+                     triggers (or the tenant's own)"
+                ),
+            ));
+        }
         if checks {
             if let Some(r) = dockgate_policy::dockerfile::remote_trigger(triggers.iter().copied()) {
                 return Err(Refusal::new(

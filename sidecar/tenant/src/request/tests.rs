@@ -195,6 +195,10 @@ fn engine() -> Fake {
             json!({"Id": "sha256:a4a4", "RepoTags": ["dockgate-alpha/library/trap:latest"], "Labels": owned("alpha"),
                    "OnBuild": ["COPY --from=dockgate-beta/library/secret / /"]}),
             json!({"Id": "sha256:e0e0", "RepoTags": ["dockgate-alpha/library/both:1", "team/shared:1"], "Labels": owned("alpha"), "OnBuild": null}),
+            json!({"Id": "sha256:f0f0", "RepoTags": ["onbuild:latest"], "Labels": null,
+                   "OnBuild": ["RUN cat /proc/sys/kernel/random/uuid > /token"]}),
+            json!({"Id": "sha256:f1f1", "RepoTags": ["dockgate-alpha/library/mybase:latest"], "Labels": null,
+                   "OnBuild": ["RUN date > /d"]}),
             // Pulled with beta's label, but tagged (an admin's): shared, and nobody's own.
             json!({"Id": "sha256:d0d0", "RepoTags": ["planted:1"], "Labels": owned("beta"), "OnBuild": null}),
         ],
@@ -330,6 +334,13 @@ fn builds_are_classic_and_their_references_are_the_tenants() {
     assert_eq!(r.status, Status::NotFound, "{r:?}");
     let r = rewrite("FROM trap\n").unwrap_err();
     assert!(r.message.contains("copies from another image"), "{r:?}");
+    // A shared base's triggers would run before the tenant's label: a shared cache.
+    let r = rewrite("FROM onbuild\n").unwrap_err();
+    assert!(r.message.contains("has ONBUILD triggers"), "{r:?}");
+    // As a COPY --from source its triggers do not run.
+    assert!(rewrite("FROM busybox\nCOPY --from=onbuild / /\n").is_ok());
+    // The tenant's own base may have them.
+    assert!(rewrite("FROM mybase\n").is_ok());
     assert_eq!(
         rewrite(&format!(
             "FROM {}\nCOPY --from=busybox / /\n",
