@@ -747,3 +747,81 @@ fn the_same_includes_serve_on_nginx_1_28() {
     let (_d, again) = pull_to_dir(&front, "library/big:v1", &alice());
     assert_eq!(layers, again);
 }
+
+#[test]
+fn dockerds_own_pulls_come_from_the_cache_round_after_round_with_the_upstream_stopped() {
+    dockerd_pulls_from_the_cache(FrontendOptions::default(), "debian");
+}
+
+#[test]
+fn dockerds_own_pulls_come_from_the_cache_on_nginx_1_28_too() {
+    dockerd_pulls_from_the_cache(
+        FrontendOptions {
+            nginx: dockgate_tests::nginx::Flavor::Vendored.nginx(),
+            ..Default::default()
+        },
+        "vendored",
+    );
+}
+
+/// dockerd sends each Accept media type on a line of its own, in an order of its own on
+/// every request: the manifest cache must key on all of them (nginx 1.22's $http_accept
+/// holds the first line only), or warm pulls go upstream, and miss once it is gone.
+fn dockerd_pulls_from_the_cache(opts: FrontendOptions, flavor: &str) {
+    let (_h, mut upstream, fe) = setup(opts);
+    let docker = DockerClient::new();
+    let local = format!(
+        "dockgate-test/registry-accept-{flavor}-{}:v1",
+        std::process::id()
+    );
+    unique_image(&local, 500);
+    let up = format!("{}/library/accept:v1", upstream.url());
+    let front = format!("127.0.0.1:{}", fe.team_a_port);
+    let via = format!("{front}/library/accept:v1");
+    let mut tags = Tags(&docker, Vec::new());
+    tags.tag(&local, &up);
+    docker.ok(&["push", &up]);
+    docker.ok(&["rmi", &local, &up]);
+    tags.1.clear();
+    docker.login(&front, "alice", ALICE_TOKEN);
+    tags.1.push(via.clone());
+    // Warm: two pulls, the second from the cache.
+    docker.ok(&["pull", &via]);
+    docker.ok(&["rmi", &via]);
+    docker.ok(&["pull", &via]);
+    let manifests_upstream = upstream.requests("GET", "/v2/library/accept/manifests/");
+    let logged_before = fe.access_log().lines().count();
+    upstream.stop();
+    let mut failures = Vec::new();
+    for round in 0..10 {
+        let _ = docker.run(&["rmi", &via]);
+        let out = docker.run(&["pull", &via]);
+        if !out.status.success() {
+            failures.push(format!(
+                "round {round}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    // Every manifest request came from the cache (dockerd retries a 502, which hid the
+    // misses from the pulls' exit codes).
+    let log = fe.access_log();
+    let missed: Vec<&str> = log
+        .lines()
+        .skip(logged_before)
+        .filter(|l| l.contains("/manifests/") && !(l.contains("cache=HIT") && l.contains(" 200 ")))
+        .collect();
+    assert!(
+        missed.is_empty(),
+        "manifests not from the cache with the upstream stopped:\n{}",
+        missed.join("\n")
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of 10 pulls failed with the upstream stopped ({manifests_upstream} manifest GETs \
+         upstream while it ran):\n{}\n{}",
+        failures.len(),
+        failures.join("\n"),
+        fe.access_log()
+    );
+}

@@ -82,6 +82,21 @@ pub struct Ask<'a> {
     pub authorization: Option<&'a str>,
 }
 
+/// The manifest class a pull's `Accept` lines ask for, which the cache keys manifests by:
+/// `list` when any line takes a multi-platform index (Docker's manifest list, OCI's image
+/// index), else `one`. dockerd sends each media type on a line of its own, in no set order.
+pub fn accept_class<'a>(lines: impl IntoIterator<Item = &'a str>) -> &'static str {
+    let list = lines.into_iter().any(|line| {
+        let line = line.to_ascii_lowercase();
+        line.contains("manifest.list.v2") || line.contains("image.index.v1")
+    });
+    if list {
+        "list"
+    } else {
+        "one"
+    }
+}
+
 pub fn decide(reg: &RegistryConfig, users: &[User], ask: &Ask<'_>) -> Result<Approved, Refused> {
     let challenge = format!("Basic realm=\"{}\"", reg.realm.replace('"', "'"));
     let unauthorized = |message: &str| Refused {

@@ -3,7 +3,8 @@
 //! Contract: 204 allows, with `X-Dockgate-Uri` (path and query on the hosted registry),
 //! `X-Dockgate-Upstream-Uri` (on the proxied upstream, for pulls the group may answer from
 //! there), `X-Dockgate-Registry-Kind`, `X-Dockgate-Fallback` (the named location for a
-//! hosted 404), `X-Dockgate-Cache-Key` and `X-Dockgate-User`. 401 and
+//! hosted 404), `X-Dockgate-Cache-Key`, `X-Dockgate-Registry-Accept` (the manifest class
+//! of all the client's `Accept` lines) and `X-Dockgate-User`. 401 and
 //! 403 refuse, with the real status in `X-Dockgate-Status`, the registry error body in
 //! `X-Dockgate-Error` and, for 401, the Basic challenge in `X-Dockgate-Challenge`.
 
@@ -13,7 +14,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::decide::{decide, Ask, Refused};
+use super::decide::{accept_class, decide, Ask, Refused};
 use crate::app::AppState;
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -65,6 +66,11 @@ pub async fn registry_auth(State(s): State<Arc<AppState>>, headers: HeaderMap) -
             set(h, "x-dockgate-registry-kind", a.kind);
             set(h, "x-dockgate-fallback", a.fallback);
             set(h, "x-dockgate-cache-key", &a.cache_key);
+            let accepts = headers
+                .get_all("accept")
+                .iter()
+                .filter_map(|v| v.to_str().ok());
+            set(h, "x-dockgate-registry-accept", accept_class(accepts));
             set(h, "x-dockgate-user", &a.user);
             r
         }

@@ -88,3 +88,38 @@ async fn without_a_registry_table_everything_is_refused() {
         .unwrap()
         .contains("not configured"));
 }
+
+#[tokio::test]
+async fn the_manifest_class_comes_from_every_accept_line() {
+    // dockerd 20.10 sends one media type per line, in no set order.
+    let lines = [
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.v1+prettyjws",
+        "application/json",
+    ];
+    for rotation in 0..lines.len() {
+        let mut r = ask("GET", "/v2/app/manifests/v1", "team-a", Some(ALICE));
+        for line in lines.iter().cycle().skip(rotation).take(lines.len()) {
+            r.headers_mut()
+                .append("accept", axum::http::HeaderValue::from_static(line));
+        }
+        let r = test_app(true).oneshot(r).await.unwrap();
+        assert_eq!(
+            h(&r, "x-dockgate-registry-accept"),
+            Some("list"),
+            "{rotation}"
+        );
+    }
+    let mut r = ask("GET", "/v2/app/manifests/v1", "team-a", Some(ALICE));
+    r.headers_mut().append(
+        "accept",
+        axum::http::HeaderValue::from_static(
+            "application/vnd.docker.distribution.manifest.v2+json",
+        ),
+    );
+    let r = test_app(true).oneshot(r).await.unwrap();
+    assert_eq!(h(&r, "x-dockgate-registry-accept"), Some("one"));
+}
