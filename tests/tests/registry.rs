@@ -825,3 +825,81 @@ fn dockerd_pulls_from_the_cache(opts: FrontendOptions, flavor: &str) {
         fe.access_log()
     );
 }
+
+#[test]
+fn a_multi_arch_tag_pulls_from_the_cache_with_the_upstream_stopped() {
+    // An index (Docker manifest list) over two platforms' manifests, as multi-arch images
+    // are published: dockerd takes the index by tag and this host's manifest by digest.
+    let (_h, mut upstream, fe) = setup(FrontendOptions::default());
+    let docker = DockerClient::new();
+    let local = format!("dockgate-test/registry-multi-{}:v1", std::process::id());
+    unique_image(&local, 300);
+    let single = format!("{}/library/multi:single", upstream.url());
+    let mut tags = Tags(&docker, Vec::new());
+    tags.tag(&local, &single);
+    docker.ok(&["push", &single]);
+    docker.ok(&["rmi", &local, &single]);
+    tags.1.clear();
+    let base = format!("http://{}/v2/library/multi/manifests", upstream.url());
+    let m = http("GET", &format!("{base}/single"), &["-H", ACCEPT_MANIFESTS]);
+    assert_eq!(m.status, 200, "{}", m.text());
+    let digest = m.header("docker-content-digest").unwrap().to_string();
+    let media = m.header("content-type").unwrap().to_string();
+    let entry = |arch: &str| {
+        format!(
+            r#"{{"mediaType":"{media}","size":{},"digest":"{digest}","platform":{{"architecture":"{arch}","os":"linux"}}}}"#,
+            m.body.len()
+        )
+    };
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json","manifests":[{},{}]}}"#,
+        entry("arm64"),
+        entry(
+            std::env::consts::ARCH
+                .replace("x86_64", "amd64")
+                .replace("aarch64", "arm64")
+                .as_str()
+        )
+    );
+    let file = std::env::temp_dir().join(dockgate_tests::unique_name("index"));
+    std::fs::write(&file, &index).unwrap();
+    let put = http(
+        "PUT",
+        &format!("{base}/v1"),
+        &[
+            "-H",
+            "Content-Type: application/vnd.docker.distribution.manifest.list.v2+json",
+            "--data-binary",
+            &format!("@{}", file.display()),
+        ],
+    );
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(put.status, 201, "{}", put.text());
+
+    let front = format!("127.0.0.1:{}", fe.team_a_port);
+    let via = format!("{front}/library/multi:v1");
+    docker.login(&front, "alice", ALICE_TOKEN);
+    tags.1.push(via.clone());
+    docker.ok(&["pull", &via]);
+    let logged_before = fe.access_log().lines().count();
+    upstream.stop();
+    for _ in 0..3 {
+        docker.ok(&["rmi", &via]);
+        docker.ok(&["pull", &via]);
+    }
+    let log = fe.access_log();
+    let manifests: Vec<&str> = log
+        .lines()
+        .skip(logged_before)
+        .filter(|l| l.contains("/manifests/"))
+        .collect();
+    assert!(
+        manifests.iter().any(|l| l.contains(&digest)),
+        "the platform's manifest by digest: {log}"
+    );
+    let missed: Vec<&&str> = manifests
+        .iter()
+        .filter(|l| !(l.contains("cache=HIT") && l.contains(" 200 ")))
+        .collect();
+    assert!(missed.is_empty(), "{missed:?}");
+}
