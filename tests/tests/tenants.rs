@@ -835,6 +835,45 @@ fn a_tenant_pushes_and_pulls_through_the_registry_front_end_under_its_own_names(
     };
     assert_eq!(seen(&alpha), id);
     assert_eq!(seen(&beta), busybox_id);
+    // `docker build --pull` pulls the base again under its plain name: on the socket it moves
+    // the shared name as a pull does; tenants may not ask for it.
+    let ctx = TempDir::new("pull-build").unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {hosted_ref}\n"),
+    )
+    .unwrap();
+    let built = unique_name("pullproof");
+    let out = dockgate_tests::docker::run_script(
+        Cli::Current,
+        &dockgate_tests::docker::Endpoint::direct(),
+        &format!(
+            "DOCKER_BUILDKIT=0 docker build -q --pull -t {built} {}",
+            ctx.path().display()
+        ),
+        &[],
+        None,
+    );
+    assert_eq!(out.code, 0, "{out}");
+    assert_eq!(
+        id_of(&hosted_ref),
+        id,
+        "build --pull moves nothing on dockerd itself"
+    );
+    docker_direct_quiet(&["rmi", &built]);
+    docker_direct(&["tag", "busybox", &hosted_ref]);
+    let out = alpha.docker(
+        &gw,
+        &format!(
+            "DOCKER_BUILDKIT=0 docker build -q --pull -t x {}",
+            ctx.path().display()
+        ),
+    );
+    assert!(
+        out.code != 0 && out.stderr.contains("--pull is not available to tenants"),
+        "{out}"
+    );
+    assert_eq!(id_of(&hosted_ref), busybox_id);
     // The direct pull left the registry's digest on alpha's image: gone with the name.
     let digests = docker_direct(&["image", "inspect", "-f", "{{join .RepoDigests \" \"}}", &id]);
     docker_direct(&["rmi", &hosted_ref]);

@@ -159,6 +159,15 @@ pub async fn admit<E: Engine>(
                      out of the gateway's reach): build with DOCKER_BUILDKIT=0",
                 ));
             }
+            // `--pull` makes dockerd pull every base again, under its plain name: a shared
+            // name moved to what the registry gives this tenant (as dockerd reads the flag).
+            if uri.query_value("pull").is_some_and(go_bool) {
+                return Err(Refusal::new(
+                    Status::Forbidden,
+                    "docker build --pull is not available to tenants (it would pull the base \
+                     images under their shared names): docker pull them first, then build",
+                ));
+            }
             if uri.query_value("remote").is_some_and(|r| !r.is_empty()) {
                 return Err(Refusal::new(
                     Status::Forbidden,
@@ -322,6 +331,15 @@ async fn order_filters<E: Engine>(
         set_query(uri, "filters", serde_json::Value::Object(map).to_string());
     }
     Ok(())
+}
+
+/// A boolean query value as dockerd reads it (`httputils.BoolValue`): anything but empty,
+/// `0`, `no`, `false` and `none` is true.
+fn go_bool(value: &str) -> bool {
+    !matches!(
+        value.trim().to_ascii_lowercase().as_str(),
+        "" | "0" | "no" | "false" | "none"
+    )
 }
 
 /// `--cache-from`: each image resolved among the tenant's and the shared ones; the others are

@@ -309,6 +309,16 @@ fn order_filters_answer_another_tenants_object_as_missing() {
 fn builds_are_classic_and_their_references_are_the_tenants() {
     let r = admitted("POST", "/build?version=2&t=x").unwrap_err();
     assert_eq!(r.status, Status::Forbidden);
+    for pull in ["1", "true", "True", "yes", "x"] {
+        let r = admitted("POST", &format!("/build?t=x&pull={pull}")).unwrap_err();
+        assert_eq!(r.status, Status::Forbidden, "{pull}");
+    }
+    for pull in ["", "0", "false", "no", "none"] {
+        assert!(
+            admitted("POST", &format!("/build?t=x&pull={pull}")).is_ok(),
+            "{pull}"
+        );
+    }
     let uri = admitted(
         "POST",
         "/build?t=app&cachefrom=%5B%22dockgate-beta%2Flibrary%2Fsecret%22%2C%22busybox%22%5D",
