@@ -382,8 +382,8 @@ fn expand(word: &str, vars: &BTreeMap<String, String>, escape: char) -> Result<S
     Ok(out)
 }
 
-/// The Dockerfile dockerd gets for `text`: images resolved, stages labelled. `checks`: the
-/// role is conservative (base images' `ONBUILD ADD <url>` refused too).
+/// The Dockerfile dockerd gets for `text`: images resolved (to their IDs), stages labelled.
+/// `checks`: the role is conservative (base images' `ONBUILD ADD <url>` refused too).
 pub async fn rewrite_dockerfile<E: Engine>(
     engine: &E,
     tenant: &Tenant,
@@ -453,7 +453,13 @@ pub async fn rewrite_dockerfile<E: Engine>(
                 ));
             }
         }
-        resolved.insert(image, reference);
+        // By ID: dockerd pulls a base it has under a name but for another platform (or
+        // with --pull), under that name, and an ID cannot be pulled.
+        let id = json["Id"]
+            .as_str()
+            .filter(|_| status == 200)
+            .unwrap_or(&reference);
+        resolved.insert(image, id.to_string());
     }
     Ok(plan.write(&tenant.name, &resolved))
 }

@@ -357,7 +357,7 @@ fn builds_are_classic_and_their_references_are_the_tenants() {
             &A_STEP[7..19]
         ))
         .unwrap(),
-        format!("FROM {A_STEP}\nLABEL dockgate.tenant=alpha\nCOPY --from=busybox / /\n")
+        format!("FROM {A_STEP}\nLABEL dockgate.tenant=alpha\nCOPY --from=sha256:c0c0 / /\n")
     );
 }
 
