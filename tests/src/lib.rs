@@ -61,10 +61,17 @@ pub fn wait_until(timeout: Duration, mut ready: impl FnMut() -> bool) -> bool {
 pub struct TempDir(PathBuf);
 
 impl TempDir {
+    /// A new, empty directory. A name can be taken already: process IDs come round again,
+    /// and a process's static directories are never removed.
     pub fn new(tag: &str) -> io::Result<TempDir> {
-        let dir = std::env::temp_dir().join(unique_name(tag));
-        std::fs::create_dir_all(&dir)?;
-        Ok(TempDir(dir))
+        loop {
+            let dir = std::env::temp_dir().join(unique_name(tag));
+            match std::fs::create_dir(&dir) {
+                Ok(()) => return Ok(TempDir(dir)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     pub fn path(&self) -> &Path {
