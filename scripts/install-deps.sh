@@ -9,6 +9,7 @@ packages=(
     docker.io                   # dockerd + Debian's 20.10 docker CLI
     busybox-static              # offline test image rootfs
     openssl curl wrk bsdutils   # test certificates, probes, benchmarks, `script` for -t
+    ca-certificates             # the registry front-end verifies https mirrors against it
     python3                     # another local user's client in the peer-credential tests
     docker-compose              # compose projects in two tenants (Debian's 1.29)
     docker-registry skopeo      # registry front-end tests: CNCF distribution 2.8, a second client

@@ -7,6 +7,7 @@
 
 pub mod docker;
 pub mod engine;
+pub mod mirrors;
 pub mod nginx;
 pub mod package_cache;
 pub mod raw;

@@ -143,6 +143,8 @@ pub struct GatewayOptions {
     /// Replacements made in the built-in sidecar configuration before `policy` is appended
     /// (to change a key the default sets).
     pub sidecar_edits: Vec<(&'static str, &'static str)>,
+    /// More of the `http {}` block (a registry front-end beside the Docker API).
+    pub extra_http: String,
 }
 
 impl GatewayOptions {
@@ -154,6 +156,7 @@ impl GatewayOptions {
             dockerd: PathBuf::from(SYSTEM_DOCKERD),
             policy: None,
             sidecar_edits: Vec::new(),
+            extra_http: String::new(),
         }
     }
 
@@ -293,6 +296,7 @@ impl Gateway {
              ssl_certificate {cert};\n  ssl_certificate_key {key};\n\
              ssl_client_certificate {ca};\n  include {tls_conf};\n\
              set $dockgate_listener tls;\n  include {common};\n  include {api};\n}}\n\
+             {extra_http}\n\
              }}\n",
             workers = self.opts.workers,
             http_conf = self.include_conf("dockgate-http.conf").display(),
@@ -307,6 +311,7 @@ impl Gateway {
             tls_conf = self.include_conf("tls.conf").display(),
             unix_listen = unix_listen,
             unix_server = unix_server,
+            extra_http = self.opts.extra_http,
         );
         c
     }

@@ -29,16 +29,25 @@ pub struct Distribution {
     pub port: u16,
     child: Option<Child>,
     starts: u32,
+    /// More of its configuration (YAML at the top level, e.g. an `auth:` section).
+    extra: String,
 }
 
 impl Distribution {
     pub fn start(tag: &str) -> Distribution {
+        Distribution::start_with(tag, |_| String::new())
+    }
+
+    /// With more configuration, written once its directory is known.
+    pub fn start_with(tag: &str, extra: impl FnOnce(&Path) -> String) -> Distribution {
         let dir = TempDir::new(&format!("registry-{tag}")).expect("registry dir");
+        let extra = extra(dir.path());
         let mut d = Distribution {
             dir,
             port: free_port(),
             child: None,
             starts: 0,
+            extra,
         };
         d.resume();
         d
@@ -51,9 +60,10 @@ impl Distribution {
             "version: 0.1\n\
              log:\n  level: info\n  formatter: text\n\
              storage:\n  filesystem:\n    rootdirectory: {dir}/data\n  delete:\n    enabled: true\n\
-             http:\n  addr: 127.0.0.1:{port}\n  secret: dockgate-test-secret\n",
+             http:\n  addr: 127.0.0.1:{port}\n  secret: dockgate-test-secret\n{extra}",
             dir = dir.display(),
-            port = self.port
+            port = self.port,
+            extra = self.extra,
         );
         fs::write(dir.join("config.yml"), config).expect("write registry config");
         self.starts += 1;
@@ -70,15 +80,10 @@ impl Distribution {
         self.child = Some(child);
         let url = format!("http://127.0.0.1:{}/v2/", self.port);
         assert!(
-            wait_until(Duration::from_secs(15), || curl(&[
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                &url
-            ])
-            .stdout
-                == b"200"),
+            wait_until(Duration::from_secs(15), || matches!(
+                &curl(&["-o", "/dev/null", "-w", "%{http_code}", &url]).stdout[..],
+                b"200" | b"401"
+            )),
             "docker-registry did not start:\n{}",
             self.log()
         );
@@ -88,6 +93,12 @@ impl Distribution {
         if let Some(c) = self.child.take() {
             stop_within(c, Duration::from_secs(10));
         }
+    }
+
+    /// Whether `/v2/` answers at all (any status).
+    pub fn up(&self) -> bool {
+        let url = format!("http://127.0.0.1:{}/v2/", self.port);
+        curl(&["-o", "/dev/null", "-w", "%{http_code}", &url]).stdout != b"000"
     }
 
     pub fn url(&self) -> String {

@@ -9,6 +9,7 @@
 //!   endpoint missing from [`endpoints::ENDPOINTS`] is unknown, and unknown means refused.
 #![forbid(unsafe_code)]
 
+pub mod base64;
 pub mod endpoints;
 pub mod refusal;
 pub mod uri;

@@ -24,7 +24,6 @@ use crate::forward::forward;
 use crate::metrics::Metrics;
 use crate::pipeline;
 use crate::tenant::answer;
-use crate::tenant::pull::pull;
 use crate::tenant::stream::rewrite_lines;
 use dockgate_api::endpoints::Body as EndpointBody;
 
@@ -34,6 +33,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Bounds on the mediated bodies in flight.
     pub bodies: BodyGate,
+    /// Upstream tokens and one-pull credentials of the registry side.
+    pub registry: crate::registry::RegistryState,
 }
 
 pub fn app(state: Arc<AppState>) -> Router {
@@ -323,6 +324,29 @@ async fn mediated(State(s): State<Arc<AppState>>, req: Request) -> Response {
             .unwrap_or_default();
             drop(turn);
             let (dockerd, headers) = (&s.config.dockerd, &parts.headers);
+            if allowed.endpoint.template == "/images/create" {
+                let tenant_name = tenant.map(|t| t.name.as_str());
+                let planned = crate::pull::plan(
+                    &s.config,
+                    &s.registry.grants,
+                    &who.user,
+                    tenant_name,
+                    &allowed.uri,
+                );
+                if let Some(planned) = planned {
+                    return match planned {
+                        Ok(p) => match crate::pull::run(dockerd, p, headers).await {
+                            Ok(resp) if resp.status().is_success() => resp,
+                            Ok(resp) => match tenant {
+                                Some(t) => tenant_answer(t, allowed.endpoint.template, resp).await,
+                                None => resp,
+                            },
+                            Err(e) => unreachable(e),
+                        },
+                        Err(e) => refused(&Refusal::new(Status::BadRequest, format!("{e:#}"))),
+                    };
+                }
+            }
             match tenant {
                 Some(t) => tenant_forward(dockerd, t, &allowed, parts.method, headers, body).await,
                 None => forward(
@@ -453,16 +477,6 @@ async fn tenant_forward(
 ) -> Response {
     let template = allowed.endpoint.template;
     let uri = &allowed.uri.to_string();
-    if template == "/images/create" {
-        if let Some(from) = allowed.uri.query_value("fromImage") {
-            let tag = allowed.uri.query_value("tag");
-            return match pull(dockerd, &tenant.name, uri, from, tag, headers).await {
-                Ok(resp) if resp.status().is_success() => resp,
-                Ok(resp) => tenant_answer(tenant, template, resp).await,
-                Err(e) => unreachable(e),
-            };
-        }
-    }
     if template == "/info" {
         let counts =
             match crate::tenant::lookup::counts(&crate::tenant::Dockerd(dockerd), tenant).await {
@@ -490,7 +504,7 @@ async fn tenant_forward(
         Ok(resp) if streamed(template) && resp.status().is_success() => {
             let tenant = tenant.clone();
             rewrite_lines(resp, move |line| {
-                answer::rewrite_with(&tenant, &crate::tenant::pull::pulling, template, 200, line)
+                answer::rewrite_with(&tenant, &crate::pull::pulling, template, 200, line)
             })
         }
         Ok(resp) => tenant_answer(tenant, template, resp).await,
@@ -520,7 +534,7 @@ async fn tenant_answer(tenant: &crate::config::Tenant, template: &str, resp: Res
     };
     let bytes = match answer::rewrite_with(
         tenant,
-        &crate::tenant::pull::pulling,
+        &crate::pull::pulling,
         template,
         parts.status.as_u16(),
         &bytes,

@@ -30,7 +30,7 @@ struct RawConfig {
     listeners: BTreeMap<String, RawListener>,
     #[serde(default)]
     tenants: BTreeMap<Spanned<String>, RawTenant>,
-    registry: Option<crate::registry::RawRegistry>,
+    registry: Option<dockgate_registry::access::RawRegistry>,
     package_cache: Option<crate::package_cache::RawPackageCache>,
 }
 
@@ -250,7 +250,7 @@ pub struct Config {
     pub listeners: BTreeMap<String, Listener>,
     pub tenants: BTreeMap<String, Tenant>,
     /// The `[registry]` table: pull and push rights of the registry front-end.
-    pub registry: Option<crate::registry::RegistryConfig>,
+    pub registry: Option<dockgate_registry::access::RegistryConfig>,
     pub package_cache: Option<crate::package_cache::Settings>,
 }
 

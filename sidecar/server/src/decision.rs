@@ -143,35 +143,11 @@ fn token_of(header: &str) -> Option<String> {
         return Some(value.trim().to_string());
     }
     if scheme.eq_ignore_ascii_case("basic") {
-        let decoded = base64_decode(value.trim())?;
+        let decoded = dockgate_api::base64::decode(value.trim())?;
         let text = String::from_utf8(decoded).ok()?;
         return text.split_once(':').map(|(_, p)| p.to_string());
     }
     None
-}
-
-pub(crate) fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let val = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    };
-    let s = s.trim_end_matches('=').as_bytes();
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    for chunk in s.chunks(4) {
-        let mut acc = 0u32;
-        for (i, &c) in chunk.iter().enumerate() {
-            acc |= val(c)? << (18 - 6 * i);
-        }
-        let bytes = acc.to_be_bytes();
-        out.extend_from_slice(&bytes[1..chunk.len()]);
-    }
-    Some(out)
 }
 
 /// The head of a request as dockerd will read it: what the decision needs besides the URI.

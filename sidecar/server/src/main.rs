@@ -16,7 +16,7 @@ Without --config, the built-in default configuration is used.
 mod app;
 mod body_gate;
 mod build_context;
-mod ca;
+
 mod config;
 mod decision;
 mod forward;
@@ -24,6 +24,7 @@ mod host_paths;
 mod metrics;
 mod package_cache;
 mod pipeline;
+mod pull;
 mod reach;
 mod registry;
 mod relay;
@@ -35,6 +36,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
+use dockgate_ca as ca;
 use dockgate_policy::gojson;
 use tracing_subscriber::EnvFilter;
 
@@ -301,6 +303,7 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
             config,
             metrics: Default::default(),
             bodies: Default::default(),
+            registry: Default::default(),
         });
         if let Some(path) = state
             .config

@@ -18,7 +18,7 @@ use dockgate_policy::package_cache::PackageCache;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::ca::{self, CaSettings};
+use dockgate_ca::{self as ca, CaSettings};
 
 /// The rule sets of `nginx-conf/package-cache-http.conf`.
 pub const RULE_SETS: &[&str] = &["apt", "alpine", "pypi", "npm", "maven"];

@@ -34,6 +34,12 @@ pub async fn head(config: &Config, who: &Identity, head: &Head<'_>) -> Result<Al
         allowed.uri = admitted.uri;
         allowed.mediated |= admitted.mediate;
     }
+    // A pull of a mirrored registry goes through the registry front-end's cache.
+    if allowed.endpoint.template == "/images/create"
+        && crate::pull::through_mirror(config, &allowed.uri)
+    {
+        allowed.mediated = true;
+    }
     if let Some(role) = config.roles.get(&who.role).filter(|r| r.conservative) {
         // The engine's names, after a tenant's were resolved.
         let param = Method::parse(head.method)

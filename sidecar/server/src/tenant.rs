@@ -1,7 +1,6 @@
 //! Tenant namespaces: each tenant sees a private Docker on a shared engine. The rules are in
 //! the pure `dockgate-tenant` crate (names, references, admission, answers, Dockerfiles),
 //! which reaches the engine through [`Dockerd`]; here are the parts that stream:
-//! - [`pull`]: a tenant's pull, tagged into its namespace once it succeeded;
 //! - [`stream`]: streamed answers rewritten line by line.
 
 use std::future::Future;
@@ -14,7 +13,6 @@ use serde_json::Value as Json;
 use crate::forward::get_json;
 use dockgate_api::refusal::{Refusal, Status};
 
-pub mod pull;
 pub mod stream;
 
 /// dockerd's socket, as the tenant rules ask it.
@@ -26,7 +24,7 @@ impl Engine for Dockerd<'_> {
     }
 
     fn pulling(&self, reference: &str) -> bool {
-        pull::pulling(reference)
+        crate::pull::pulling(reference)
     }
 }
 

@@ -16,6 +16,7 @@ fn test_app() -> Router {
         config: Config::parse("test", &text).unwrap(),
         metrics: Default::default(),
         bodies: Default::default(),
+        registry: Default::default(),
     }))
 }
 

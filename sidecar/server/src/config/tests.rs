@@ -187,3 +187,27 @@ fn a_role_s_own_allow_lists_replace_the_policy_s() {
     let e = Config::parse("bad.toml", &bad).unwrap_err().to_string();
     assert!(e.contains("log_driver"), "{e}");
 }
+
+#[test]
+fn registry_errors_name_line_and_key() {
+    let text = format!(
+        "{}\n[[users]]\nname = \"alice\"\nrole = \"reader\"\n\n[registry.users.alice]\npull = [\"library\", \"Bad//Prefix\"]\npush = [\"team-a/\"]\n\n[registry.users.ghost]\npull = [\"*\"]\n",
+        DEFAULT
+    );
+    let e = Config::parse("r.toml", &text).unwrap_err();
+    let all = e.to_string();
+    let base = DEFAULT.lines().count();
+    for want in [
+        format!(
+            "r.toml: line {}: registry.users.alice.pull: \"Bad//Prefix\" is neither",
+            base + 7
+        ),
+        format!(
+            "r.toml: line {}: registry.users.ghost: no user named \"ghost\"",
+            base + 10
+        ),
+    ] {
+        assert!(all.contains(&want), "missing {want:?} in:\n{all}");
+    }
+    assert_eq!(e.errors.len(), 2, "{all}");
+}

@@ -9,9 +9,9 @@ use std::fmt::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use super::access::Action;
-use super::decide::KINDS;
 use crate::app::AppState;
+use dockgate_registry::access::Action;
+use dockgate_registry::decide::KINDS;
 
 /// The marker that starts the message of each line nginx sends.
 pub const MARKER: &str = "dockgate-registry-v1 ";

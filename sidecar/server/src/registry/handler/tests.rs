@@ -20,6 +20,7 @@ fn test_app(registry: bool) -> axum::Router {
         config: Config::parse("test", &text).unwrap(),
         metrics: Default::default(),
         bodies: Default::default(),
+        registry: Default::default(),
     }))
 }
 

@@ -1,11 +1,31 @@
 //! The decision for one registry request (pure, no I/O): who calls (HTTP Basic, as `docker
-//! login` sends it, checked against `[[users]]` tokens), what the path addresses, which
-//! repository that is once the team's prefix is applied, and whether the caller may.
+//! login` sends it, checked by the server's [`Identities`]), what the path addresses, which
+//! repository that is once the team's prefix is applied (or which mirror it is in), whether
+//! the caller may, and where nginx goes for it.
 
-use super::access::{Action, RegistryConfig, Rights};
-use super::path::{self, check_name, Reference, Target, MAX_NAME_LEN};
-use crate::config::{token_hash, User};
-use crate::decision::base64_decode;
+use crate::access::{Action, Prefix, RegistryConfig, Rights};
+use crate::mirror::Mirror;
+use crate::path::{self, check_name, Reference, Target, MAX_NAME_LEN};
+
+/// The group's default upstream (nginx's `upstream dockgate_registry_upstream`), fetched
+/// from anonymously.
+pub const DEFAULT_UPSTREAM: &str = "dockgate_registry_upstream";
+
+/// Who a `Basic` user name and secret are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    pub name: String,
+    /// The tenant the user works in, if any.
+    pub tenant: Option<String>,
+    /// A credential for pulls of this one repository only (what the Docker API gateway
+    /// hands dockerd for a pull through a mirror).
+    pub only: Option<String>,
+}
+
+/// The server's users: `[[users]]` tokens, and the gateway's one-pull credentials.
+pub trait Identities {
+    fn basic(&self, user: &str, secret: &str) -> Option<Caller>;
+}
 
 /// The kinds of requests, as the metrics and nginx's cache locations name them.
 pub const KINDS: [&str; 7] = [
@@ -36,8 +56,19 @@ pub struct Approved {
     /// Path and query on the proxied upstream, for pulls the group may answer from there.
     pub upstream_uri: Option<String>,
     /// What the cache keys the upstream answer by: the digest for blobs and manifests by
-    /// digest (one copy whatever the repository), `name:tag` for tags.
+    /// digest (one copy whatever the repository), `name:tag` for tags; for a mirror that is
+    /// fetched from with credentials, the repository too.
     pub cache_key: String,
+    /// Where nginx goes first: `hosted` (then the group's upstream on a 404), or straight to
+    /// the group's `group_<fallback>` location for a mirror.
+    pub first: String,
+    /// The upstream nginx fetches from: `proxy_pass` target, `Host` and TLS name.
+    pub origin: String,
+    pub origin_host: String,
+    pub origin_tls_name: String,
+    /// The mirror's namespace, and the repository at the upstream (for its credentials).
+    pub mirror: Option<String>,
+    pub upstream_name: Option<String>,
 }
 
 /// A refused request: status, registry error code and message.
@@ -97,23 +128,31 @@ pub fn accept_class<'a>(lines: impl IntoIterator<Item = &'a str>) -> &'static st
     }
 }
 
-pub fn decide(reg: &RegistryConfig, users: &[User], ask: &Ask<'_>) -> Result<Approved, Refused> {
+pub fn decide(
+    reg: &RegistryConfig,
+    ids: &dyn Identities,
+    ask: &Ask<'_>,
+) -> Result<Approved, Refused> {
     let challenge = format!("Basic realm=\"{}\"", reg.realm.replace('"', "'"));
     let unauthorized = |message: &str| Refused {
         challenge: Some(challenge.clone()),
         ..Refused::new(401, "UNAUTHORIZED", message)
     };
     // Identity first: a wrong password is a 401 whatever the path.
-    let (user, rights, tenant) = match ask.authorization {
-        None | Some("") => ("anonymous".to_string(), &reg.anonymous, None),
-        Some(h) => match basic_user(h, users) {
-            Some(u) => (
-                u.name.clone(),
-                reg.users.get(&u.name).unwrap_or(&EMPTY_RIGHTS),
-                u.tenant.as_deref(),
-            ),
+    let caller = match ask.authorization {
+        None | Some("") => None,
+        Some(h) => match basic_caller(h, ids) {
+            Some(c) => Some(c),
             None => return Err(unauthorized("invalid user name or token")),
         },
+    };
+    let (user, rights, tenant) = match &caller {
+        None => ("anonymous".to_string(), &reg.anonymous, None),
+        Some(c) => (
+            c.name.clone(),
+            reg.users.get(&c.name).unwrap_or(&EMPTY_RIGHTS),
+            c.tenant.as_deref(),
+        ),
     };
     let anonymous = !matches!(ask.authorization, Some(h) if !h.is_empty());
     if !ask.team.is_empty() && check_name(ask.team).is_err() {
@@ -146,6 +185,12 @@ pub fn decide(reg: &RegistryConfig, users: &[User], ask: &Ask<'_>) -> Result<App
                 hosted_uri: "/v2/".into(),
                 upstream_uri: None,
                 cache_key: String::new(),
+                first: "hosted".into(),
+                origin: format!("http://{DEFAULT_UPSTREAM}"),
+                origin_host: DEFAULT_UPSTREAM.into(),
+                origin_tls_name: DEFAULT_UPSTREAM.into(),
+                mirror: None,
+                upstream_name: None,
             });
         }
         (Target::Catalog, _) => {
@@ -177,7 +222,31 @@ pub fn decide(reg: &RegistryConfig, users: &[User], ask: &Ask<'_>) -> Result<App
         }
     };
     let client_name = without_tenant(target.name().unwrap_or_default(), tenant, &user)?;
-    let name = prefixed(ask.team, client_name);
+    // A mirror's namespace is top-level on every front-end, and read-only.
+    let mirrored = reg.mirrors.split(client_name);
+    let name = match mirrored {
+        Some(_) => client_name.to_string(),
+        None => prefixed(ask.team, client_name),
+    };
+    if let Some((m, _)) = mirrored.filter(|_| action == Action::Push) {
+        return Err(Refused::new(
+            403,
+            "DENIED",
+            format!(
+                "{}/ is a read-only mirror of {}: nothing is pushed there",
+                m.namespace, m.registry
+            ),
+        ));
+    }
+    if let Some(only) = caller.as_ref().and_then(|c| c.only.as_deref()) {
+        if only != name || action != Action::Pull {
+            return Err(Refused::new(
+                403,
+                "DENIED",
+                format!("this credential is for pulls of {only} only"),
+            ));
+        }
+    }
     if name.len() > MAX_NAME_LEN {
         return Err(Refused::new(
             400,
@@ -211,7 +280,57 @@ pub fn decide(reg: &RegistryConfig, users: &[User], ask: &Ask<'_>) -> Result<App
     if let Some(q) = hosted_query.filter(|q| !q.is_empty()) {
         hosted_uri = format!("{hosted_uri}?{q}");
     }
-    let (upstream_uri, cache_key) = match &target {
+    let (upstream_uri, cache_key) = match mirrored {
+        Some((m, upstream_name)) => mirror_route(m, upstream_name, &target, query),
+        None => group_route(client_name, &target, method, query),
+    };
+    let fallback = match (kind, &upstream_uri) {
+        (_, Some(_)) => kind,
+        ("blob", None) => "blob_hosted",
+        (k, None) => k,
+    };
+    let (first, origin, origin_host, origin_tls_name) = match mirrored {
+        Some((m, _)) => (
+            format!("group_{fallback}"),
+            m.proxy_pass(),
+            m.origin.authority.clone(),
+            m.origin.host.clone(),
+        ),
+        None => (
+            "hosted".into(),
+            format!("http://{DEFAULT_UPSTREAM}"),
+            DEFAULT_UPSTREAM.into(),
+            DEFAULT_UPSTREAM.into(),
+        ),
+    };
+    Ok(Approved {
+        user,
+        action,
+        kind,
+        fallback,
+        name,
+        hosted_uri,
+        upstream_uri,
+        cache_key,
+        first,
+        origin,
+        origin_host,
+        origin_tls_name,
+        mirror: mirrored.map(|(m, _)| m.namespace.clone()),
+        upstream_name: mirrored.map(|(_, n)| n.to_string()),
+    })
+}
+
+/// The group's default upstream: the name without the team's prefix. Blobs and manifests
+/// by digest are keyed by digest alone (fetched anonymously: anyone may have them).
+fn group_route(
+    client_name: &str,
+    target: &Target,
+    method: &str,
+    query: Option<&str>,
+) -> (Option<String>, String) {
+    let pull = matches!(method, "GET" | "HEAD");
+    match target {
         Target::Tags { .. } => (
             Some(match query {
                 Some(q) => format!("{}?{q}", target.path_for(client_name)),
@@ -232,22 +351,45 @@ pub fn decide(reg: &RegistryConfig, users: &[User], ask: &Ask<'_>) -> Result<App
             (Some(target.path_for(client_name)), digest.clone())
         }
         _ => (None, String::new()),
+    }
+}
+
+/// A mirror: everything it is asked goes to it (nothing is pushed, so a blob HEAD too). What
+/// its credentials fetched is keyed by repository: served only to callers who may pull that
+/// repository, never to one who names the digest under a repository it may pull.
+fn mirror_route(
+    m: &Mirror,
+    upstream_name: &str,
+    target: &Target,
+    query: Option<&str>,
+) -> (Option<String>, String) {
+    let ns = &m.namespace;
+    let scope = |digest: &str| {
+        if m.private() {
+            format!("mirror {ns} {upstream_name} {digest}")
+        } else {
+            format!("mirror {ns} {digest}")
+        }
     };
-    let fallback = match (kind, &upstream_uri) {
-        (_, Some(_)) => kind,
-        ("blob", None) => "blob_hosted",
-        (k, None) => k,
-    };
-    Ok(Approved {
-        user,
-        action,
-        kind,
-        fallback,
-        name,
-        hosted_uri,
-        upstream_uri,
-        cache_key,
-    })
+    let path = target.path_for(upstream_name);
+    match target {
+        Target::Tags { .. } => (
+            Some(match query {
+                Some(q) => format!("{path}?{q}"),
+                None => path,
+            }),
+            String::new(),
+        ),
+        Target::Manifest { reference, .. } => {
+            let key = match reference {
+                Reference::Tag(t) => format!("mirror {ns} {upstream_name}:{t}"),
+                Reference::Digest(d) => scope(d),
+            };
+            (Some(path), key)
+        }
+        Target::Blob { digest, .. } => (Some(path), scope(digest)),
+        _ => (None, String::new()),
+    }
 }
 
 static EMPTY_RIGHTS: Rights = Rights {
@@ -264,11 +406,11 @@ fn prefixed(team: &str, name: &str) -> String {
 }
 
 fn describe(rights: &Rights, action: Action) -> String {
-    let list = |v: &[super::access::Prefix]| {
+    let list = |v: &[Prefix]| {
         v.iter()
             .map(|p| match p {
-                super::access::Prefix::All => "*".to_string(),
-                super::access::Prefix::Path(p) => format!("{p}/"),
+                Prefix::All => "*".to_string(),
+                Prefix::Path(p) => format!("{p}/"),
             })
             .collect::<Vec<_>>()
     };
@@ -312,7 +454,6 @@ fn mount_query(query: &str, team: &str, rights: &Rights) -> String {
         .join("&")
 }
 
-/// The user whose name and token a `Basic` header carries.
 /// A tenant's image pushed by dockerd through the Docker API gateway is named
 /// `dockgate-TENANT/...` on the engine (see the sidecar's `tenant::images`): the registry
 /// stores it under the name the tenant used, and only that tenant's users may use the form.
@@ -336,17 +477,15 @@ fn without_tenant<'n>(name: &'n str, tenant: Option<&str>, user: &str) -> Result
     }
 }
 
-fn basic_user<'u>(header: &str, users: &'u [User]) -> Option<&'u User> {
+/// The caller whose name and secret a `Basic` header carries.
+fn basic_caller(header: &str, ids: &dyn Identities) -> Option<Caller> {
     let (scheme, value) = header.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let text = String::from_utf8(base64_decode(value.trim())?).ok()?;
-    let (name, token) = text.split_once(':')?;
-    let hash = token_hash(token);
-    users
-        .iter()
-        .find(|u| u.name == name && u.token_sha256.contains(&hash))
+    let text = String::from_utf8(dockgate_api::base64::decode(value.trim())?).ok()?;
+    let (name, secret) = text.split_once(':')?;
+    ids.basic(name, secret)
 }
 
 #[cfg(test)]

@@ -32,27 +32,3 @@ fn push_implies_pull() {
     assert!(!r.allows(Action::Pull, "team-b/app"));
     assert!(!Rights::default().allows(Action::Pull, "x"));
 }
-
-#[test]
-fn config_errors_name_line_and_key() {
-    let text = format!(
-        "{}\n[[users]]\nname = \"alice\"\nrole = \"reader\"\n\n[registry.users.alice]\npull = [\"library\", \"Bad//Prefix\"]\npush = [\"team-a/\"]\n\n[registry.users.ghost]\npull = [\"*\"]\n",
-        crate::config::DEFAULT
-    );
-    let e = crate::config::Config::parse("r.toml", &text).unwrap_err();
-    let all = e.to_string();
-    let base = crate::config::DEFAULT.lines().count();
-    for want in [
-        format!(
-            "r.toml: line {}: registry.users.alice.pull: \"Bad//Prefix\" is neither",
-            base + 7
-        ),
-        format!(
-            "r.toml: line {}: registry.users.ghost: no user named \"ghost\"",
-            base + 10
-        ),
-    ] {
-        assert!(all.contains(&want), "missing {want:?} in:\n{all}");
-    }
-    assert_eq!(e.errors.len(), 2, "{all}");
-}

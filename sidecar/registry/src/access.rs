@@ -11,7 +11,8 @@ use std::ops::Range;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::path::check_name;
+use crate::mirror::{self, Mirrors, RawMirror};
+use crate::path::check_name;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -21,6 +22,9 @@ pub struct RawRegistry {
     anonymous: Option<RawRights>,
     #[serde(default)]
     users: BTreeMap<String, Spanned<RawRights>>,
+    pull_through: Option<Spanned<String>>,
+    #[serde(default)]
+    mirrors: BTreeMap<String, Spanned<RawMirror>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -107,6 +111,11 @@ pub struct RegistryConfig {
     pub anonymous: Rights,
     /// Rights by user name (users of `[[users]]`, who log in with their token).
     pub users: BTreeMap<String, Rights>,
+    /// Other registries served under namespaces of their own.
+    pub mirrors: Mirrors,
+    /// The front-end (`host:port`, as dockerd reaches it) the Docker API gateway pulls
+    /// mirrored registries through.
+    pub pull_through: Option<String>,
 }
 
 impl RawRegistry {
@@ -165,7 +174,28 @@ impl RawRegistry {
                 format!("no user named {name:?} in [[users]]"),
             );
         }
+        let mirrors = mirror::check(&self.mirrors, err);
+        let pull_through = self.pull_through.as_ref().map(|p| {
+            let text = p.get_ref().clone();
+            if crate::mirror::Origin::parse(&format!("http://{text}")).is_none() {
+                err(
+                    p.span(),
+                    "registry.pull_through",
+                    format!("{text:?} is not host:port (the front-end as dockerd reaches it)"),
+                );
+            }
+            if mirrors.0.is_empty() {
+                err(
+                    p.span(),
+                    "registry.pull_through",
+                    "there is nothing to pull through: no [registry.mirrors.NAME] table".into(),
+                );
+            }
+            text
+        });
         RegistryConfig {
+            mirrors,
+            pull_through,
             realm: self
                 .realm
                 .clone()
