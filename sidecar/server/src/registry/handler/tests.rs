@@ -124,3 +124,33 @@ async fn the_manifest_class_comes_from_every_accept_line() {
     let r = test_app(true).oneshot(r).await.unwrap();
     assert_eq!(h(&r, "x-dockgate-registry-accept"), Some("one"));
 }
+
+#[tokio::test]
+async fn a_mirror_pull_names_its_upstream_and_an_unreachable_one_gets_no_authorization() {
+    let text = format!(
+        "{DEFAULT}\n[[users]]\nname = \"alice\"\nrole = \"reader\"\ntoken_sha256 = [\"{}\"]\n\
+         [registry]\n[registry.users.alice]\npull = [\"up\"]\n\
+         [registry.mirrors.up]\nregistry = \"up.test\"\nurl = \"http://127.0.0.1:9\"\n\
+         username = \"robot\"\npassword = \"pw\"\n",
+        token_hash("t")
+    );
+    let app = app(Arc::new(AppState {
+        config: Config::parse("test", &text).unwrap(),
+        metrics: Default::default(),
+        bodies: Default::default(),
+        registry: Default::default(),
+    }));
+    let r = app
+        .oneshot(ask("GET", "/v2/up/acme/app/manifests/1", "team-a", Some(ALICE)))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(h(&r, "x-dockgate-first"), Some("group_manifest_tag"));
+    assert_eq!(h(&r, "x-dockgate-origin"), Some("http://dockgate_mirror_up"));
+    assert_eq!(h(&r, "x-dockgate-origin-host"), Some("127.0.0.1:9"));
+    assert_eq!(h(&r, "x-dockgate-upstream-uri"), Some("/v2/acme/app/manifests/1"));
+    assert_eq!(h(&r, "x-dockgate-cache-key"), Some("mirror up acme/app:1"));
+    // Nothing answers on the discard port: no challenge, so nothing is sent upstream (what
+    // the cache has is still served).
+    assert_eq!(h(&r, "x-dockgate-upstream-authorization"), None);
+}
