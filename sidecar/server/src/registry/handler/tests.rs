@@ -141,14 +141,25 @@ async fn a_mirror_pull_names_its_upstream_and_an_unreachable_one_gets_no_authori
         registry: Default::default(),
     }));
     let r = app
-        .oneshot(ask("GET", "/v2/up/acme/app/manifests/1", "team-a", Some(ALICE)))
+        .oneshot(ask(
+            "GET",
+            "/v2/up/acme/app/manifests/1",
+            "team-a",
+            Some(ALICE),
+        ))
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert_eq!(h(&r, "x-dockgate-first"), Some("group_manifest_tag"));
-    assert_eq!(h(&r, "x-dockgate-origin"), Some("http://dockgate_mirror_up"));
+    assert_eq!(
+        h(&r, "x-dockgate-origin"),
+        Some("http://dockgate_mirror_up")
+    );
     assert_eq!(h(&r, "x-dockgate-origin-host"), Some("127.0.0.1:9"));
-    assert_eq!(h(&r, "x-dockgate-upstream-uri"), Some("/v2/acme/app/manifests/1"));
+    assert_eq!(
+        h(&r, "x-dockgate-upstream-uri"),
+        Some("/v2/acme/app/manifests/1")
+    );
     assert_eq!(h(&r, "x-dockgate-cache-key"), Some("mirror up acme/app:1"));
     // Nothing answers on the discard port: no challenge, so nothing is sent upstream (what
     // the cache has is still served).

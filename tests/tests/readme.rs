@@ -1,0 +1,282 @@
+//! The README's recipes, followed as written: the registry front-end's complete setup is run
+//! verbatim (its fixed ports and `/tmp/dockgate-registry`, as root), and the package cache's
+//! configuration snippets are used with only their placeholders filled in (host names,
+//! origins and paths of this test), under the `user` the snippet names.
+
+use std::fs;
+use std::process::Command;
+use std::time::Duration;
+
+use dockgate_tests::package_cache::{Stack, StackOptions, APT_HOST};
+use dockgate_tests::registry::DockerClient;
+use dockgate_tests::{repo_root, running_as_root, wait_until, TempDir};
+
+/// The fenced block of language `lang` that first follows the line containing `marker`.
+fn readme_block(marker: &str, lang: &str) -> String {
+    let readme = fs::read_to_string(repo_root().join("README.md")).expect("README.md");
+    let start = readme
+        .find(marker)
+        .unwrap_or_else(|| panic!("README has no {marker:?}"));
+    let fence = format!("```{lang}\n");
+    let open = start + readme[start..].find(&fence).expect("a fenced block") + fence.len();
+    let close = open + readme[open..].find("\n```").expect("the block's end");
+    readme[open..=close].to_string()
+}
+
+/// What the registry recipe leaves running, stopped however the test ends.
+struct RegistryRecipe;
+
+const RECIPE_DIR: &str = "/tmp/dockgate-registry";
+
+impl Drop for RegistryRecipe {
+    fn drop(&mut self) {
+        let _ = Command::new("nginx")
+            .args(["-p", RECIPE_DIR, "-c"])
+            .arg(format!("{RECIPE_DIR}/nginx.conf"))
+            .args(["-s", "quit"])
+            .output();
+        for pattern in [
+            format!("docker-registry serve {RECIPE_DIR}/"),
+            format!("dockgate serve --config {RECIPE_DIR}/"),
+        ] {
+            let _ = Command::new("pkill").args(["-f", &pattern]).output();
+        }
+        let d = DockerClient::new();
+        for tag in ["localhost:5000/tools/busybox:1", "127.0.0.1:5010/x:1"] {
+            let _ = d.run(&["rmi", tag]);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        let _ = fs::remove_dir_all(RECIPE_DIR);
+    }
+}
+
+#[test]
+fn the_registry_front_end_recipe_works_as_written() {
+    if !running_as_root() {
+        eprintln!("skipped: the recipe runs as root");
+        return;
+    }
+    for port in [5000, 5001, 5002, 5010] {
+        assert!(
+            std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
+            "the recipe's port {port} is taken on this machine"
+        );
+    }
+    let script = readme_block("A complete setup on one machine", "sh");
+    let _ = fs::remove_dir_all(RECIPE_DIR);
+    let _running = RegistryRecipe;
+    // Logins stay in the test (the recipe's `docker login` would write root's config).
+    let config = TempDir::new("recipe-docker-config").expect("config dir");
+    // To files, not pipes: what the recipe starts in the background keeps its output open.
+    let (out_path, err_path) = (
+        config.path().join("recipe.out"),
+        config.path().join("recipe.err"),
+    );
+    let mut child = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(repo_root())
+        .env("DOCKER_CONFIG", config.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(fs::File::create(&out_path).expect("stdout file"))
+        .stderr(fs::File::create(&err_path).expect("stderr file"))
+        .spawn()
+        .expect("bash");
+    let finished = wait_until(Duration::from_secs(300), || {
+        matches!(child.try_wait(), Ok(Some(_)))
+    });
+    if !finished {
+        let _ = child.kill();
+    }
+    let _ = child.wait();
+    let (stdout, stderr) = (
+        fs::read_to_string(&out_path).unwrap_or_default(),
+        fs::read_to_string(&err_path).unwrap_or_default(),
+    );
+    assert!(
+        finished,
+        "the recipe did not finish in 300 s:\n{stdout}\n{stderr}"
+    );
+    let all = format!("{stdout}\n--- stderr\n{stderr}");
+    assert!(all.contains("Login Succeeded"), "{all}");
+    assert!(
+        stderr
+            .contains("denied: dockgate: user alice may not push team-b/x (push rights: team-a/)"),
+        "the refused push says why:\n{all}"
+    );
+    assert!(
+        stdout.contains("localhost:5000/tools/busybox:1"),
+        "the push and the pull went through:\n{all}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("dockgate_registry_pushes_total") && !l.ends_with(" 0")),
+        "the metrics count the push:\n{all}"
+    );
+    let error_log = fs::read_to_string(format!("{RECIPE_DIR}/error.log")).unwrap_or_default();
+    assert!(
+        !error_log.contains("Permission denied"),
+        "the workers reach the sidecar's sockets:\n{error_log}"
+    );
+}
+
+#[test]
+fn the_package_cache_snippets_work_as_written_with_the_places_filled_in() {
+    if !running_as_root() {
+        eprintln!("skipped: nginx's `user` line needs root");
+        return;
+    }
+    // The origins, the gateway and its sidecar (which writes the CA and the includes).
+    let stack = Stack::start(StackOptions {
+        index_max_age: None,
+        ca_lifetime: "24h",
+        origin_rate: None,
+    });
+    stack.apt.add_package("readme-recipe", "1.0", 20_000);
+    stack.apt.publish();
+    let state_dir = stack.dir.path().join("package-cache");
+
+    // The README's TOML, its places filled in, is a valid configuration.
+    let toml = readme_block("Sidecar configuration:", "toml")
+        .replace(
+            "/var/lib/dockgate/package-cache",
+            &state_dir.display().to_string(),
+        )
+        .replace("deb.example.org", APT_HOST)
+        .replace(
+            "# origin = \"deb.example.org:443\"",
+            &format!("origin = \"127.0.0.1:{}\"", stack.origin_port),
+        );
+    assert!(toml.contains("[package_cache]"), "{toml}");
+    let dir = TempDir::new("readme-pkgcache").expect("dir");
+    let config = dir.path().join("dockgate.toml");
+    fs::write(
+        &config,
+        format!(
+            "{}\n{toml}",
+            fs::read_to_string(repo_root().join("sidecar/server/src/default.toml")).unwrap()
+        ),
+    )
+    .unwrap();
+    let check = Command::new(dockgate_tests::nginx::sidecar_binary())
+        .arg("check-config")
+        .arg(&config)
+        .output()
+        .expect("dockgate check-config");
+    assert!(
+        check.status.success(),
+        "the README's configuration is valid:\n{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    // The README's nginx snippet, as written but for its paths, under its own `user` line:
+    // the workers must reach the sidecar's log socket (0660, the Docker socket's group).
+    let address = dockgate_tests::package_cache::free_loopback_address();
+    let http = readme_block("nginx (the sidecar writes", "nginx")
+        .replace(
+            "/etc/nginx/dockgate/",
+            &format!("{}/", repo_root().join("nginx-conf").display()),
+        )
+        .replace(
+            "/var/lib/dockgate/package-cache",
+            &state_dir.display().to_string(),
+        )
+        .replace(
+            "/var/cache/dockgate/packages",
+            &dir.path().join("store").display().to_string(),
+        )
+        .replace("127.0.0.1:80", &format!("{address}:80"))
+        .replace("127.0.0.1:443", &format!("{address}:443"))
+        .replace(
+            "/etc/ssl/certs/ca-certificates.crt;   # origins' CAs",
+            &format!("{};", stack.origin_ca.display()),
+        );
+    assert!(http.starts_with("user www-data docker;"), "{http}");
+    let d = dir.path().display();
+    let conf = format!(
+        "pid {d}/nginx.pid;\nerror_log {d}/error.log info;\nevents {{}}\n{}",
+        http.replacen(
+            "http {",
+            &format!(
+                "http {{\n    access_log {d}/access.log;\n    client_body_temp_path {d}/tmp_body;\n    \
+                 proxy_temp_path {d}/tmp_proxy;\n    fastcgi_temp_path {d}/tmp_fastcgi;\n    \
+                 uwsgi_temp_path {d}/tmp_uwsgi;\n    scgi_temp_path {d}/tmp_scgi;"
+            ),
+            1
+        )
+    );
+    fs::write(dir.path().join("nginx.conf"), &conf).unwrap();
+    let started = Command::new("nginx")
+        .args(["-p"])
+        .arg(dir.path())
+        .arg("-c")
+        .arg(dir.path().join("nginx.conf"))
+        .output()
+        .expect("nginx");
+    assert!(
+        started.status.success(),
+        "nginx starts with the snippet:\n{}\n{conf}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    let stop = || {
+        let _ = Command::new("nginx")
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(dir.path().join("nginx.conf"))
+            .args(["-s", "quit"])
+            .output();
+    };
+    let before = metric_sum(&stack.metrics(), "dockgate_pkgcache_requests_total");
+    let bundle = state_dir.join("bundle.pem");
+    let url = format!("https://{APT_HOST}/debian/dists/stable/InRelease");
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "30",
+        ])
+        .args([
+            "--resolve",
+            &format!("{APT_HOST}:443:{address}"),
+            "--cacert",
+        ])
+        .arg(&bundle)
+        .arg(&url)
+        .output()
+        .expect("curl");
+    let status = String::from_utf8_lossy(&out.stdout).into_owned();
+    let counted = wait_until(Duration::from_secs(10), || {
+        metric_sum(&stack.metrics(), "dockgate_pkgcache_requests_total") > before
+    });
+    let error_log = fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
+    stop();
+    assert_eq!(
+        status,
+        "200",
+        "{}\n{error_log}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !error_log.contains("Permission denied"),
+        "the workers reach the log socket:\n{error_log}"
+    );
+    assert!(
+        counted,
+        "the metrics count the request:\n{error_log}\n{}",
+        stack.metrics()
+    );
+}
+
+fn metric_sum(text: &str, series: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(series))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
