@@ -9,6 +9,10 @@
 #            hosted registry, directly or through the front-end (hosted leg, not cached)
 #   cache    `skopeo copy` of the image seeded in the upstream registry: directly from the
 #            upstream vs through the front-end once the cache is warm (and the cold miss)
+#   dockerd  `docker pull` by the system dockerd of another image (layers dockerd does not
+#            have), seeded in the upstream: directly from the upstream, through the
+#            front-end with a cold cache, warm, and with the upstream stopped; with the
+#            requests that reached the upstream per pull (nginx's $upstream_addr)
 # Rounds are interleaved (direct, front-end, direct, ...); medians are reported. Prints a
 # Markdown report on stdout, progress on stderr. Stops by itself: every step has a timeout
 # and the whole run is bounded by BENCH_DEADLINE.
@@ -18,7 +22,7 @@
 # per connection), a stand-in for a remote registry.
 #
 # Knobs: BENCH_MB (500)  BENCH_ROUNDS (3)  BENCH_STEP_TIMEOUT (300 s)  BENCH_DEADLINE (1500 s)
-#        BENCH_UPSTREAM_RATE (50m)
+#        BENCH_UPSTREAM_RATE (50m)  BENCH_DOCKERD_MB (200)
 set -euo pipefail
 export LC_ALL=C
 cd "$(dirname "$0")/.."
@@ -151,11 +155,15 @@ http {
     }
 }
 NGINX
-/usr/sbin/nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" &
-pids+=($!)
-for _ in $(seq 100); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$fe_port/v2/")" = 401 ] && break; sleep 0.1
-done
+start_nginx() {
+    /usr/sbin/nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" &
+    nginx_pid=$!; pids+=($!)
+    for _ in $(seq 100); do
+        [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$fe_port/v2/")" = 401 ] && return; sleep 0.1
+    done
+    die "nginx did not start"
+}
+start_nginx
 
 export DOCKER_CONFIG=$work/docker-config
 mkdir -p "$DOCKER_CONFIG"
@@ -218,6 +226,53 @@ for r in $(seq "$rounds"); do
     KEY=blobs_upstream measure blobs "http://127.0.0.1:$upstream_port/v2/library/big/blobs"
     KEY=blobs_cache measure blobs "http://127.0.0.1:$fe_port/v2/library/big/blobs" "bench:$token"
 done
+
+# === dockerd's own pulls: another image, whose layers dockerd does not have ===
+dmb=${BENCH_DOCKERD_MB:-200}
+dimage=dockgate-bench/dockerd-pull-$$:v1
+log "dockerd: building and seeding a ${dmb} MB image"
+ctx=$work/dctx; mkdir -p "$ctx"
+printf 'FROM busybox:latest\n' >"$ctx/Dockerfile"
+for i in 0 1; do
+    head -c $(( dmb * 1000000 / 2 )) /dev/urandom >"$ctx/layer$i.bin"
+    printf 'COPY layer%s.bin /data/layer%s.bin\n' "$i" "$i" >>"$ctx/Dockerfile"
+done
+DOCKER_BUILDKIT=0 bounded "$step_timeout" /usr/bin/docker build -q -t "$dimage" "$ctx" >/dev/null
+rm -rf "$ctx"
+bounded "$step_timeout" skopeo copy --dest-tls-verify=false "docker-daemon:$dimage" \
+    "docker://127.0.0.1:$upstream_port/library/dockerd-pull:v1" >/dev/null
+docker rmi "$dimage" >/dev/null
+dbytes=$(( dmb * 1000000 ))
+up=127.0.0.1:$upstream_port/library/dockerd-pull:v1
+fe=127.0.0.1:$fe_port/library/dockerd-pull:v1
+tags+=("$up" "$fe")
+declare -A fetched
+upstream_lines() { grep -c "127.0.0.1:$upstream_port" "$work/nginx/logs/registry.log" || true; }
+dpull() {  # dpull KEY REF: one timed dockerd pull, then the image removed; upstream requests counted
+    local before after
+    before=$(upstream_lines)
+    KEY=$1 measure bounded "$step_timeout" docker pull -q "$2"
+    after=$(upstream_lines)
+    fetched[$1]+="$(( after - before ))"$'\n'
+    docker rmi "$2" >/dev/null
+}
+# A cold cache: nginx restarted on an empty one.
+kill -QUIT "$nginx_pid"; wait "$nginx_pid" 2>/dev/null || true
+rm -rf "$work/nginx/cache"; start_nginx
+log "dockerd: cold pull through the front-end"
+dpull dockerd_cold "$fe"
+for r in $(seq "$rounds"); do
+    log "round $r/$rounds: dockerd pulls, upstream directly vs warm cache"
+    KEY=dockerd_direct measure bounded "$step_timeout" docker pull -q "$up"
+    docker rmi "$up" >/dev/null
+    dpull dockerd_warm "$fe"
+done
+log "dockerd: the upstream stopped"
+kill "$(cat "$work/upstream/pid")"; sleep 1
+for r in $(seq "$rounds"); do
+    dpull dockerd_stopped "$fe"
+done
+
 hits=$(curl -s --unix-socket "$work/sidecar.sock" http://s/_dockgate/metrics |
     awk '/^dockgate_registry_cache_answers_total\{kind="blob",cache="HIT"\}/ {print $2}')
 
@@ -242,5 +297,22 @@ row "skopeo pull: upstream directly vs front-end warm cache" upstream_direct cac
 row "curl, every blob: upstream directly vs front-end warm cache" blobs_upstream blobs_cache
 row "skopeo pull: upstream at ${upstream_rate^^}B/s per connection vs front-end warm cache" upstream_slow cache_warm
 echo "| skopeo pull through the front-end, cold cache (one run) | | $(printf %s "${times[cache_cold]}" | median) s |"
+echo
+dmbps() { awk -v b="$dbytes" -v t="$1" 'BEGIN {printf "%.0f", b / t / 1e6}'; }
+drow() {  # drow LABEL KEY: dockerd pull times and the requests that reached the upstream
+    local a n
+    a=$(printf %s "${times[$2]}" | median)
+    n=$(printf %s "${fetched[$2]:-}" | runs)
+    printf '| %s | %s s (%s MB/s); runs: %s | %s |\n' "$1" "$a" "$(dmbps "$a")" \
+        "$(printf %s "${times[$2]}" | runs)" "${n:-every request (no cache)}"
+}
+echo "dockerd's own pulls (\`docker pull\`, ${dmb} MB of new layers, removed after each pull):"
+echo
+echo "| dockerd pull | time | requests that reached the upstream, per pull |"
+echo "|---|---|---|"
+drow "from the upstream directly (no front-end)" dockerd_direct
+drow "through the front-end, cold cache" dockerd_cold
+drow "through the front-end, warm cache" dockerd_warm
+drow "through the front-end, upstream stopped" dockerd_stopped
 echo
 echo "blob cache hits counted by the sidecar: ${hits:-0}; nginx error log: $(grep -c '\[error\]\|\[crit\]\|\[emerg\]' "$work/nginx/logs/error.log" || true) errors"

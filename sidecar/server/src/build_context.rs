@@ -18,6 +18,7 @@ use http_body::Frame;
 use http_body_util::BodyExt;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::channel_body::ChannelBody;
 use crate::config::Tenant;
 use crate::decision::{Refusal, Status};
 use crate::forward::forward_body;
@@ -133,23 +134,6 @@ pub async fn forward(
 /// memory a gzip bomb can take to one slice's expansion).
 const SLICE: usize = 16 << 10;
 
-/// A request body fed from a channel; an `Err` ends the upload.
-struct Channel(mpsc::Receiver<Result<Bytes, RefusedContext>>);
-
-impl http_body::Body for Channel {
-    type Data = Bytes;
-    type Error = RefusedContext;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, RefusedContext>>> {
-        self.0
-            .poll_recv(cx)
-            .map(|item| item.map(|r| r.map(Frame::data)))
-    }
-}
-
 /// Forwards a tenant's build: the context decompressed and each Dockerfile in it rewritten
 /// on the way; the answer's image names put back in the tenant's. `checks`: the role is
 /// conservative (the Dockerfile checks of [`forward`] apply too).
@@ -217,7 +201,7 @@ pub async fn forward_tenant(
     let mut headers = headers.clone();
     headers.remove("content-length");
     headers.remove("content-encoding");
-    let answer = forward_body(dockerd, method, uri, &headers, Channel(rx)).await;
+    let answer = forward_body(dockerd, method, uri, &headers, ChannelBody(rx)).await;
     let refusal = match &answer {
         Ok(_) => refused_rx.try_recv().ok(),
         Err(_) => tokio::time::timeout(std::time::Duration::from_secs(1), &mut refused_rx)

@@ -16,6 +16,7 @@ Without --config, the built-in default configuration is used.
 mod app;
 mod body_gate;
 mod build_context;
+mod channel_body;
 
 mod config;
 mod decision;

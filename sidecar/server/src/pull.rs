@@ -24,8 +24,8 @@ use axum::response::Response;
 use http_body_util::BodyExt;
 use tokio::sync::mpsc;
 
+use crate::channel_body::ChannelBody;
 use crate::forward::{call_json, forward};
-use crate::tenant::stream::ChannelBody;
 use dockgate_registry::access::RegistryConfig;
 use dockgate_tenant::images::{mangle_image, Reference};
 
@@ -262,8 +262,8 @@ pub fn plan(
         let front = reg.pull_through.as_deref().unwrap_or_default();
         let auth = registry_auth(user, &granted.secret, front);
         let mut engine_uri = uri.clone();
-        crate::tenant::request::set_query(&mut engine_uri, "fromImage", plan.from_image.clone());
-        crate::tenant::request::set_query(&mut engine_uri, "tag", plan.tag.clone());
+        dockgate_tenant::request::set_query(&mut engine_uri, "fromImage", plan.from_image.clone());
+        dockgate_tenant::request::set_query(&mut engine_uri, "tag", plan.tag.clone());
         Ok(Pull {
             engine: plan.engine.clone(),
             uri: engine_uri.to_string(),
@@ -344,14 +344,14 @@ pub async fn run(dockerd: &Path, pull: Pull, headers: &HeaderMap) -> anyhow::Res
                         Bytes::from(plan.rename(&String::from_utf8_lossy(&lines)))
                     }
                 };
-                if listening && tx.send(data).await.is_err() {
+                if listening && tx.send(Ok(data)).await.is_err() {
                     listening = false;
                 }
             }
         }
         if let (Some(plan), false) = (plan, pending.is_empty()) {
             let tail = Bytes::from(plan.rename(&String::from_utf8_lossy(&pending)));
-            let _ = tx.send(tail).await;
+            let _ = tx.send(Ok(tail)).await;
         }
         let current = image_id(&dockerd, &engine).await;
         // The image this pull brought that was not there under the name before.
@@ -361,7 +361,7 @@ pub async fn run(dockerd: &Path, pull: Pull, headers: &HeaderMap) -> anyhow::Res
             match land(&dockerd, &lands, id).await {
                 Ok(()) => taken = true,
                 Err(message) => {
-                    let _ = tx.send(error_line(&message)).await;
+                    let _ = tx.send(Ok(error_line(&message))).await;
                 }
             }
         }
@@ -392,7 +392,10 @@ pub async fn run(dockerd: &Path, pull: Pull, headers: &HeaderMap) -> anyhow::Res
             let _ = call_json(&dockerd, Method::DELETE, &format!("/images/{}", path(id))).await;
         }
     });
-    let mut resp = Response::from_parts(parts, Body::new(ChannelBody(rx)));
+    let mut resp = Response::from_parts(
+        parts,
+        Body::new(ChannelBody::<std::convert::Infallible>(rx)),
+    );
     resp.headers_mut().remove("content-length");
     Ok(resp)
 }
