@@ -326,18 +326,27 @@ impl ApiUser {
 // === impl MirrorSetup ===
 
 /// A mirror of the front-end: its namespace, the upstream's port, and its credentials.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct MirrorSpec {
     pub namespace: String,
     pub port: u16,
     pub credentials: bool,
+    /// An https upstream: the CA bundle nginx and the sidecar trust for it, and the host
+    /// name in its URL (`127.0.0.1` when `None`).
+    pub tls: Option<(PathBuf, String)>,
 }
 
 impl MirrorSpec {
-    /// The registry as image references name it: `127.0.0.1:PORT`, so a direct pull on
-    /// dockerd's socket reaches the same upstream.
+    /// The registry as image references name it: `HOST:PORT`, so a direct pull on dockerd's
+    /// socket reaches the same upstream.
     pub fn registry(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        let host = self.tls.as_ref().map_or("127.0.0.1", |(_, h)| h.as_str());
+        format!("{host}:{}", self.port)
+    }
+
+    pub fn url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.registry())
     }
 }
 
@@ -351,12 +360,29 @@ pub struct MirrorSetup {
 }
 
 /// An upstream behind HTTP Basic: an nginx `server` with `auth_basic` (the robot's password
-/// in nginx's `{PLAIN}` form) proxying to `upstream`; put into the gateway's nginx.
-pub fn basic_auth_upstream(dir: &Path, listen: u16, upstream: u16) -> String {
+/// in nginx's `{PLAIN}` form) proxying to `upstream`, on TLS with `tls` (certificate and
+/// key); put into the gateway's nginx.
+pub fn basic_auth_upstream(
+    dir: &Path,
+    listen: u16,
+    upstream: u16,
+    tls: Option<(&Path, &Path)>,
+) -> String {
     let users = dir.join(format!("htpasswd-{listen}"));
     fs::write(&users, format!("{}:{{PLAIN}}{}\n", ROBOT.0, ROBOT.1)).expect("htpasswd");
+    let (ssl, certs) = match tls {
+        Some((cert, key)) => (
+            " ssl",
+            format!(
+                "  ssl_certificate {};\n  ssl_certificate_key {};\n",
+                cert.display(),
+                key.display()
+            ),
+        ),
+        None => ("", String::new()),
+    };
     format!(
-        "server {{\n  listen 127.0.0.1:{listen};\n  client_max_body_size 0;\n  \
+        "server {{\n  listen 127.0.0.1:{listen}{ssl};\n{certs}  client_max_body_size 0;\n  \
          auth_basic \"basic upstream\";\n  auth_basic_user_file {};\n  \
          location / {{ proxy_pass http://127.0.0.1:{upstream}; proxy_set_header Host $http_host; }}\n}}\n",
         users.display()
@@ -396,10 +422,14 @@ impl MirrorSetup {
         let mut upstreams = String::new();
         for m in mirrors {
             policy += &format!(
-                "[registry.mirrors.{ns}]\nregistry = \"{reg}\"\nurl = \"http://{reg}\"\n",
+                "[registry.mirrors.{ns}]\nregistry = \"{reg}\"\nurl = \"{url}\"\n",
                 ns = m.namespace,
-                reg = m.registry()
+                reg = m.registry(),
+                url = m.url(),
             );
+            if let Some((ca, _)) = &m.tls {
+                policy += &format!("ca = \"{}\"\n", ca.display());
+            }
             if m.credentials {
                 policy += &format!("username = \"{}\"\npassword = \"{}\"\n", ROBOT.0, ROBOT.1);
             }
@@ -411,13 +441,19 @@ impl MirrorSetup {
         let cache = TempDir::new("mirror-cache").expect("cache dir");
         let cache_dir = cache.path().to_path_buf();
         let extra = extra_servers(&cache_dir);
+        // A private CA for the https upstreams, in the front-end's server.
+        let trusted = mirrors
+            .iter()
+            .find_map(|m| m.tls.as_ref())
+            .map(|(ca, _)| format!("  proxy_ssl_trusted_certificate {};\n", ca.display()))
+            .unwrap_or_default();
         let extra_http = format!(
             "include {http};\n\
              proxy_cache_path {cache}/cache levels=1:2 keys_zone=dockgate_registry:8m inactive=30d use_temp_path=off;\n\
              upstream dockgate_registry_hosted {{ server 127.0.0.1:{hosted}; keepalive 8; }}\n\
              {upstreams}\
              server {{\n  listen 127.0.0.1:{front_port};\n  set $dockgate_registry_team \"\";\n  \
-             proxy_cache_valid 200 1m;\n  \
+             proxy_cache_valid 200 1m;\n{trusted}  \
              access_log {cache}/registry.log dockgate_registry;\n  include {frontend};\n}}\n\
              {extra}",
             http = conf("registry-http.conf"),
@@ -440,7 +476,10 @@ impl MirrorSetup {
 
     /// The front-end's access log (one line per answer, with kind and cache status).
     pub fn front_log(&self) -> String {
-        fs::read_to_string(self.cache.path().join("registry.log")).unwrap_or_default()
+        String::from_utf8_lossy(
+            &fs::read(self.cache.path().join("registry.log")).unwrap_or_default(),
+        )
+        .into_owned()
     }
 }
 

@@ -435,8 +435,12 @@ impl Gateway {
         assert!(status.success(), "kill -{signal} nginx");
     }
 
+    /// nginx's error log (lossy: it quotes what clients sent, TLS hellos to a plain port too).
     pub fn error_log(&self) -> String {
-        fs::read_to_string(self.dir.path().join("logs/error.log")).unwrap_or_default()
+        String::from_utf8_lossy(
+            &fs::read(self.dir.path().join("logs/error.log")).unwrap_or_default(),
+        )
+        .into_owned()
     }
 
     pub fn access_log(&self) -> String {

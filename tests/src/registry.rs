@@ -323,8 +323,12 @@ impl Frontend {
         self.start_nginx().expect("nginx restarts");
     }
 
+    /// nginx's error log (lossy: it quotes what clients sent, TLS hellos to a plain port too).
     pub fn error_log(&self) -> String {
-        fs::read_to_string(self.dir.path().join("logs/error.log")).unwrap_or_default()
+        String::from_utf8_lossy(
+            &fs::read(self.dir.path().join("logs/error.log")).unwrap_or_default(),
+        )
+        .into_owned()
     }
 
     /// Stops the sidecar (nginx must then refuse everything).
@@ -335,7 +339,10 @@ impl Frontend {
     }
 
     pub fn access_log(&self) -> String {
-        fs::read_to_string(self.dir.path().join("logs/registry.log")).unwrap_or_default()
+        String::from_utf8_lossy(
+            &fs::read(self.dir.path().join("logs/registry.log")).unwrap_or_default(),
+        )
+        .into_owned()
     }
 
     pub fn sidecar_log(&self) -> String {

@@ -12,6 +12,7 @@ use dockgate_tests::docker::Cli;
 use dockgate_tests::mirrors::{
     basic_auth_upstream, seed_unique, ApiUser, MirrorSetup, MirrorSpec, TokenIssuer, ROBOT,
 };
+use dockgate_tests::package_cache::OriginTls;
 use dockgate_tests::registry::{http, Distribution, DockerClient};
 use dockgate_tests::tenants::tenant_name;
 use dockgate_tests::{free_port, running_as_root};
@@ -44,6 +45,7 @@ fn a_mirrored_registry_is_pulled_through_the_cache_and_lands_under_its_own_name(
         namespace: "up".into(),
         port: upstream.port,
         credentials: false,
+        ..Default::default()
     };
     let admin = ApiUser::new("mirror-admin", None);
     let tenant = tenant_name("mirror");
@@ -152,11 +154,13 @@ fn upstreams_with_credentials_are_fetched_with_the_sidecars_and_served_only_to_w
         namespace: "tok".into(),
         port: token_upstream.port,
         credentials: true,
+        ..Default::default()
     };
     let basic = MirrorSpec {
         namespace: "basic".into(),
         port: basic_port,
         credentials: true,
+        ..Default::default()
     };
     let alice = ApiUser::new("mirror-alice", None);
     let bob = ApiUser::new("mirror-bob", None);
@@ -164,7 +168,7 @@ fn upstreams_with_credentials_are_fetched_with_the_sidecars_and_served_only_to_w
     let setup = MirrorSetup::start(
         &[tok.clone(), basic.clone()],
         &[(&alice, &["tok/private", "basic"]), (&bob, &["tok/public"])],
-        &|dir| basic_auth_upstream(dir, basic_port, backend),
+        &|dir| basic_auth_upstream(dir, basic_port, backend, None),
     );
     let private = format!("{}/private/app:1", tok.registry());
     let public = format!("{}/public/app:1", tok.registry());
@@ -246,4 +250,65 @@ fn upstreams_with_credentials_are_fetched_with_the_sidecars_and_served_only_to_w
     assert!(!out.status.success());
     let out = alice.docker(Cli::Current, &setup.gw, &format!("docker pull {private}"));
     assert_eq!(out.code, 0, "from the cache:\n{out}\n{}", setup.front_log());
+}
+
+#[test]
+fn an_https_upstream_is_verified_by_its_name_with_the_ca_it_is_given() {
+    if !running_as_root() {
+        eprintln!("skipped: needs root (dockerd's socket)");
+        return;
+    }
+    // distribution behind an nginx on TLS (a private CA, a certificate for localhost) that
+    // also wants HTTP Basic: the sidecar learns that through TLS with the mirror's CA.
+    let backend = Distribution::start("mirror-tls");
+    let dir = dockgate_tests::TempDir::new("mirror-tls-ca").expect("dir");
+    let tls = OriginTls::new(dir.path(), &["localhost"]);
+    let port = free_port();
+    let good = MirrorSpec {
+        namespace: "tls".into(),
+        port,
+        credentials: true,
+        tls: Some((tls.ca.clone(), "localhost".into())),
+    };
+    // The same upstream by an address its certificate does not name.
+    let wrong = MirrorSpec {
+        namespace: "wrongname".into(),
+        port,
+        credentials: true,
+        tls: Some((tls.ca.clone(), "127.0.0.1".into())),
+    };
+    let alice = ApiUser::new("mirror-tls-alice", None);
+    let (cert, key) = (tls.cert.clone(), tls.key.clone());
+    let backend_port = backend.port;
+    let setup = MirrorSetup::start(
+        &[good.clone(), wrong.clone()],
+        &[(&alice, &["tls", "wrongname"])],
+        &|d| basic_auth_upstream(d, port, backend_port, Some((&cert, &key))),
+    );
+    let reference = format!("{}/acme/app:1", good.registry());
+    let misnamed = format!("{}/acme/app:1", wrong.registry());
+    let _cleanup = Cleanup(vec![reference.clone(), misnamed.clone()]);
+    seed_unique(&backend.url(), "acme/app:1", None, 100);
+
+    // Directly, dockerd does not trust the private CA.
+    let out = DockerClient::new().run(&["pull", &reference]);
+    assert!(!out.status.success(), "dockerd refuses the certificate");
+    // Through the gateway: verified TLS with the CA, and the Basic login it asked for.
+    let out = alice.docker(Cli::Current, &setup.gw, &format!("docker pull {reference}"));
+    assert_eq!(
+        out.code,
+        0,
+        "{out}\n{}\n{}",
+        setup.front_log(),
+        setup.gw.sidecar_log()
+    );
+    // An address the certificate does not name is refused by nginx's verification.
+    let out = alice.docker(Cli::Current, &setup.gw, &format!("docker pull {misnamed}"));
+    assert_ne!(out.code, 0, "{out}");
+    let error_log = setup.gw.error_log();
+    assert!(
+        error_log.contains("upstream SSL certificate does not match"),
+        "{out}\n{}\n{error_log}",
+        setup.front_log()
+    );
 }

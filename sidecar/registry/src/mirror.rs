@@ -23,6 +23,7 @@ pub struct RawMirror {
     nginx_upstream: Option<Spanned<String>>,
     username: Option<Spanned<String>>,
     password: Option<Spanned<String>>,
+    ca: Option<Spanned<String>>,
 }
 
 /// Where the upstream is, as nginx and the sidecar reach it.
@@ -106,6 +107,9 @@ pub struct Mirror {
     /// The `upstream {}` block nginx fetches from.
     pub nginx_upstream: String,
     pub credentials: Option<Credentials>,
+    /// A PEM bundle the sidecar trusts for this upstream and its token endpoint, instead of
+    /// the public roots (a private registry's CA).
+    pub ca: Option<String>,
 }
 
 impl Mirror {
@@ -251,6 +255,16 @@ pub fn check(
                 None
             }
         };
+        let ca = m.ca.as_ref().map(|c| {
+            if !c.get_ref().starts_with('/') {
+                err(
+                    c.span(),
+                    &format!("{key}.ca"),
+                    format!("{:?} is not an absolute path (a PEM bundle)", c.get_ref()),
+                );
+            }
+            c.get_ref().clone()
+        });
         out.insert(
             namespace.clone(),
             Mirror {
@@ -259,6 +273,7 @@ pub fn check(
                 origin,
                 nginx_upstream,
                 credentials,
+                ca,
             },
         );
     }

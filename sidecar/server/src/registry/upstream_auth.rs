@@ -35,18 +35,39 @@ pub struct UpstreamAuth {
 /// Token endpoints' answers and registries' `/v2/` are small.
 const MAX_ANSWER: u64 = 1 << 20;
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
+/// An HTTP client trusting the public roots, or the mirror's own CA bundle.
+fn agent(ca: Option<&str>) -> Result<ureq::Agent, String> {
+    let mut config = ureq::Agent::config_builder()
         .timeout_global(Some(REQUEST_TIMEOUT))
         .http_status_as_error(false)
-        .max_redirects(3)
-        .build()
-        .new_agent()
+        .max_redirects(3);
+    if let Some(path) = ca {
+        let pem = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
+        let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+            .filter_map(|item| match item {
+                Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                _ => None,
+            })
+            .collect();
+        if certs.is_empty() {
+            return Err(format!("{path}: no certificate in it"));
+        }
+        config = config.tls_config(
+            ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(certs)))
+                .build(),
+        );
+    }
+    Ok(config.build().new_agent())
 }
 
 /// GET `url` with `authorization`: status, `WWW-Authenticate`, body.
-fn get(url: &str, authorization: Option<&str>) -> Result<(u16, Option<String>, Vec<u8>), String> {
-    let mut req = agent().get(url);
+fn get(
+    url: &str,
+    authorization: Option<&str>,
+    ca: Option<&str>,
+) -> Result<(u16, Option<String>, Vec<u8>), String> {
+    let mut req = agent(ca)?.get(url);
     if let Some(a) = authorization {
         req = req.header("Authorization", a);
     }
@@ -98,7 +119,8 @@ impl UpstreamAuth {
             }
         }
         let url = format!("{}/v2/", m.origin.url());
-        let probed = blocking(move || get(&url, None)).await;
+        let ca = m.ca.clone();
+        let probed = blocking(move || get(&url, None, ca.as_deref())).await;
         let learnt = match &probed {
             Ok((200, _, _)) => Some(Challenge::Anonymous),
             Ok((401, Some(h), _)) => parse_challenge(h),
@@ -131,7 +153,8 @@ impl UpstreamAuth {
         }
         let url = token_url(realm, service, &pull_scope(repository));
         let basic = m.credentials.as_ref().map(|c| c.basic());
-        let answer = blocking(move || get(&url, basic.as_deref())).await;
+        let ca = m.ca.clone();
+        let answer = blocking(move || get(&url, basic.as_deref(), ca.as_deref())).await;
         let token = match &answer {
             Ok((200, _, body)) => parse_token_answer(body),
             _ => None,
