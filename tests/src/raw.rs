@@ -71,7 +71,12 @@ impl Conn {
         let mut raw = Vec::new();
         let mut byte = [0u8; 1];
         while !raw.ends_with(b"\r\n\r\n") {
-            if self.read(&mut byte)? == 0 {
+            // A signal to this process (a child exiting) is no answer: read again.
+            let n = match self.read(&mut byte) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => other?,
+            };
+            if n == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     format!(

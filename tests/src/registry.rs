@@ -781,6 +781,7 @@ impl StandIn {
                 let mut head = Vec::new();
                 while !head.windows(4).any(|w| w == b"\r\n\r\n") {
                     match conn.read(&mut buf) {
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                         Ok(0) | Err(_) => break,
                         Ok(n) => head.extend_from_slice(&buf[..n]),
                     }
