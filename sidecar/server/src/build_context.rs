@@ -88,6 +88,19 @@ impl http_body::Body for Scanned {
     }
 }
 
+/// The refusal that ended an upload, if one did. A refusal fails the forwarding: wait a
+/// moment for its reason (it is sent before the error reaches here, but from the
+/// connection's task).
+async fn refusal_of<T>(forwarded: bool, rx: &mut oneshot::Receiver<T>) -> Option<T> {
+    if forwarded {
+        return rx.try_recv().ok();
+    }
+    tokio::time::timeout(std::time::Duration::from_secs(1), rx)
+        .await
+        .ok()
+        .and_then(Result::ok)
+}
+
 /// Forwards a build, its context checked on the way; `Err` is the refusal to answer with.
 pub async fn forward(
     dockerd: &std::path::Path,
@@ -104,16 +117,7 @@ pub async fn forward(
         refused: Some(tx),
     };
     let answer = forward_body(dockerd, method, uri, headers, scanned).await;
-    // A refusal ends the upload, which fails the forwarding: wait a moment for its reason
-    // (it is sent before the error reaches here, but from the connection's task).
-    let refusal = match &answer {
-        Ok(_) => rx.try_recv().ok(),
-        Err(_) => tokio::time::timeout(std::time::Duration::from_secs(1), &mut rx)
-            .await
-            .ok()
-            .and_then(Result::ok),
-    };
-    if let Some((why, rest)) = refusal {
+    if let Some((why, rest)) = refusal_of(answer.is_ok(), &mut rx).await {
         drain(rest).await;
         return Err(Refusal {
             status: Status::Forbidden,
@@ -202,14 +206,7 @@ pub async fn forward_tenant(
     headers.remove("content-length");
     headers.remove("content-encoding");
     let answer = forward_body(dockerd, method, uri, &headers, ChannelBody(rx)).await;
-    let refusal = match &answer {
-        Ok(_) => refused_rx.try_recv().ok(),
-        Err(_) => tokio::time::timeout(std::time::Duration::from_secs(1), &mut refused_rx)
-            .await
-            .ok()
-            .and_then(Result::ok),
-    };
-    if let Some((refusal, rest)) = refusal {
+    if let Some((refusal, rest)) = refusal_of(answer.is_ok(), &mut refused_rx).await {
         drain(rest).await;
         return Err(refusal);
     }

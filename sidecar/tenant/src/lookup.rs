@@ -41,6 +41,20 @@ fn id_like(reference: &str) -> bool {
     (1..=64).contains(&reference.len()) && reference.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// Whether an entry of dockerd's image list is one the tenant sees: its own, or shared with
+/// it (an admin's tag the `shared_images` patterns cover, not being pulled by a tenant).
+fn visible_in_list<E: Engine>(engine: &E, tenant: &str, shared: &[String], image: &Json) -> bool {
+    let tags = || {
+        image["RepoTags"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Json::as_str)
+    };
+    owns(tenant, tags(), owner(image.get("Labels")))
+        || tags().any(|t| shared_for(shared, t) && !engine.pulling(t))
+}
+
 fn owner(labels: Option<&Json>) -> Option<&str> {
     labels?.get(LABEL)?.as_str()
 }
@@ -220,17 +234,7 @@ pub async fn image<E: Engine>(
         };
         let ids: Vec<String> = images
             .iter()
-            .filter(|i| {
-                let tags = || {
-                    i["RepoTags"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(Json::as_str)
-                };
-                owns(tenant, tags(), owner(i.get("Labels")))
-                    || tags().any(|t| shared_for(shared, t) && !engine.pulling(t))
-            })
+            .filter(|i| visible_in_list(engine, tenant, shared, i))
             .filter_map(|i| i["Id"].as_str().map(str::to_string))
             .collect();
         match by_prefix(&ids, reference)? {
@@ -347,17 +351,7 @@ pub async fn counts<E: Engine>(engine: &E, tenant_of: &Tenant) -> Result<Counts,
         .filter(|_| status == 200)
         .map(|all| {
             all.iter()
-                .filter(|i| {
-                    let tags = || {
-                        i["RepoTags"]
-                            .as_array()
-                            .into_iter()
-                            .flatten()
-                            .filter_map(Json::as_str)
-                    };
-                    owns(tenant, tags(), owner(i.get("Labels")))
-                        || tags().any(|t| shared_for(shared, t) && !engine.pulling(t))
-                })
+                .filter(|i| visible_in_list(engine, tenant, shared, i))
                 .count()
         })
         .unwrap_or(0);
