@@ -280,3 +280,32 @@ fn metric_sum(text: &str, series: &str) -> f64 {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
+
+#[test]
+fn the_registry_mirrors_configuration_is_valid_as_written() {
+    // The README's mirror table, with the user it names; its nginx lines name public hosts,
+    // which nginx would resolve: not started here (the mirrors suite runs the same on loopback).
+    let toml = readme_block("### Registry mirrors", "toml");
+    assert!(toml.contains("[registry.mirrors.ghcr]"), "{toml}");
+    let dir = TempDir::new("readme-mirrors").expect("dir");
+    let config = dir.path().join("dockgate.toml");
+    fs::write(
+        &config,
+        format!(
+            "{}\n[[users]]\nname = \"alice\"\nrole = \"developer\"\n\n{toml}",
+            fs::read_to_string(repo_root().join("sidecar/server/src/default.toml")).unwrap()
+        ),
+    )
+    .unwrap();
+    let check = Command::new(dockgate_tests::nginx::sidecar_binary())
+        .arg("check-config")
+        .arg(&config)
+        .output()
+        .expect("dockgate check-config");
+    assert!(
+        check.status.success(),
+        "the README's mirror configuration is valid:\n{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
