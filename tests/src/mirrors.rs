@@ -392,10 +392,12 @@ pub fn basic_auth_upstream(
 
 impl MirrorSetup {
     /// `users`: who uses the Docker API, with the mirror namespaces each may pull;
+    /// `anonymous`: what the gateway's anonymous callers may pull;
     /// `extra_servers`: nginx text for more upstreams (see [`basic_auth_upstream`]).
     pub fn start(
         mirrors: &[MirrorSpec],
         users: &[(&ApiUser, &[&str])],
+        anonymous: &[&str],
         extra_servers: &dyn Fn(&Path) -> String,
     ) -> MirrorSetup {
         let hosted = Distribution::start("mirror-hosted");
@@ -411,7 +413,11 @@ impl MirrorSetup {
         for (u, _) in users {
             policy += &u.toml();
         }
-        policy += &format!("[registry]\npull_through = \"127.0.0.1:{front_port}\"\n");
+        let anonymous: Vec<String> = anonymous.iter().map(|p| format!("{p:?}")).collect();
+        policy += &format!(
+            "[registry]\npull_through = \"127.0.0.1:{front_port}\"\nanonymous = {{ pull = [{}] }}\n",
+            anonymous.join(", ")
+        );
         for (u, pulls) in users {
             let list: Vec<String> = pulls.iter().map(|p| format!("{p:?}")).collect();
             policy += &format!(

@@ -54,6 +54,7 @@ fn a_mirrored_registry_is_pulled_through_the_cache_and_lands_under_its_own_name(
     let setup = MirrorSetup::start(
         std::slice::from_ref(&spec),
         &[(&admin, &["up"]), (&member, &["up"]), (&nobody, &[])],
+        &["up"],
         &|_| String::new(),
     );
     let reference = format!("{}/acme/app:1", spec.registry());
@@ -131,6 +132,20 @@ fn a_mirrored_registry_is_pulled_through_the_cache_and_lands_under_its_own_name(
     assert!(out.stdout.lines().any(|l| l == reference), "{out}");
     assert!(engine_repositories().contains(&tenant_engine));
 
+    // The gateway's anonymous callers (no token) have the registry's anonymous rights.
+    let out = dockgate_tests::docker::run_script(
+        Cli::Current,
+        &dockgate_tests::docker::Endpoint::gateway(
+            &setup.gw,
+            dockgate_tests::docker::Transport::Tcp,
+        ),
+        &format!("docker pull {reference}"),
+        &[],
+        None,
+    );
+    assert_eq!(out.code, 0, "anonymous pull:\n{out}\n{}", setup.front_log());
+    direct.ok(&["rmi", &reference]);
+
     // Who has no pull rights on the mirror gets the registry's refusal, from dockerd.
     let out = nobody.docker(Cli::Current, &setup.gw, &format!("docker pull {reference}"));
     assert_ne!(out.code, 0, "{out}");
@@ -175,6 +190,7 @@ fn upstreams_with_credentials_are_fetched_with_the_sidecars_and_served_only_to_w
     let setup = MirrorSetup::start(
         &[tok.clone(), basic.clone()],
         &[(&alice, &["tok/private", "basic"]), (&bob, &["tok/public"])],
+        &[],
         &|dir| basic_auth_upstream(dir, basic_port, backend, None),
     );
     let private = format!("{}/private/app:1", tok.registry());
@@ -290,6 +306,7 @@ fn an_https_upstream_is_verified_by_its_name_with_the_ca_it_is_given() {
     let setup = MirrorSetup::start(
         &[good.clone(), wrong.clone()],
         &[(&alice, &["tls", "wrongname"])],
+        &[],
         &|d| basic_auth_upstream(d, port, backend_port, Some((&cert, &key))),
     );
     let reference = format!("{}/acme/app:1", good.registry());

@@ -20,6 +20,9 @@ pub struct Caller {
     /// A credential for pulls of this one repository only (what the Docker API gateway
     /// hands dockerd for a pull through a mirror).
     pub only: Option<String>,
+    /// Someone the gateway let in without being one of `[[users]]` (its anonymous access):
+    /// the registry's anonymous rights apply.
+    pub anonymous: bool,
 }
 
 /// The server's users: `[[users]]` tokens, and the gateway's one-pull credentials.
@@ -148,6 +151,7 @@ pub fn decide(
     };
     let (user, rights, tenant) = match &caller {
         None => ("anonymous".to_string(), &reg.anonymous, None),
+        Some(c) if c.anonymous => (c.name.clone(), &reg.anonymous, None),
         Some(c) => (
             c.name.clone(),
             reg.users.get(&c.name).unwrap_or(&EMPTY_RIGHTS),

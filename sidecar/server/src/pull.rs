@@ -258,7 +258,8 @@ pub fn plan(
             },
             None => Lands::Plain(plan.plain.clone()),
         };
-        let granted = grants.grant(user, tenant, &plan.repository)?;
+        let anonymous = !config.users.iter().any(|u| u.name == user);
+        let granted = grants.grant(user, anonymous, tenant, &plan.repository)?;
         let front = reg.pull_through.as_deref().unwrap_or_default();
         let auth = registry_auth(user, &granted.secret, front);
         let mut engine_uri = uri.clone();

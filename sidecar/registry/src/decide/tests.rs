@@ -37,11 +37,13 @@ impl Identities for Users {
             name: user.to_string(),
             tenant: tenant.map(str::to_string),
             only: only.map(str::to_string),
+            anonymous: user == "anonymous",
         };
         match (user, secret) {
             ("alice", "alice-token") => Some(caller(Some("alpha"), None)),
             ("bob", "bob-token") => Some(caller(None, None)),
             ("bob", "grant-G") => Some(caller(None, Some("hub/library/busybox"))),
+            ("anonymous", "grant-A") => Some(caller(None, Some("public/app"))),
             _ => None,
         }
     }
@@ -457,4 +459,14 @@ url = "https://quay.io"
     ] {
         assert!(all.contains(want), "missing {want:?} in:\n{all}");
     }
+}
+
+#[test]
+fn a_one_pull_credential_of_the_gateways_anonymous_access_has_the_anonymous_rights() {
+    let grant = basic("anonymous", "grant-A");
+    let a = ask("GET", "/v2/public/app/manifests/1", "", Some(&grant)).unwrap();
+    assert_eq!(a.user, "anonymous");
+    // Rights are the anonymous ones: `public` only (and the credential, that one repository).
+    let r = ask("GET", "/v2/library/app/manifests/1", "", Some(&grant)).unwrap_err();
+    assert_eq!(r.status, 403);
 }

@@ -20,6 +20,7 @@ pub struct Grants {
 
 struct Grant {
     user: String,
+    anonymous: bool,
     tenant: Option<String>,
     repository: String,
     expires: Instant,
@@ -49,10 +50,12 @@ fn random_secret() -> std::io::Result<String> {
 }
 
 impl Grants {
-    /// A credential with which `user` pulls `repository` (front-end name) only.
+    /// A credential with which `user` pulls `repository` (front-end name) only; `anonymous`:
+    /// the user is not one of `[[users]]` (the gateway's anonymous access).
     pub fn grant(
         &self,
         user: &str,
+        anonymous: bool,
         tenant: Option<&str>,
         repository: &str,
     ) -> std::io::Result<Granted> {
@@ -67,6 +70,7 @@ impl Grants {
             secret.clone(),
             Grant {
                 user: user.to_string(),
+                anonymous,
                 tenant: tenant.map(str::to_string),
                 repository: repository.to_string(),
                 expires: now + LIFETIME,
@@ -89,6 +93,7 @@ impl Grants {
             name: g.user.clone(),
             tenant: g.tenant.clone(),
             only: Some(g.repository.clone()),
+            anonymous: g.anonymous,
         })
     }
 }
@@ -101,7 +106,7 @@ mod tests {
     fn a_grant_is_its_user_and_repository_while_it_lives() {
         let grants = Grants::default();
         let g = grants
-            .grant("alice", Some("alpha"), "hub/library/busybox")
+            .grant("alice", false, Some("alpha"), "hub/library/busybox")
             .unwrap();
         let c = grants.caller("alice", &g.secret).unwrap();
         assert_eq!(c.only.as_deref(), Some("hub/library/busybox"));

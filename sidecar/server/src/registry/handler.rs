@@ -41,6 +41,7 @@ impl Identities for Callers<'_> {
                 name: u.name.clone(),
                 tenant: u.tenant.clone(),
                 only: None,
+                anonymous: false,
             })
     }
 }
