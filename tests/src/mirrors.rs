@@ -332,6 +332,8 @@ pub struct MirrorSpec {
     pub namespace: String,
     pub port: u16,
     pub credentials: bool,
+    /// The password in a file of its own (`password_file`) rather than in the config.
+    pub password_file: bool,
     /// An https upstream: the CA bundle nginx and the sidecar trust for it, and the host
     /// name in its URL (`127.0.0.1` when `None`).
     pub tls: Option<(PathBuf, String)>,
@@ -426,6 +428,8 @@ impl MirrorSetup {
                 list.join(", ")
             );
         }
+        let cache = TempDir::new("mirror-cache").expect("cache dir");
+        let cache_dir = cache.path().to_path_buf();
         let mut upstreams = String::new();
         for m in mirrors {
             policy += &format!(
@@ -437,7 +441,15 @@ impl MirrorSetup {
             if let Some((ca, _)) = &m.tls {
                 policy += &format!("ca = \"{}\"\n", ca.display());
             }
-            if m.credentials {
+            if m.credentials && m.password_file {
+                let file = cache_dir.join(format!("{}.password", m.namespace));
+                fs::write(&file, format!("{}\n", ROBOT.1)).expect("password file");
+                policy += &format!(
+                    "username = \"{}\"\npassword_file = \"{}\"\n",
+                    ROBOT.0,
+                    file.display()
+                );
+            } else if m.credentials {
                 policy += &format!("username = \"{}\"\npassword = \"{}\"\n", ROBOT.0, ROBOT.1);
             }
             upstreams += &format!(
@@ -445,8 +457,6 @@ impl MirrorSetup {
                 m.namespace, m.port
             );
         }
-        let cache = TempDir::new("mirror-cache").expect("cache dir");
-        let cache_dir = cache.path().to_path_buf();
         let extra = extra_servers(&cache_dir);
         // A private CA for the https upstreams, in the front-end's server.
         let trusted = mirrors

@@ -182,6 +182,7 @@ fn upstreams_with_credentials_are_fetched_with_the_sidecars_and_served_only_to_w
         namespace: "basic".into(),
         port: basic_port,
         credentials: true,
+        password_file: true,
         ..Default::default()
     };
     let alice = ApiUser::new("mirror-alice", None);
@@ -292,6 +293,7 @@ fn an_https_upstream_is_verified_by_its_name_with_the_ca_it_is_given() {
         port,
         credentials: true,
         tls: Some((tls.ca.clone(), "localhost".into())),
+        ..Default::default()
     };
     // The same upstream by an address its certificate does not name.
     let wrong = MirrorSpec {
@@ -299,6 +301,7 @@ fn an_https_upstream_is_verified_by_its_name_with_the_ca_it_is_given() {
         port,
         credentials: true,
         tls: Some((tls.ca.clone(), "127.0.0.1".into())),
+        ..Default::default()
     };
     let alice = ApiUser::new("mirror-tls-alice", None);
     let (cert, key) = (tls.cert.clone(), tls.key.clone());

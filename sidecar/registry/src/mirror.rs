@@ -23,6 +23,7 @@ pub struct RawMirror {
     nginx_upstream: Option<Spanned<String>>,
     username: Option<Spanned<String>>,
     password: Option<Spanned<String>>,
+    password_file: Option<Spanned<String>>,
     ca: Option<Spanned<String>>,
 }
 
@@ -74,25 +75,41 @@ impl Origin {
     }
 }
 
+/// Where a mirror's password is: in the configuration, or in a file of its own (read when it
+/// is used, so it can be rotated without a restart; a trailing newline is not part of it).
+#[derive(Clone, PartialEq, Eq)]
+pub enum Password {
+    Inline(String),
+    File(String),
+}
+
 /// The credentials the sidecar fetches with (Basic, or to ask the token endpoint).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
     pub username: String,
-    pub password: String,
+    pub password: Password,
 }
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Credentials({:?}, <password>)", self.username)
+        match &self.password {
+            Password::Inline(_) => write!(f, "Credentials({:?}, <password>)", self.username),
+            Password::File(p) => write!(f, "Credentials({:?}, <password in {p}>)", self.username),
+        }
     }
 }
 
 impl Credentials {
-    /// The `Authorization: Basic` value.
-    pub fn basic(&self) -> String {
-        let pair = format!("{}:{}", self.username, self.password);
+    /// The `Authorization: Basic` value, with the password as read.
+    pub fn basic(&self, password: &str) -> String {
+        let pair = format!("{}:{password}", self.username);
         format!("Basic {}", dockgate_api::base64::encode(pair.as_bytes()))
     }
+}
+
+/// A password file's content as the password: without its trailing line end.
+pub fn password_of_file(content: &str) -> &str {
+    content.trim_end_matches(['\n', '\r'])
 }
 
 /// One mirrored registry.
@@ -232,23 +249,51 @@ pub fn check(
             }
             None => format!("dockgate_mirror_{}", namespace.replace(['-', '.'], "_")),
         };
-        let credentials = match (&m.username, &m.password) {
-            (Some(u), Some(p)) => Some(Credentials {
+        let password = match (&m.password, &m.password_file) {
+            (Some(p), None) => Some(Password::Inline(p.get_ref().clone())),
+            (None, Some(f)) => {
+                if !f.get_ref().starts_with('/') {
+                    err(
+                        f.span(),
+                        &format!("{key}.password_file"),
+                        format!("{:?} is not an absolute path", f.get_ref()),
+                    );
+                }
+                Some(Password::File(f.get_ref().clone()))
+            }
+            (None, None) => None,
+            (Some(_), Some(f)) => {
+                err(
+                    f.span(),
+                    &format!("{key}.password_file"),
+                    "give the password or a password file, not both".into(),
+                );
+                None
+            }
+        };
+        let credentials = match (&m.username, password) {
+            (Some(u), Some(password)) => Some(Credentials {
                 username: u.get_ref().clone(),
-                password: p.get_ref().clone(),
+                password,
             }),
             (None, None) => None,
             (Some(u), None) => {
                 err(
                     u.span(),
                     &format!("{key}.username"),
-                    "a username needs its password (key password)".into(),
+                    "a username needs its password (key password or password_file)".into(),
                 );
                 None
             }
-            (None, Some(p)) => {
+            (None, Some(_)) => {
+                let span = m
+                    .password
+                    .as_ref()
+                    .or(m.password_file.as_ref())
+                    .map(|p| p.span())
+                    .unwrap_or_default();
                 err(
-                    p.span(),
+                    span,
                     &format!("{key}.password"),
                     "a password needs its username (key username)".into(),
                 );
@@ -306,6 +351,22 @@ mod tests {
         ] {
             assert_eq!(Origin::parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_password_file_holds_the_password_without_its_line_end() {
+        assert_eq!(password_of_file("s3cret\n"), "s3cret");
+        assert_eq!(password_of_file("s3cret\r\n"), "s3cret");
+        assert_eq!(password_of_file("with space \n"), "with space ");
+        let c = Credentials {
+            username: "robot".into(),
+            password: Password::File("/run/secrets/p".into()),
+        };
+        assert_eq!(
+            format!("{c:?}"),
+            "Credentials(\"robot\", <password in /run/secrets/p>)"
+        );
+        assert_eq!(c.basic("pw"), "Basic cm9ib3Q6cHc=");
     }
 
     #[test]

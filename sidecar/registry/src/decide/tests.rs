@@ -434,12 +434,19 @@ registry = "GHCR.io"
 url = "ftp://x"
 nginx_upstream = "a-b"
 username = "u"
+password = "p"
+password_file = "relative"
 [mirrors.two]
 registry = "quay.io"
 url = "https://quay.io"
 [mirrors.three]
 registry = "quay.io"
 url = "https://quay.io"
+[mirrors.four]
+registry = "four.example"
+url = "https://four.example"
+username = "u"
+password_file = "relative"
 "#,
     )
     .unwrap();
@@ -453,7 +460,9 @@ url = "https://quay.io"
         "registry.mirrors.Bad/ns.registry: ",
         "registry.mirrors.Bad/ns.url: ",
         "registry.mirrors.Bad/ns.nginx_upstream: ",
+        "registry.mirrors.Bad/ns.password_file: give the password or a password file, not both",
         "registry.mirrors.Bad/ns.username: a username needs its password",
+        "registry.mirrors.four.password_file: \"relative\" is not an absolute path",
         "registry.mirrors.two.registry: quay.io is already mirrored by registry.mirrors.three",
         "registry.pull_through: ",
     ] {

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use dockgate_registry::mirror::Mirror;
+use dockgate_registry::mirror::{password_of_file, Credentials, Mirror, Password};
 use dockgate_registry::upstream::{
     parse_challenge, parse_token_answer, pull_scope, token_url, usable_for, Challenge,
 };
@@ -87,6 +87,20 @@ fn get(
     Ok((status, challenge, body))
 }
 
+/// The mirror's password, from its configuration or read from its file now.
+fn password(m: &Mirror, c: &Credentials) -> Option<String> {
+    match &c.password {
+        Password::Inline(p) => Some(p.clone()),
+        Password::File(path) => match std::fs::read_to_string(path) {
+            Ok(text) => Some(password_of_file(&text).to_string()),
+            Err(e) => {
+                tracing::warn!(mirror = %m.namespace, file = %path, error = %e, "the mirror's password file cannot be read");
+                None
+            }
+        },
+    }
+}
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, String> + Send + 'static,
 ) -> Result<T, String> {
@@ -101,7 +115,10 @@ impl UpstreamAuth {
         let challenge = self.challenge(m).await?;
         match challenge {
             Challenge::Anonymous => None,
-            Challenge::Basic => m.credentials.as_ref().map(|c| c.basic()),
+            Challenge::Basic => {
+                let c = m.credentials.as_ref()?;
+                Some(c.basic(&password(m, c)?))
+            }
             Challenge::Bearer { realm, service } => {
                 self.token(m, repository, &realm, service.as_deref()).await
             }
@@ -152,7 +169,10 @@ impl UpstreamAuth {
             }
         }
         let url = token_url(realm, service, &pull_scope(repository));
-        let basic = m.credentials.as_ref().map(|c| c.basic());
+        let basic = match &m.credentials {
+            Some(c) => Some(c.basic(&password(m, c)?)),
+            None => None,
+        };
         let ca = m.ca.clone();
         let answer = blocking(move || get(&url, basic.as_deref(), ca.as_deref())).await;
         let token = match &answer {
