@@ -4,10 +4,19 @@
 //! Each attack is first shown to work on dockerd's own socket.
 
 use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
 
 use dockgate_tests::docker::{docker_direct, docker_direct_quiet, run_script, Cli, Endpoint};
 use dockgate_tests::tenants::{gateway, TenantUser};
 use dockgate_tests::{unique_name, TempDir};
+
+/// One test at a time. dockerd's classic builder looks for its cache among the children of
+/// the base image and fails the build ("unable to find image") when one is removed under it:
+/// these tests build on busybox and remove images (prunes, and every test's cleanup).
+fn serial() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// A build context with a Dockerfile (and `extra` files).
 fn context(dockerfile: &str, extra: &[(&str, &str)]) -> TempDir {
@@ -58,6 +67,8 @@ const TOKEN_DOCKERFILE: &str = "FROM busybox\nRUN cat /proc/sys/kernel/random/uu
 
 #[test]
 fn the_build_cache_does_not_cross_tenants() {
+    // First, so it is released last: after the tenants' cleanup.
+    let _serial = serial();
     let (alpha, beta) = (TenantUser::new("alpha"), TenantUser::new("beta"));
     let gw = gateway(&[(&alpha, ""), (&beta, "")]);
     let ctx = context(TOKEN_DOCKERFILE, &[]);
@@ -116,6 +127,8 @@ fn the_build_cache_does_not_cross_tenants() {
 
 #[test]
 fn a_tenants_dockerfile_sees_only_its_own_and_the_shared_images() {
+    // First, so it is released last: after the tenants' cleanup.
+    let _serial = serial();
     let (alpha, beta) = (TenantUser::new("alpha"), TenantUser::new("beta"));
     let gw = gateway(&[(&alpha, ""), (&beta, "")]);
     let secret = context("FROM busybox\nRUN echo beta-secret > /s\n", &[]);
@@ -250,6 +263,8 @@ fn a_tenants_dockerfile_sees_only_its_own_and_the_shared_images() {
 
 #[test]
 fn the_gateways_labels_and_foreign_triggers_cannot_be_built_in() {
+    // First, so it is released last: after the tenants' cleanup.
+    let _serial = serial();
     let (alpha, beta) = (TenantUser::new("alpha"), TenantUser::new("beta"));
     let gw = gateway(&[(&alpha, ""), (&beta, "")]);
     let b = &beta.tenant;
@@ -382,6 +397,8 @@ fn the_gateways_labels_and_foreign_triggers_cannot_be_built_in() {
 
 #[test]
 fn image_prune_removes_the_tenants_dangling_images_only() {
+    // First, so it is released last: after the tenants' cleanup.
+    let _serial = serial();
     let (alpha, beta) = (TenantUser::new("alpha"), TenantUser::new("beta"));
     let gw = gateway(&[(&alpha, ""), (&beta, "")]);
     let ctx = context(TOKEN_DOCKERFILE, &[]);
