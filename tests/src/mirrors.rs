@@ -4,18 +4,18 @@
 //! of distribution) or on distribution's token auth with a token issuer of the tests' own.
 
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::docker::{run_script, Cli, Endpoint, Outcome, Transport};
 use crate::nginx::{token_sha256, Flavor, Gateway, GatewayOptions};
-use crate::registry::{skopeo, Distribution};
+use crate::registry::{read_request_head, skopeo, Distribution};
 use crate::{free_port, repo_root, unique_name, TempDir};
 
 /// The upstreams' one account (the mirrors' credentials in the sidecar's config).
@@ -81,17 +81,7 @@ impl TokenIssuer {
                     break;
                 }
                 let Ok(mut conn) = conn else { continue };
-                let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
-                let mut head = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match conn.read(&mut buf) {
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let head = String::from_utf8_lossy(&head).into_owned();
+                let head = String::from_utf8_lossy(&read_request_head(&mut conn)).into_owned();
                 let target = head
                     .lines()
                     .next()

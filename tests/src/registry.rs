@@ -743,6 +743,23 @@ pub fn dir_layers(dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The head of one HTTP request on `conn` (what arrived before the blank line, or before the
+/// peer stopped sending; 5 s at most per read), for the tests' small servers.
+pub fn read_request_head(conn: &mut std::net::TcpStream) -> Vec<u8> {
+    use std::io::Read;
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut buf = [0u8; 8192];
+    let mut head = Vec::new();
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match conn.read(&mut buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Ok(0) | Err(_) => break,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    head
+}
+
 // === impl StandIn ===
 
 /// A stand-in for a failing upstream: answers every request on `port` with `status`, and
@@ -756,7 +773,7 @@ pub struct StandIn {
 
 impl StandIn {
     pub fn start(port: u16, status: u16) -> StandIn {
-        use std::io::{Read, Write};
+        use std::io::Write;
         use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
         use std::sync::Arc;
         // The port was the upstream's, which may take a moment to let go of it.
@@ -776,16 +793,7 @@ impl StandIn {
                     break;
                 }
                 let Ok(mut conn) = conn else { continue };
-                let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
-                let mut buf = [0u8; 8192];
-                let mut head = Vec::new();
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match conn.read(&mut buf) {
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
+                let head = read_request_head(&mut conn);
                 if head.is_empty() {
                     continue;
                 }

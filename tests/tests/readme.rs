@@ -149,27 +149,8 @@ fn the_package_cache_snippets_work_as_written_with_the_places_filled_in() {
             &format!("origin = \"127.0.0.1:{}\"", stack.origin_port),
         );
     assert!(toml.contains("[package_cache]"), "{toml}");
+    check_config(&toml, "the README's configuration is valid");
     let dir = TempDir::new("readme-pkgcache").expect("dir");
-    let config = dir.path().join("dockgate.toml");
-    fs::write(
-        &config,
-        format!(
-            "{}\n{toml}",
-            fs::read_to_string(repo_root().join("sidecar/server/src/default.toml")).unwrap()
-        ),
-    )
-    .unwrap();
-    let check = Command::new(dockgate_tests::nginx::sidecar_binary())
-        .arg("check-config")
-        .arg(&config)
-        .output()
-        .expect("dockgate check-config");
-    assert!(
-        check.status.success(),
-        "the README's configuration is valid:\n{}{}",
-        String::from_utf8_lossy(&check.stdout),
-        String::from_utf8_lossy(&check.stderr)
-    );
 
     // The README's nginx snippet, as written but for its paths, under its own `user` line:
     // the workers must reach the sidecar's log socket (0660, the Docker socket's group).
@@ -287,16 +268,19 @@ fn the_registry_mirrors_configuration_is_valid_as_written() {
     // which nginx would resolve: not started here (the mirrors suite runs the same on loopback).
     let toml = readme_block("### Registry mirrors", "toml");
     assert!(toml.contains("[registry.mirrors.ghcr]"), "{toml}");
-    let dir = TempDir::new("readme-mirrors").expect("dir");
+    check_config(
+        &format!("[[users]]\nname = \"alice\"\nrole = \"developer\"\n\n{toml}"),
+        "the README's mirror configuration is valid",
+    );
+}
+
+/// `dockgate check-config` on the built-in configuration followed by `toml`, which must pass.
+fn check_config(toml: &str, what: &str) {
+    let dir = TempDir::new("readme-config").expect("dir");
     let config = dir.path().join("dockgate.toml");
-    fs::write(
-        &config,
-        format!(
-            "{}\n[[users]]\nname = \"alice\"\nrole = \"developer\"\n\n{toml}",
-            fs::read_to_string(repo_root().join("sidecar/server/src/default.toml")).unwrap()
-        ),
-    )
-    .unwrap();
+    let default =
+        fs::read_to_string(repo_root().join("sidecar/server/src/default.toml")).expect("default");
+    fs::write(&config, format!("{default}\n{toml}")).expect("write the config");
     let check = Command::new(dockgate_tests::nginx::sidecar_binary())
         .arg("check-config")
         .arg(&config)
@@ -304,7 +288,7 @@ fn the_registry_mirrors_configuration_is_valid_as_written() {
         .expect("dockgate check-config");
     assert!(
         check.status.success(),
-        "the README's mirror configuration is valid:\n{}{}",
+        "{what}:\n{}{}",
         String::from_utf8_lossy(&check.stdout),
         String::from_utf8_lossy(&check.stderr)
     );

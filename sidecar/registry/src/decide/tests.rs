@@ -55,8 +55,18 @@ fn basic(user: &str, password: &str) -> String {
 }
 
 fn ask(method: &str, uri: &str, team: &str, auth: Option<&str>) -> Result<Approved, Refused> {
+    ask_in(&config(), method, uri, team, auth)
+}
+
+fn ask_in(
+    reg: &RegistryConfig,
+    method: &str,
+    uri: &str,
+    team: &str,
+    auth: Option<&str>,
+) -> Result<Approved, Refused> {
     decide(
-        &config(),
+        reg,
         &Users,
         &Ask {
             method,
@@ -265,16 +275,7 @@ fn ask_mirrors(
     team: &str,
     auth: Option<&str>,
 ) -> Result<Approved, Refused> {
-    decide(
-        &registry(MIRRORS),
-        &Users,
-        &Ask {
-            method,
-            uri,
-            team,
-            authorization: auth,
-        },
-    )
+    ask_in(&registry(MIRRORS), method, uri, team, auth)
 }
 
 #[test]
