@@ -61,7 +61,7 @@ cp "$sidecar" "$tmp/dockgate"
 sed -e "s#unix:/run/dockgate/sidecar.sock#unix:$tmp/sidecar.sock#" \
     -e "s#\"/run/dockgate/docker.sock\"#\"$tmp/docker.sock\"#" \
     -e "s#unix:/run/dockgate/private/#unix:$tmp/private/#" \
-    sidecar/server/src/default.toml >"$tmp/sidecar.toml"
+    sidecar/decision/src/default.toml >"$tmp/sidecar.toml"
 limit=$(awk -F' *= *' '$1 == "max_body_bytes" { print $2 }' "$tmp/sidecar.toml")
 [ -n "$limit" ] || die "no max_body_bytes in the built-in configuration"
 RUST_LOG=warn "$tmp/dockgate" serve --config "$tmp/sidecar.toml" 2>"$tmp/sidecar.log" &

@@ -55,7 +55,7 @@ start_sidecar() { # NAME LISTEN
     sed -e "s#unix:/run/dockgate/sidecar.sock#$2#" \
         -e "s#\"/run/dockgate/docker.sock\"#\"$tmp/$1-docker.sock\"#" \
         -e "s#unix:/run/dockgate/private/#unix:$tmp/$1-private/#" \
-        sidecar/server/src/default.toml >"$tmp/$1.toml"
+        sidecar/decision/src/default.toml >"$tmp/$1.toml"
     RUST_LOG=warn "$tmp/dockgate" serve --config "$tmp/$1.toml" 2>"$tmp/$1.log" &
     pids+=($!)
 }

@@ -71,7 +71,7 @@ hash=$("$tmp/dockgate" hash-token "$token")
 sed -e "s#unix:/run/dockgate/sidecar.sock#unix:$tmp/sidecar.sock#" \
     -e "s#\"/run/dockgate/docker.sock\"#\"$tmp/docker.sock\"#" \
     -e "s#unix:/run/dockgate/private/#unix:$tmp/private/#" \
-    sidecar/server/src/default.toml >"$tmp/sidecar.toml"
+    sidecar/decision/src/default.toml >"$tmp/sidecar.toml"
 cat >>"$tmp/sidecar.toml" <<TOML
 
 [tenants.${prefix}0]

@@ -33,7 +33,7 @@ fingerprint=$(openssl x509 -noout -fingerprint -sha1 -in "$run/tls/client/cert.p
 sed -e "s#unix:/run/dockgate/sidecar.sock#unix:$run/sidecar.sock#" \
     -e "s#\"/run/dockgate/docker.sock\"#\"$run/docker.sock\"#" \
     -e "s#unix:/run/dockgate/private/#unix:$run/private/#" \
-    sidecar/server/src/default.toml >"$run/sidecar.toml"
+    sidecar/decision/src/default.toml >"$run/sidecar.toml"
 cat >>"$run/sidecar.toml" <<TOML
 
 [[users]]
@@ -110,7 +110,7 @@ dockgate: serving the Docker API of /var/run/docker.sock on
   DOCKER_HOST=unix://$run/docker.sock
   DOCKER_HOST=tcp://127.0.0.1:2376 DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH=$run/tls/client
   metrics: curl http://127.0.0.1:2375/_dockgate/metrics   access log: $run/logs/dockgate-access.log
-  policy: the sidecar's built-in configuration (sidecar/server/src/default.toml); try
+  policy: the sidecar's built-in configuration (sidecar/decision/src/default.toml); try
           docker run --rm --privileged busybox true
 Ctrl-C stops it.
 MSG

@@ -244,7 +244,7 @@ trap 'exit 130' INT TERM
 mkdir -p "$work/bin"
 cp -p "$sidecar_bin" "$work/bin/dockgate" && sidecar_bin=$work/bin/dockgate
 cp -p "$module" "$work/bin/ngx_http_dockgate_module.so" && module=$work/bin/ngx_http_dockgate_module.so
-cp "$repo/sidecar/server/src/default.toml" "$work/bin/default.toml"
+cp "$repo/sidecar/decision/src/default.toml" "$work/bin/default.toml"
 built="commit $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 if [ -n "$(git -C "$repo" status --porcelain -- sidecar nginx-module nginx-conf 2>/dev/null || true)" ]; then
     built+=" (sources modified)"

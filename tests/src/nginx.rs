@@ -335,7 +335,7 @@ impl Gateway {
     /// Starts the sidecar with the built-in configuration adapted to this gateway.
     fn start_sidecar(&mut self) -> Result<(), String> {
         let dir = self.dir.path();
-        let mut default = fs::read_to_string(repo_root().join("sidecar/server/src/default.toml"))
+        let mut default = fs::read_to_string(repo_root().join("sidecar/decision/src/default.toml"))
             .map_err(|e| e.to_string())?;
         for (from, to) in &self.opts.sidecar_edits {
             if !default.contains(from) {

@@ -60,7 +60,7 @@ const TRICKLE_EVERY: Duration = Duration::from_millis(100);
 
 /// `max_body_bytes` of the built-in configuration the harness starts the sidecar with.
 fn body_limit() -> usize {
-    let text = fs::read_to_string(repo_root().join("sidecar/server/src/default.toml"))
+    let text = fs::read_to_string(repo_root().join("sidecar/decision/src/default.toml"))
         .expect("read default.toml");
     text.lines()
         .find_map(|l| {

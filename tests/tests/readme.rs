@@ -279,7 +279,7 @@ fn check_config(toml: &str, what: &str) {
     let dir = TempDir::new("readme-config").expect("dir");
     let config = dir.path().join("dockgate.toml");
     let default =
-        fs::read_to_string(repo_root().join("sidecar/server/src/default.toml")).expect("default");
+        fs::read_to_string(repo_root().join("sidecar/decision/src/default.toml")).expect("default");
     fs::write(&config, format!("{default}\n{toml}")).expect("write the config");
     let check = Command::new(dockgate_tests::nginx::sidecar_binary())
         .arg("check-config")

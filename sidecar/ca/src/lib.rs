@@ -19,8 +19,7 @@
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::Path;
 
 use anyhow::{bail, Context};
 use rcgen::{
@@ -32,15 +31,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 /// What the CA needs from the configuration.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CaSettings {
-    pub dir: PathBuf,
-    pub lifetime: Duration,
-    /// The names the server certificate covers (and the CA is constrained to).
-    pub hosts: Vec<String>,
-    /// The system's CA bundle, prepended to `bundle.pem` (missing: only our CAs).
-    pub system_bundle: PathBuf,
-}
+pub use dockgate_policy::package_cache::CaSettings;
 
 /// Backdating of `not_before`, for clocks slightly behind ours.
 const SKEW: i64 = 300;

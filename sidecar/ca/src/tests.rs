@@ -1,5 +1,7 @@
 use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
 use std::process::Command;
+use std::time::Duration;
 
 use super::*;
 

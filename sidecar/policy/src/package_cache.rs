@@ -8,7 +8,22 @@
 //! chooses neither its source nor its targets, and a request that mounts something of its own
 //! at one of those targets is refused by dockerd ("Duplicate mount point").
 
+use std::path::PathBuf;
+use std::time::Duration;
+
 use crate::gojson::Value;
+
+/// The cache's certificate authority, as configured: where it lives, how long each
+/// generation does, and the names its server certificate covers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaSettings {
+    pub dir: PathBuf,
+    pub lifetime: Duration,
+    /// The names the server certificate covers (and the CA is constrained to).
+    pub hosts: Vec<String>,
+    /// The system's CA bundle, prepended to `bundle.pem` (missing: only our CAs).
+    pub system_bundle: PathBuf,
+}
 
 /// Where images keep their CA bundle (Debian/Ubuntu/Alpine, Fedora/RHEL, SUSE, others).
 pub const BUNDLE_TARGETS: &[&str] = &[

@@ -18,14 +18,15 @@ use dockgate_policy::inject::inject;
 use http_body_util::{BodyExt, Limited};
 
 use crate::body_gate::BodyGate;
-use crate::config::Config;
-use crate::decision::{endpoint_of, identify, Head, Identity, Refusal, Status, Transport};
 use crate::forward::forward;
 use crate::metrics::Metrics;
 use crate::pipeline;
 use crate::tenant::answer;
 use crate::tenant::stream::rewrite_lines;
 use dockgate_api::endpoints::Body as EndpointBody;
+use dockgate_decision::config::Config;
+use dockgate_decision::decide::{endpoint_of, Head, Refusal, Status};
+use dockgate_decision::identity::{identify, Identity, Transport};
 
 /// Shared state of the service.
 pub struct AppState {
@@ -469,8 +470,8 @@ fn unreachable(e: anyhow::Error) -> Response {
 /// tagged into the namespace, streams rewritten line by line, other answers whole.
 async fn tenant_forward(
     dockerd: &std::path::Path,
-    tenant: &crate::config::Tenant,
-    allowed: &crate::decision::Allowed,
+    tenant: &dockgate_decision::config::Tenant,
+    allowed: &dockgate_decision::decide::Allowed,
     method: Method,
     headers: &HeaderMap,
     body: Bytes,
@@ -518,7 +519,11 @@ fn streamed(template: &str) -> bool {
 }
 
 /// dockerd's answer to a tenant, with the engine's names turned back into the tenant's.
-async fn tenant_answer(tenant: &crate::config::Tenant, template: &str, resp: Response) -> Response {
+async fn tenant_answer(
+    tenant: &dockgate_decision::config::Tenant,
+    template: &str,
+    resp: Response,
+) -> Response {
     /// Lists of a thousand containers are well under this.
     const MAX_ANSWER: usize = 64 << 20;
     let (mut parts, body) = resp.into_parts();

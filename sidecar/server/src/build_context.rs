@@ -19,11 +19,11 @@ use http_body_util::BodyExt;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::channel_body::ChannelBody;
-use crate::config::Tenant;
-use crate::decision::{Refusal, Status};
 use crate::forward::forward_body;
 use crate::tenant::build::rewrite_dockerfile;
 use crate::tenant::stream::rewrite_lines;
+use dockgate_api::refusal::{Refusal, Status};
+use dockgate_decision::config::Tenant;
 
 /// The request body, read through the scanner. On a refusal, the reason and the rest of the
 /// client's body go back to [`forward`], which reads the rest before it answers: nginx is

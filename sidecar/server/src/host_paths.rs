@@ -37,7 +37,7 @@ use dockgate_api::endpoints::{Body, Endpoint};
 use dockgate_policy::gojson::Value;
 use dockgate_policy::rules::{normalize_host_path, Conservative};
 
-use crate::decision::{Refusal, Status};
+use dockgate_api::refusal::{Refusal, Status};
 
 const MOUNTINFO: &str = "/proc/self/mountinfo";
 

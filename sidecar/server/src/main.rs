@@ -18,8 +18,6 @@ mod body_gate;
 mod build_context;
 mod channel_body;
 
-mod config;
-mod decision;
 mod forward;
 mod host_paths;
 mod metrics;
@@ -42,8 +40,9 @@ use dockgate_policy::gojson;
 use tracing_subscriber::EnvFilter;
 
 use crate::app::{app, AppState};
-use crate::config::{Config, Listen, LogFormat, DEFAULT};
-use crate::decision::{Head, Identity};
+use dockgate_decision::config::{self, Config, Listen, LogFormat, DEFAULT};
+use dockgate_decision::decide::Head;
+use dockgate_decision::identity::Identity;
 
 fn main() -> ExitCode {
     match run() {

@@ -5,24 +5,29 @@
 //! `serve` answers nginx's `auth_request` with [`head`] and checks mediated bodies with
 //! [`body`]; `explain` prints what the same two functions return.
 
-use dockgate_api::endpoints::{self, Method, Through};
+use dockgate_decision::config::Config;
+use dockgate_decision::decide::{decide, endpoint_of, Allowed, Head, Refusal};
+use dockgate_decision::head::{self as staged, Next};
+use dockgate_decision::identity::Identity;
 use dockgate_policy::gojson::Value;
 use dockgate_policy::labels;
 
-use crate::config::Config;
-use crate::decision::{decide, Allowed, Head, Identity, Refusal, Status};
 use crate::reach;
 use crate::tenant::body::rewrite_body;
-use crate::tenant::names::with_label_filter;
-use crate::tenant::request::{admit, set_query};
+use crate::tenant::request::admit;
 use crate::tenant::Dockerd;
 
-/// The decision on a request head: `auth_request`'s answer.
+/// The decision on a request head: `auth_request`'s answer. The stages that need no engine
+/// are `dockgate_decision::head`'s (nginx's module runs them too); the lookups are here.
 pub async fn head(config: &Config, who: &Identity, head: &Head<'_>) -> Result<Allowed, Refusal> {
-    let mut allowed = decide(config, who, head, None)?;
+    let mut next = staged::decide(config, who, head)?;
     // A tenant's references become the engine's, or the request ends as dockerd would end it
     // for a missing object.
-    if let Some(tenant) = config.tenant_of(&who.user) {
+    if let Next::Tenant {
+        mut allowed,
+        tenant,
+    } = next
+    {
         let admitted = admit(
             &Dockerd(&config.dockerd),
             tenant,
@@ -33,41 +38,20 @@ pub async fn head(config: &Config, who: &Identity, head: &Head<'_>) -> Result<Al
         .await?;
         allowed.uri = admitted.uri;
         allowed.mediated |= admitted.mediate;
+        next = staged::after_tenant(config, who, head.method, allowed)?;
     }
-    // A pull of a mirrored registry goes through the registry front-end's cache.
-    if allowed.endpoint.template == "/images/create"
-        && crate::pull::through_mirror(config, &allowed.uri)
-    {
-        allowed.mediated = true;
-    }
-    if let Some(role) = config.roles.get(&who.role).filter(|r| r.conservative) {
-        // The engine's names, after a tenant's were resolved.
-        let param = Method::parse(head.method)
-            .and_then(|m| endpoints::find(m, &allowed.uri))
-            .and_then(|m| m.param);
-        // Images carry no policy stamp (builds make them); a tenant's image prune is
-        // narrowed to the tenant's images already.
-        let tenant_images = config.tenant_of(&who.user).is_some()
-            && allowed.endpoint.kind == endpoints::Kind::Image;
-        if allowed.endpoint.through == Through::Filter && !tenant_images {
-            let filters = with_label_filter(
-                allowed.uri.query_value("filters"),
-                &format!("{}={}", labels::POLICY, role.name),
-            )
-            .map_err(|e| Refusal::new(Status::BadRequest, e))?;
-            set_query(&mut allowed.uri, "filters", filters);
-        }
-        let settings = config.conservative_for(role);
-        reach::head(
-            &config.dockerd,
+    match next {
+        Next::Done(allowed) => Ok(allowed),
+        Next::Reach {
+            allowed,
+            target,
             settings,
-            allowed.endpoint,
-            param.as_deref(),
-            &allowed.uri,
-        )
-        .await?;
+        } => {
+            reach::head(&config.dockerd, settings, allowed.endpoint, &target).await?;
+            Ok(allowed)
+        }
+        Next::Tenant { .. } => unreachable!("after_tenant never asks for the tenant again"),
     }
-    Ok(allowed)
 }
 
 /// The decision on a mediated request with its parsed body, which becomes what dockerd gets
@@ -90,7 +74,7 @@ pub fn check_body(
     head: &Head<'_>,
     value: &mut Value,
 ) -> Result<Allowed, Refusal> {
-    if crate::decision::endpoint_of(head.method, head.uri)
+    if endpoint_of(head.method, head.uri)
         .is_some_and(|e| e.body == dockgate_api::endpoints::Body::ContainerCreate)
     {
         dockgate_policy::model::hoist_host_config(value);

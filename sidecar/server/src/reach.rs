@@ -8,35 +8,26 @@
 use std::path::Path;
 
 use dockgate_api::endpoints::{Endpoint, Resource, Through};
-use dockgate_api::uri::CanonicalUri;
 use dockgate_policy::gojson::Value;
 use dockgate_policy::reach;
 use dockgate_policy::rules::{Conservative, Refusal as RuleRefusal};
 use serde_json::Value as Json;
 
-use crate::decision::{Refusal, Status};
 use crate::tenant::ask;
 use crate::tenant::lookup::segment;
+use dockgate_api::refusal::{Refusal, Status};
 
 /// Networks every engine has, which nobody created.
 const BUILTIN: &[&str] = &["bridge", "none", "default", ""];
 
-/// The object `endpoint` acts through, if it does, must be within reach.
+/// The object `endpoint` acts through (`target`, as `dockgate_decision::head::reach_target`
+/// names it) must be within reach.
 pub async fn head(
     dockerd: &Path,
     settings: &Conservative,
     endpoint: &Endpoint,
-    param: Option<&str>,
-    uri: &CanonicalUri,
+    target: &str,
 ) -> Result<(), Refusal> {
-    let target = match endpoint.through {
-        Through::Nothing | Through::Filter => return Ok(()),
-        Through::Path => param,
-        Through::Query(key) => uri.query_value(key),
-    };
-    let Some(target) = target.filter(|t| !t.is_empty()) else {
-        return Ok(());
-    };
     match (endpoint.through, endpoint.resource) {
         (Through::Query(_), _) | (_, Resource::Container) => {
             // `DELETE /containers/web/db?link=1` removes a link of container `web`.

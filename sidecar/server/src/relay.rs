@@ -13,7 +13,6 @@
 //! sidecar's, where nginx reads it as a (malformed) request line.
 
 use std::io;
-use std::net::Ipv6Addr;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -21,48 +20,11 @@ use anyhow::{bail, Context};
 use tokio::io::{copy_bidirectional_with_sizes, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 
-use crate::config::Relay;
-
-/// The unique-local /64 whose low 64 bits carry `uid << 32 | gid`.
-const PEER_PREFIX: [u16; 4] = [0xfd00, 0, 0, 0];
+use dockgate_decision::config::Relay;
+use dockgate_decision::peer::{peer_address, PeerAddress};
 
 /// Relay buffer per direction: large enough that bulk streams move in few syscalls.
 const RELAY_BUFFER: usize = 64 * 1024;
-
-/// Unix credentials of a caller, as nginx passes them back to the sidecar.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PeerAddress {
-    pub uid: u32,
-    pub gid: u32,
-}
-
-/// The IPv6 address that carries `uid` and `gid` in a PROXY header.
-pub fn peer_address(uid: u32, gid: u32) -> Ipv6Addr {
-    let [p0, p1, p2, p3] = PEER_PREFIX;
-    Ipv6Addr::new(
-        p0,
-        p1,
-        p2,
-        p3,
-        (uid >> 16) as u16,
-        uid as u16,
-        (gid >> 16) as u16,
-        gid as u16,
-    )
-}
-
-/// Reads back what [`peer_address`] wrote (in any textual form of the address).
-pub fn parse_peer_address(text: &str) -> Option<PeerAddress> {
-    let addr: Ipv6Addr = text.trim().parse().ok()?;
-    let s = addr.segments();
-    if s[..4] != PEER_PREFIX {
-        return None;
-    }
-    Some(PeerAddress {
-        uid: (s[4] as u32) << 16 | s[5] as u32,
-        gid: (s[6] as u32) << 16 | s[7] as u32,
-    })
-}
 
 /// The PROXY protocol v1 header for one relayed connection. The source port is the
 /// sidecar's connection number (modulo 2^16), to match nginx's logs with the sidecar's.
@@ -187,6 +149,7 @@ fn unavailable() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dockgate_decision::peer::parse_peer_address;
 
     #[test]
     fn credentials_survive_the_proxy_header() {
@@ -214,28 +177,5 @@ mod tests {
         );
         assert_eq!(h, "PROXY TCP6 fd00::3e8:0:64 ::1 1 0\r\n");
         assert!(h.len() <= 107, "PROXY v1 headers are at most 107 bytes");
-    }
-
-    #[test]
-    fn other_addresses_carry_no_credentials() {
-        for text in [
-            "",
-            "127.0.0.1",
-            "::1",
-            "fd01::1",
-            "fd00:0:0:1::",
-            "unix:",
-            "garbage",
-        ] {
-            assert_eq!(parse_peer_address(text), None, "{text}");
-        }
-        // Any spelling of the same address reads the same.
-        assert_eq!(
-            parse_peer_address("FD00:0000:0000:0000:0000:03E8:0000:0064"),
-            Some(PeerAddress {
-                uid: 1000,
-                gid: 100
-            })
-        );
     }
 }

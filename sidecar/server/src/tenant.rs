@@ -7,7 +7,7 @@ use std::future::Future;
 use std::path::Path;
 
 use dockgate_tenant::engine::Engine;
-pub use dockgate_tenant::{answer, body, build, lookup, names, request};
+pub use dockgate_tenant::{answer, body, build, lookup, request};
 use serde_json::Value as Json;
 
 use crate::forward::get_json;

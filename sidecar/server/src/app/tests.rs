@@ -6,7 +6,7 @@ use http_body_util::BodyExt;
 use tower::ServiceExt;
 
 use super::*;
-use crate::config::{Config, DEFAULT};
+use dockgate_decision::config::{Config, DEFAULT};
 
 fn test_app() -> Router {
     let mut text = DEFAULT.to_string();
@@ -48,7 +48,7 @@ async fn auth_allows_with_the_canonical_uri_and_route() {
     assert_eq!(r.headers()["x-dockgate-user"], "anonymous");
     // On the unix listener the sidecar relays, the caller's credentials come with the head.
     let mut request = auth_request("GET", "/v1.41/containers/json", "unix");
-    let peer = crate::relay::peer_address(1000, 1000).to_string();
+    let peer = dockgate_decision::peer::peer_address(1000, 1000).to_string();
     request
         .headers_mut()
         .insert("x-dockgate-peer", peer.parse().unwrap());

@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use dockgate_registry::decide::{accept_class, decide, Ask, Caller, Identities, Refused};
 
 use crate::app::AppState;
-use crate::config::{token_hash, User};
+use dockgate_decision::config::{token_hash, User};
 
 /// Callers: `[[users]]` by token, and the gateway's one-pull credentials.
 struct Callers<'a> {

@@ -6,7 +6,7 @@ use tower::ServiceExt;
 
 use super::*;
 use crate::app::app;
-use crate::config::{token_hash, Config, DEFAULT};
+use dockgate_decision::config::{token_hash, Config, DEFAULT};
 
 fn test_app(registry: bool) -> axum::Router {
     let mut text = format!(

@@ -1,4 +1,5 @@
-//! The sidecar's configuration: a TOML file read once at start-up into a typed [`Config`].
+//! The gateway's configuration: one TOML file, read into a typed [`Config`] by the sidecar at
+//! start-up and by nginx's module (`dockgate_policy`) whenever nginx loads its configuration.
 //! Every problem is reported with its line and key, all of them at once, before exiting.
 
 use std::collections::BTreeMap;
@@ -12,6 +13,8 @@ use dockgate_policy::rules::Conservative;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use toml::Spanned;
+
+pub mod package_cache;
 
 /// The configuration `dockgate serve` uses when given none: anonymous access with the
 /// `developer` role on the loopback and unix-socket listeners, `conservative` policy.
@@ -31,7 +34,7 @@ struct RawConfig {
     #[serde(default)]
     tenants: BTreeMap<Spanned<String>, RawTenant>,
     registry: Option<dockgate_registry::access::RawRegistry>,
-    package_cache: Option<crate::package_cache::RawPackageCache>,
+    package_cache: Option<package_cache::RawPackageCache>,
 }
 
 #[derive(Deserialize)]
@@ -251,7 +254,7 @@ pub struct Config {
     pub tenants: BTreeMap<String, Tenant>,
     /// The `[registry]` table: pull and push rights of the registry front-end.
     pub registry: Option<dockgate_registry::access::RegistryConfig>,
-    pub package_cache: Option<crate::package_cache::Settings>,
+    pub package_cache: Option<package_cache::Settings>,
 }
 
 impl Config {
@@ -616,7 +619,7 @@ impl Config {
         let package_cache = raw
             .package_cache
             .as_ref()
-            .map(|pc| crate::package_cache::parse(pc, &mut err));
+            .map(|pc| package_cache::parse(pc, &mut err));
 
         if !errors.is_empty() {
             return Err(fail(errors));

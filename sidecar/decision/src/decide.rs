@@ -1,35 +1,13 @@
-//! Who is calling, and what they may do: the decision for one request (no I/O).
+//! What a caller may do: the decision on one request, from its head and (on the mediated
+//! route) its parsed body. No I/O.
 
 use dockgate_api::endpoints::{self, Body, Endpoint, Method, Route};
 use dockgate_api::uri::{canonicalize, CanonicalUri, Version};
 use dockgate_policy::gojson::Value;
 use dockgate_policy::rules::{conservative, Request};
 
-use crate::config::{token_hash, Config, Role};
-use crate::relay::parse_peer_address;
-
-/// The caller, as established from the transport (nginx passes what it verified).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Identity {
-    pub user: String,
-    pub role: String,
-}
-
-/// What nginx tells the sidecar about the connection a request came on.
-#[derive(Clone, Debug, Default)]
-pub struct Transport<'a> {
-    /// The `X-Dockgate-Listener` name the server block sets.
-    pub listener: &'a str,
-    /// nginx's `$ssl_client_verify` (`SUCCESS` when a client certificate was verified).
-    pub client_verify: Option<&'a str>,
-    /// nginx's `$ssl_client_fingerprint` (SHA-1, hex).
-    pub client_fingerprint: Option<&'a str>,
-    /// The `Authorization` header (`Bearer TOKEN`, or `Basic` with the token as password).
-    pub authorization: Option<&'a str>,
-    /// nginx's `$proxy_protocol_addr` on a listener the sidecar relays: the caller's unix
-    /// credentials, as [`crate::relay::peer_address`] wrote them.
-    pub peer: Option<&'a str>,
-}
+use crate::config::{Config, Role};
+use crate::identity::Identity;
 
 pub use dockgate_api::refusal::{Refusal, Status};
 
@@ -51,103 +29,6 @@ pub struct Allowed {
     /// The `dockgate.policy` label this create gets (the conservative role that made it), so
     /// that the role's prunes can be narrowed to its own objects.
     pub stamp: Option<String>,
-}
-
-/// Establishes the caller: a verified client certificate, then a token, then (on a listener
-/// the sidecar relays) the unix user, then the listener's anonymous role.
-pub fn identify(config: &Config, t: &Transport<'_>) -> Result<Identity, Refusal> {
-    let Some(listener) = config.listeners.get(t.listener) else {
-        return Err(Refusal::new(
-            Status::Forbidden,
-            format!(
-                "unknown listener {:?} (the gateway is misconfigured)",
-                t.listener
-            ),
-        ));
-    };
-    if t.client_verify == Some("SUCCESS") {
-        if let Some(fp) = t.client_fingerprint {
-            let fp = fp.replace(':', "").to_ascii_lowercase();
-            if let Some(u) = config
-                .users
-                .iter()
-                .find(|u| u.cert_fingerprints.contains(&fp))
-            {
-                return Ok(Identity {
-                    user: u.name.clone(),
-                    role: u.role.clone(),
-                });
-            }
-            return Err(Refusal::new(
-                Status::Forbidden,
-                "this client certificate belongs to no user of this gateway",
-            ));
-        }
-    }
-    if let Some(token) = t.authorization.and_then(token_of) {
-        let hash = token_hash(&token);
-        return match config.users.iter().find(|u| u.token_sha256.contains(&hash)) {
-            Some(u) => Ok(Identity {
-                user: u.name.clone(),
-                role: u.role.clone(),
-            }),
-            None => Err(Refusal::new(Status::Unauthorized, "invalid token")),
-        };
-    }
-    let mut anonymous = "anonymous".to_string();
-    if listener.relay.is_some() {
-        let Some(peer) = t.peer.and_then(parse_peer_address) else {
-            return Err(Refusal::new(
-                Status::Forbidden,
-                format!(
-                    "listener {:?} is relayed by the sidecar, but nginx passed no peer \
-                     credentials (its internal listener needs `proxy_protocol`)",
-                    t.listener
-                ),
-            ));
-        };
-        if let Some(u) = config.users.iter().find(|u| u.uids.contains(&peer.uid)) {
-            return Ok(Identity {
-                user: u.name.clone(),
-                role: u.role.clone(),
-            });
-        }
-        anonymous = format!("anonymous (uid {})", peer.uid);
-        if listener.anonymous_role.is_none() {
-            return Err(Refusal::new(
-                Status::Unauthorized,
-                format!(
-                    "unix user {} is not a user of this gateway (add the uid to a user's \
-                     `uids`), and listener {:?} allows no anonymous access",
-                    peer.uid, t.listener
-                ),
-            ));
-        }
-    }
-    match &listener.anonymous_role {
-        Some(role) => Ok(Identity {
-            user: anonymous,
-            role: role.clone(),
-        }),
-        None => Err(Refusal::new(
-            Status::Unauthorized,
-            "authentication required: use a client certificate or a token",
-        )),
-    }
-}
-
-/// The token of a `Bearer` header, or the password of a `Basic` one.
-fn token_of(header: &str) -> Option<String> {
-    let (scheme, value) = header.trim().split_once(' ')?;
-    if scheme.eq_ignore_ascii_case("bearer") {
-        return Some(value.trim().to_string());
-    }
-    if scheme.eq_ignore_ascii_case("basic") {
-        let decoded = dockgate_api::base64::decode(value.trim())?;
-        let text = String::from_utf8(decoded).ok()?;
-        return text.split_once(':').map(|(_, p)| p.to_string());
-    }
-    None
 }
 
 /// The head of a request as dockerd will read it: what the decision needs besides the URI.

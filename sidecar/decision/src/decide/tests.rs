@@ -1,5 +1,6 @@
 use super::*;
 use crate::config::{token_hash, Config, DEFAULT};
+use crate::identity::{identify, Transport};
 
 /// The decision on a JSON request (or a bodiless one), as the sidecar makes it.
 fn decide(
@@ -128,7 +129,7 @@ fn unix_users_are_identified_by_the_relayed_credentials() {
             },
         )
     };
-    let addr = |uid, gid| crate::relay::peer_address(uid, gid).to_string().leak() as &str;
+    let addr = |uid, gid| crate::peer::peer_address(uid, gid).to_string().leak() as &str;
     assert_eq!(peer(addr(1001, 100)).unwrap().user, "ops");
     assert_eq!(peer(addr(0, 0)).unwrap().role, "admin");
     let r = peer(addr(1002, 1002)).unwrap_err();
