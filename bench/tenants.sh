@@ -99,6 +99,7 @@ http {
     include $repo/nginx-conf/dockgate-http.conf;
     include $repo/nginx-conf/dockerd-upstream.conf;
     upstream dockgate_sidecar { server unix:$tmp/sidecar.sock; keepalive 16; }
+    dockgate_policy $tmp/sidecar.toml;
     access_log off;
     server {
         listen 127.0.0.1:$port;

@@ -58,6 +58,7 @@ http {
     include $repo/nginx-conf/dockgate-http.conf;
     include $repo/nginx-conf/dockerd-upstream.conf;
     upstream dockgate_sidecar { server unix:$run/sidecar.sock; keepalive 16; }
+    dockgate_policy $run/sidecar.toml;
     access_log $run/logs/dockgate-access.log dockgate;
     server {
         listen 127.0.0.1:2375;

@@ -1,6 +1,7 @@
 //! The only raw-pointer code of the module: nginx's header filter chain, the switch of an
 //! upstream answer to nginx's upgraded relay, the `recv`/`send` interposition that carries
-//! half-closes, the shared counters zone, variables and the status handler.
+//! half-closes, the shared counters zone, variables, the status handler, and the access-phase
+//! handler that decides requests in the worker ([`crate::decide`] holds the decision).
 //!
 //! How a hijack is carried, without patching nginx:
 //! 1. `ngx_http_upstream_send_response()` calls `ngx_http_send_header()` *before* it looks at
@@ -25,27 +26,35 @@ use core::mem;
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, Ordering};
 
-use ngx::core::NGX_CONF_OK;
+use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::ffi::{
-    ngx_buf_t, ngx_chain_t, ngx_command_t, ngx_conf_t, ngx_connection_t, ngx_create_temp_buf,
-    ngx_hash_elt_t, ngx_hash_key, ngx_http_add_variable, ngx_http_core_loc_conf_t,
-    ngx_http_core_main_conf_t, ngx_http_core_module, ngx_http_discard_request_body,
-    ngx_http_header_handler_pt, ngx_http_header_t, ngx_http_output_filter,
-    ngx_http_output_header_filter_pt, ngx_http_request_t, ngx_http_send_header,
-    ngx_http_top_header_filter, ngx_http_upstream_t, ngx_http_variable_value_t, ngx_int_t,
-    ngx_palloc, ngx_pcalloc, ngx_pool_cleanup_add, ngx_recv_pt, ngx_send_pt, ngx_shared_memory_add,
-    ngx_shm_zone_t, ngx_slab_calloc, ngx_slab_pool_t, ngx_str_t, ngx_table_elt_t, ngx_uint_t,
-    shutdown, SSL_shutdown, AF_UNIX, NGX_AGAIN, NGX_ERROR, NGX_HTTP_GET, NGX_HTTP_HEAD,
-    NGX_HTTP_NOT_ALLOWED, NGX_HTTP_VAR_NOCACHEABLE, NGX_HTTP_VERSION_11, NGX_OK, SHUT_WR,
+    ngx_array_push, ngx_buf_t, ngx_chain_t, ngx_command_t, ngx_conf_log_error, ngx_conf_t,
+    ngx_connection_t, ngx_create_temp_buf, ngx_hash_elt_t, ngx_hash_key, ngx_http_add_variable,
+    ngx_http_core_loc_conf_t, ngx_http_core_main_conf_t, ngx_http_core_module,
+    ngx_http_discard_request_body, ngx_http_finalize_request, ngx_http_get_indexed_variable,
+    ngx_http_get_variable, ngx_http_get_variable_index, ngx_http_header_handler_pt,
+    ngx_http_header_t, ngx_http_named_location, ngx_http_output_filter,
+    ngx_http_output_header_filter_pt, ngx_http_phases_NGX_HTTP_ACCESS_PHASE, ngx_http_request_t,
+    ngx_http_send_header, ngx_http_top_header_filter, ngx_http_upstream_t,
+    ngx_http_variable_value_t, ngx_int_t, ngx_list_push, ngx_palloc, ngx_pcalloc, ngx_pnalloc,
+    ngx_pool_cleanup_add, ngx_recv_pt, ngx_send_pt, ngx_shared_memory_add, ngx_shm_zone_t,
+    ngx_slab_calloc, ngx_slab_pool_t, ngx_str_t, ngx_table_elt_t, ngx_uint_t, shutdown,
+    SSL_shutdown, AF_UNIX, NGX_AGAIN, NGX_DECLINED, NGX_DONE, NGX_ERROR, NGX_HTTP_GET,
+    NGX_HTTP_HEAD, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_NOT_ALLOWED, NGX_HTTP_VAR_CHANGEABLE,
+    NGX_HTTP_VAR_NOCACHEABLE, NGX_HTTP_VERSION_11, NGX_LOG_EMERG, NGX_OK, SHUT_WR,
 };
-use ngx::http::HttpModuleLocationConf;
+use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf};
 use ngx::ngx_string;
 
-use crate::conf::{parse_flag, LocConf};
+use crate::conf::{parse_flag, parse_hand_over, LocConf, MainConf, Vars};
+use crate::decide::{answer, has_body, Answer};
 use crate::hijack::{classify, Hijack, Response};
-use crate::metrics::Counters;
+use crate::metrics::{Counters, Decision};
 use crate::module::{ngx_http_dockgate_module, Module};
 use crate::tunnel::{Dir, OnEof, OnSent, Tunnel};
+use dockgate_decision::config::Config;
+use dockgate_decision::decide::Head;
+use dockgate_decision::identity::Transport;
 
 /// The next header filter in nginx's chain, saved when ours is installed.
 static mut NEXT_HEADER_FILTER: ngx_http_output_header_filter_pt = None;
@@ -55,6 +64,10 @@ static COUNTERS: AtomicPtr<Counters> = AtomicPtr::new(ptr::null_mut());
 
 /// Size of the shared zone: one slab page pool holding a [`Counters`].
 const ZONE_SIZE: usize = 64 * 1024;
+
+/// The shared zone's name. It changes with the layout of [`Counters`], so that a reload
+/// with a newer module never takes over counters laid out by an older one.
+const ZONE_NAME: ngx_str_t = ngx_string!("dockgate_counters_v2");
 
 fn counters() -> Option<&'static Counters> {
     // SAFETY: the pointer is null or points into the shared zone, mapped for the life of
@@ -116,13 +129,129 @@ pub(crate) unsafe extern "C" fn set_dockgate_status(
     NGX_CONF_OK
 }
 
+/// `dockgate_policy FILE;` (http): the gateway's configuration, read as the sidecar reads it.
+/// Every problem fails the configuration test with its line and key.
+pub(crate) unsafe extern "C" fn set_dockgate_policy(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY:
+    // - `conf` is this module's main conf, created by `create_main_conf` as `MainConf`;
+    // - `cf.args` is an array of `ngx_str_t` with 2 elements (NGX_CONF_TAKE1).
+    let (main, args) = unsafe {
+        let main = conf.cast::<MainConf>().as_mut();
+        let args = (*cf).args.as_ref().map(|a| a.as_slice::<ngx_str_t>());
+        (main, args)
+    };
+    let (Some(main), Some([_, file])) = (main, args) else {
+        return conf_error(c"invalid arguments");
+    };
+    if main.policy.is_some() {
+        return conf_error(c"is duplicate");
+    }
+    let path = String::from_utf8_lossy(str_bytes(file)).into_owned();
+    let loaded = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {path}: {e}"))
+        .and_then(|text| Config::parse(&path, &text).map_err(|e| e.to_string()));
+    match loaded {
+        Ok(policy) => {
+            main.policy = Some(policy);
+            NGX_CONF_OK
+        }
+        Err(message) => {
+            // SAFETY: `cf` is live; the message is a NUL-terminated copy nginx formats with
+            // `%s` before this function returns.
+            unsafe { log_conf_error(cf, &message) };
+            NGX_CONF_ERROR
+        }
+    }
+}
+
+/// `dockgate_decide @name|off;` (location)
+pub(crate) unsafe extern "C" fn set_dockgate_decide(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY:
+    // - `conf` is this module's location conf, created by `create_loc_conf` as `LocConf`;
+    // - `cf.args` is an array of `ngx_str_t` with 2 elements (NGX_CONF_TAKE1);
+    // - during location parsing, `cf.ctx` is an `ngx_http_conf_ctx_t` whose `main_conf` holds
+    //   this module's `MainConf`.
+    let (conf, args, main) = unsafe {
+        let conf = conf.cast::<LocConf>().as_mut();
+        let args = (*cf).args.as_ref().map(|a| a.as_slice::<ngx_str_t>());
+        let ctx = (*cf).ctx.cast::<ngx::ffi::ngx_http_conf_ctx_t>();
+        let main = (*(*ctx).main_conf.add(ngx_http_dockgate_module.ctx_index))
+            .cast::<MainConf>()
+            .as_ref();
+        (conf, args, main)
+    };
+    let (Some(conf), Some([_, value]), Some(main)) = (conf, args, main) else {
+        return conf_error(c"invalid arguments");
+    };
+    if conf.decide.is_some() {
+        return conf_error(c"is duplicate");
+    }
+    let Some(hand_over) = parse_hand_over(str_bytes(value)) else {
+        return conf_error(c"invalid value: it must name a location (\"@sidecar\") or be \"off\"");
+    };
+    if hand_over.is_some() && main.policy.is_none() {
+        return conf_error(c"needs \"dockgate_policy\" earlier in the http block");
+    }
+    conf.decide = Some(hand_over);
+    NGX_CONF_OK
+}
+
+/// Logs a configuration error at the directive being parsed.
+unsafe fn log_conf_error(cf: *mut ngx_conf_t, message: &str) {
+    let text = std::ffi::CString::new(message.replace('\0', " ")).unwrap_or_default();
+    // SAFETY: `cf` is live; `%s` reads the NUL-terminated `text`.
+    unsafe {
+        ngx_conf_log_error(
+            NGX_LOG_EMERG as ngx_uint_t,
+            cf,
+            0,
+            c"%s".as_ptr(),
+            text.as_ptr(),
+        );
+    }
+}
+
 // === impl configuration hooks ===
 
 const VAR_HIJACK: ngx_str_t = ngx_string!("dockgate_hijack");
 const VAR_HALF_CLOSE: ngx_str_t = ngx_string!("dockgate_half_close");
 
-/// Registers `$dockgate_hijack` and `$dockgate_half_close`.
+/// The variables a decision reads (`$dockgate_listener`, which `set` gives a value) and writes
+/// (the rest; `auth_request_set` writes the same ones in the sidecar's location). Unset, they
+/// are empty.
+const DECISION_VARS: [ngx_str_t; 8] = [
+    ngx_string!("dockgate_listener"),
+    ngx_string!("dockgate_uri"),
+    ngx_string!("dockgate_upstream"),
+    ngx_string!("dockgate_user"),
+    ngx_string!("dockgate_role"),
+    ngx_string!("dockgate_status"),
+    ngx_string!("dockgate_error"),
+    ngx_string!("dockgate_decision"),
+];
+
+/// Registers `$dockgate_hijack`, `$dockgate_half_close` and the decision variables.
 pub(crate) unsafe fn add_variables(cf: *mut ngx_conf_t) -> ngx_int_t {
+    for name in DECISION_VARS {
+        let mut name = name;
+        // SAFETY: `cf` is live; nginx copies the name into its own pool. Changeable, so that
+        // `set` and `auth_request_set` may declare and write them too.
+        let var =
+            unsafe { ngx_http_add_variable(cf, &mut name, NGX_HTTP_VAR_CHANGEABLE as ngx_uint_t) };
+        // SAFETY: a non-null result is a variable owned by the configuration.
+        let Some(var) = (unsafe { var.as_mut() }) else {
+            return NGX_ERROR as ngx_int_t;
+        };
+        var.get_handler = Some(unset_variable);
+    }
     for (name, getter) in [
         (VAR_HIJACK, hijack_variable as VarGetter),
         (VAR_HALF_CLOSE, half_close_variable as VarGetter),
@@ -149,7 +278,7 @@ pub(crate) unsafe fn init_http(cf: *mut ngx_conf_t) -> ngx_int_t {
         ngx_http_top_header_filter = Some(header_filter);
     }
 
-    let mut name = ngx_string!("dockgate");
+    let mut name = ZONE_NAME;
     // SAFETY: `cf` is live; the tag is the module's static, identical across reloads, so
     // nginx hands the same zone (and counters) to the new cycle.
     let zone: *mut ngx_shm_zone_t = unsafe {
@@ -168,6 +297,54 @@ pub(crate) unsafe fn init_http(cf: *mut ngx_conf_t) -> ngx_int_t {
 
     // SAFETY: `cf` is the `http` block's context; its headers_in hash is built already.
     unsafe { accept_empty_host_on_unix_sockets(cf) };
+    // SAFETY: as above; the phase handler arrays exist until the phase engine is built.
+    unsafe { init_decisions(cf) }
+}
+
+/// Installs the access-phase handler and records the decision variables' indices.
+unsafe fn init_decisions(cf: *mut ngx_conf_t) -> ngx_int_t {
+    // SAFETY: `cf.ctx` is the `http` block's `ngx_http_conf_ctx_t`; its main confs are the
+    // core module's and ours; variables may be indexed until `ngx_http_variables_init_vars()`,
+    // which runs after postconfiguration.
+    unsafe {
+        let ctx = (*cf).ctx.cast::<ngx::ffi::ngx_http_conf_ctx_t>();
+        let main = (*(*ctx).main_conf.add(ngx_http_dockgate_module.ctx_index)).cast::<MainConf>();
+        let Some(main) = main.as_mut() else {
+            return NGX_ERROR as ngx_int_t;
+        };
+        let mut index = [0usize; 8];
+        for (slot, name) in index.iter_mut().zip(DECISION_VARS) {
+            let mut name = name;
+            let i = ngx_http_get_variable_index(cf, &mut name);
+            if i < 0 {
+                return NGX_ERROR as ngx_int_t;
+            }
+            *slot = i as usize;
+        }
+        let [listener, uri, upstream, user, role, status, error, decision] = index;
+        main.vars = Vars {
+            listener,
+            uri,
+            upstream,
+            user,
+            role,
+            status,
+            error,
+            decision,
+        };
+
+        let cmcf = (*(*ctx).main_conf.add(ngx_http_core_module.ctx_index))
+            .cast::<ngx_http_core_main_conf_t>();
+        let Some(cmcf) = cmcf.as_mut() else {
+            return NGX_ERROR as ngx_int_t;
+        };
+        let phase = &mut cmcf.phases[ngx_http_phases_NGX_HTTP_ACCESS_PHASE as usize];
+        let h = ngx_array_push(&mut phase.handlers).cast::<ngx::ffi::ngx_http_handler_pt>();
+        let Some(h) = h.as_mut() else {
+            return NGX_ERROR as ngx_int_t;
+        };
+        *h = Some(access_handler);
+    }
     NGX_OK as ngx_int_t
 }
 
@@ -607,6 +784,238 @@ unsafe fn shut_write(c: *mut ngx_connection_t, dir: Dir) {
     }
 }
 
+// === impl decisions ===
+
+/// Decides a request in the worker (`dockgate_decide`), as `auth_request` with the sidecar
+/// would: allowed requests get `$dockgate_uri`/`$dockgate_upstream`/`$dockgate_user`/
+/// `$dockgate_role`, refusals `$dockgate_status`/`$dockgate_error` and a 401 or 403 for the
+/// refusal page, and requests that need the engine go to the named location.
+unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
+    // SAFETY: nginx calls phase handlers with a live main request.
+    let r = unsafe { &mut *r };
+    let Some(hand_over) = Module::location_conf(&*r).and_then(LocConf::hand_over) else {
+        return NGX_DECLINED as ngx_int_t;
+    };
+    let Some(main) = Module::main_conf(&*r) else {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
+    };
+    let (Some(policy), vars) = (main.policy.as_ref(), main.vars) else {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
+    };
+    // SAFETY: `r` is live and `vars` are indices of this cycle's variables.
+    unsafe {
+        // Decided once: a request back in this location after the hand-over (an internal
+        // redirect) is the sidecar's.
+        if !variable(r, vars.decision).is_empty() {
+            return NGX_DECLINED as ngx_int_t;
+        }
+        let c = &*r.connection;
+        let ssl = !c.ssl.is_null();
+        let verify = if ssl {
+            named_variable(r, "ssl_client_verify")
+        } else {
+            None
+        };
+        let fingerprint = if ssl {
+            named_variable(r, "ssl_client_fingerprint")
+        } else {
+            None
+        };
+        let peer = c.proxy_protocol.as_ref().map(|p| str_bytes(&p.src_addr));
+        let listener = variable(r, vars.listener);
+        let hi = &r.headers_in;
+        let transport = Transport {
+            listener: text(listener).unwrap_or(""),
+            client_verify: verify.and_then(text),
+            client_fingerprint: fingerprint.and_then(text),
+            authorization: header(hi.authorization),
+            peer: peer.and_then(text),
+        };
+        let head = Head {
+            method: text(str_bytes(&r.method_name)).unwrap_or(""),
+            uri: text(str_bytes(&r.unparsed_uri)).unwrap_or(""),
+            content_type: header(hi.content_type),
+            has_body: has_body(
+                hi.content_length_n,
+                hi.chunked() != 0 || !hi.transfer_encoding.is_null(),
+            ),
+        };
+        let decided = answer(policy, &transport, &head);
+        match decided {
+            Answer::Allow {
+                uri,
+                upstream,
+                user,
+                role,
+            } => {
+                let set = [
+                    (vars.uri, uri.as_str()),
+                    (vars.upstream, upstream),
+                    (vars.user, user.as_str()),
+                    (vars.role, role.as_str()),
+                    (vars.decision, "nginx"),
+                ];
+                if set
+                    .iter()
+                    .any(|(i, v)| set_variable_copy(r, *i, v).is_none())
+                {
+                    return NGX_ERROR as ngx_int_t;
+                }
+                count(Decision::Allowed);
+                NGX_OK as ngx_int_t
+            }
+            Answer::Refuse {
+                status,
+                json,
+                user,
+                role,
+            } => {
+                let code = status.to_string();
+                let set = [
+                    (vars.status, code.as_str()),
+                    (vars.error, json.as_str()),
+                    (vars.user, user.as_str()),
+                    (vars.role, role.as_str()),
+                    (vars.decision, "nginx"),
+                ];
+                if set
+                    .iter()
+                    .any(|(i, v)| set_variable_copy(r, *i, v).is_none())
+                {
+                    return NGX_ERROR as ngx_int_t;
+                }
+                let access = Answer::access_status(status);
+                if access == 401 && add_www_authenticate(r).is_none() {
+                    return NGX_ERROR as ngx_int_t;
+                }
+                count(Decision::Refused);
+                access as ngx_int_t
+            }
+            Answer::Sidecar => {
+                if set_variable_copy(r, vars.decision, "sidecar").is_none() {
+                    return NGX_ERROR as ngx_int_t;
+                }
+                count(Decision::Sidecar);
+                let mut name = ngx_str_t {
+                    len: hand_over.len(),
+                    data: hand_over.as_ptr().cast_mut(),
+                };
+                // As `try_files` hands a request to a named location: the location runs
+                // now, and this phase handler's reference is released.
+                ngx_http_named_location(r, &mut name);
+                ngx_http_finalize_request(r, NGX_DONE as ngx_int_t);
+                NGX_DONE as ngx_int_t
+            }
+        }
+    }
+}
+
+fn count(d: Decision) {
+    if let Some(c) = counters() {
+        c.decided(d);
+    }
+}
+
+fn text(bytes: &[u8]) -> Option<&str> {
+    core::str::from_utf8(bytes).ok()
+}
+
+/// The value of a request header nginx keeps a pointer to (the first of its name).
+///
+/// # Safety
+/// `h` is null or a header of a live request.
+unsafe fn header<'a>(h: *mut ngx_table_elt_t) -> Option<&'a str> {
+    // SAFETY: per the contract.
+    unsafe { h.as_ref() }.and_then(|h| text(str_bytes(&h.value)))
+}
+
+/// The value of indexed variable `index` of `r` (empty when unset).
+///
+/// # Safety
+/// `r` is live and `index` one of this cycle's variable indices.
+unsafe fn variable<'a>(r: &mut ngx_http_request_t, index: usize) -> &'a [u8] {
+    // SAFETY: per the contract; the value lives in the request pool.
+    unsafe {
+        match ngx_http_get_indexed_variable(r, index as ngx_uint_t).as_ref() {
+            Some(v) if v.not_found() == 0 && v.valid() != 0 && !v.data.is_null() => {
+                core::slice::from_raw_parts(v.data, v.len() as usize)
+            }
+            _ => &[],
+        }
+    }
+}
+
+/// The value of the variable called `name` (lowercase), if it is set.
+///
+/// # Safety
+/// `r` is live.
+unsafe fn named_variable<'a>(r: &mut ngx_http_request_t, name: &str) -> Option<&'a [u8]> {
+    let mut key = ngx_str_t {
+        len: name.len(),
+        data: name.as_ptr().cast_mut(),
+    };
+    // SAFETY: `r` is live; nginx reads `key` and returns a value in the request pool.
+    unsafe {
+        let hash = ngx_hash_key(key.data, key.len);
+        let v = ngx_http_get_variable(r, &mut key, hash).as_ref()?;
+        (v.not_found() == 0 && !v.data.is_null())
+            .then(|| core::slice::from_raw_parts(v.data, v.len() as usize))
+    }
+}
+
+/// Sets indexed variable `index` of `r` to a copy of `value` in the request pool.
+///
+/// # Safety
+/// `r` is live and `index` one of this cycle's variable indices.
+unsafe fn set_variable_copy(r: &mut ngx_http_request_t, index: usize, value: &str) -> Option<()> {
+    // SAFETY: `r.variables` has an entry for every index of the cycle; the copy lives as
+    // long as the request.
+    unsafe {
+        let data = ngx_pnalloc(r.pool, value.len().max(1)).cast::<u8>();
+        if data.is_null() {
+            return None;
+        }
+        ptr::copy_nonoverlapping(value.as_ptr(), data, value.len());
+        let v = &mut *r.variables.add(index);
+        v.set_len(value.len() as u32);
+        v.set_valid(1);
+        v.set_no_cacheable(0);
+        v.set_not_found(0);
+        v.set_escape(0);
+        v.data = data;
+    }
+    Some(())
+}
+
+/// `WWW-Authenticate: Bearer realm="dockgate"` on a 401, as the sidecar's answer carries it.
+///
+/// # Safety
+/// `r` is live.
+unsafe fn add_www_authenticate(r: &mut ngx_http_request_t) -> Option<()> {
+    const NAME: &str = "WWW-Authenticate";
+    const LOWER: &str = "www-authenticate";
+    const VALUE: &str = "Bearer realm=\"dockgate\"";
+    // SAFETY: `headers_out.headers` is the request's live header list; an element is zeroed
+    // before use (the `next` field exists from nginx 1.23 on), and the strings are static.
+    unsafe {
+        let h = ngx_list_push(&mut r.headers_out.headers).cast::<ngx_table_elt_t>();
+        let h = h.as_mut()?;
+        ptr::write_bytes(h as *mut ngx_table_elt_t, 0, 1);
+        h.hash = 1;
+        h.key = ngx_str_t {
+            len: NAME.len(),
+            data: NAME.as_ptr().cast_mut(),
+        };
+        h.value = ngx_str_t {
+            len: VALUE.len(),
+            data: VALUE.as_ptr().cast_mut(),
+        };
+        h.lowcase_key = LOWER.as_ptr().cast_mut();
+        r.headers_out.www_authenticate = h;
+    }
+    Some(())
+}
+
 // === impl variables ===
 
 type VarGetter = unsafe extern "C" fn(
@@ -614,6 +1023,16 @@ type VarGetter = unsafe extern "C" fn(
     *mut ngx_http_variable_value_t,
     usize,
 ) -> ngx_int_t;
+
+/// The getter of the decision variables before anything set them: empty.
+unsafe extern "C" fn unset_variable(
+    _r: *mut ngx_http_request_t,
+    v: *mut ngx_http_variable_value_t,
+    _data: usize,
+) -> ngx_int_t {
+    // SAFETY: nginx passes a value slot to fill.
+    unsafe { set_variable(&mut *v, None) }
+}
 
 unsafe extern "C" fn hijack_variable(
     r: *mut ngx_http_request_t,

@@ -17,6 +17,28 @@ pub struct Counters {
     streams: [AtomicU64; 3],
     bytes: [AtomicU64; 2],
     half_closes: [AtomicU64; 2],
+    decisions: [AtomicU64; 3],
+}
+
+/// What became of a request the worker decided on (`dockgate_decide`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    Allowed = 0,
+    Refused = 1,
+    /// Handed to the sidecar, which asks the engine.
+    Sidecar = 2,
+}
+
+impl Decision {
+    pub const ALL: [Decision; 3] = [Decision::Allowed, Decision::Refused, Decision::Sidecar];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Allowed => "allowed",
+            Decision::Refused => "refused",
+            Decision::Sidecar => "sidecar",
+        }
+    }
 }
 
 impl Counters {
@@ -35,6 +57,10 @@ impl Counters {
 
     pub fn half_closed(&self, dir: Dir) {
         self.half_closes[dir as usize].fetch_add(1, Relaxed);
+    }
+
+    pub fn decided(&self, d: Decision) {
+        self.decisions[d as usize].fetch_add(1, Relaxed);
     }
 
     /// Prometheus text exposition format (version 0.0.4).
@@ -72,6 +98,15 @@ impl Counters {
             "direction",
             Dir::BOTH.map(|d| (d.as_str(), self.half_closes[d as usize].load(Relaxed))),
         );
+        family(
+            &mut out,
+            "dockgate_worker_decisions_total",
+            "counter",
+            "Requests nginx's workers decided on (dockgate_decide), by outcome; \"sidecar\": \
+             handed to the sidecar, which needs the engine for them.",
+            "outcome",
+            Decision::ALL.map(|d| (d.as_str(), self.decisions[d as usize].load(Relaxed))),
+        );
         out
     }
 }
@@ -108,6 +143,8 @@ mod tests {
         c.bytes(Dir::ToClient, 100);
         c.bytes(Dir::ToUpstream, 7);
         c.half_closed(Dir::ToUpstream);
+        c.decided(Decision::Allowed);
+        c.decided(Decision::Sidecar);
         let text = c.render();
         for line in [
             "dockgate_hijacked_streams_active 1",
@@ -119,6 +156,9 @@ mod tests {
             "dockgate_half_closes_total{direction=\"to_upstream\"} 1",
             "dockgate_half_closes_total{direction=\"to_client\"} 0",
             "# TYPE dockgate_hijacked_streams_active gauge",
+            "dockgate_worker_decisions_total{outcome=\"allowed\"} 1",
+            "dockgate_worker_decisions_total{outcome=\"refused\"} 0",
+            "dockgate_worker_decisions_total{outcome=\"sidecar\"} 1",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

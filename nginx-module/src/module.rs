@@ -6,10 +6,10 @@ use core::ptr;
 
 use ngx::ffi::{
     ngx_command_t, ngx_conf_t, ngx_http_module_t, ngx_int_t, ngx_module_t, ngx_uint_t,
-    NGX_CONF_FLAG, NGX_CONF_NOARGS, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MODULE,
-    NGX_HTTP_SRV_CONF,
+    NGX_CONF_FLAG, NGX_CONF_NOARGS, NGX_CONF_TAKE1, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET,
+    NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_MODULE, NGX_HTTP_SRV_CONF,
 };
-use ngx::http::{HttpModule, HttpModuleLocationConf};
+use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
 use ngx::ngx_string;
 
 use crate::{conf, ffi};
@@ -35,12 +35,17 @@ impl HttpModule for Module {
     }
 }
 
+// SAFETY: the main configuration created by `create_main_conf` is a `MainConf`.
+unsafe impl HttpModuleMainConf for Module {
+    type MainConf = conf::MainConf;
+}
+
 // SAFETY: the location configuration created by `create_loc_conf` is a `LocConf`.
 unsafe impl HttpModuleLocationConf for Module {
     type LocationConf = conf::LocConf;
 }
 
-static mut NGX_HTTP_DOCKGATE_COMMANDS: [ngx_command_t; 3] = [
+static mut NGX_HTTP_DOCKGATE_COMMANDS: [ngx_command_t; 5] = [
     ngx_command_t {
         name: ngx_string!("dockgate"),
         type_: (NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_FLAG) as ngx_uint_t,
@@ -57,13 +62,29 @@ static mut NGX_HTTP_DOCKGATE_COMMANDS: [ngx_command_t; 3] = [
         offset: 0,
         post: ptr::null_mut(),
     },
+    ngx_command_t {
+        name: ngx_string!("dockgate_policy"),
+        type_: (NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1) as ngx_uint_t,
+        set: Some(ffi::set_dockgate_policy),
+        conf: NGX_HTTP_MAIN_CONF_OFFSET,
+        offset: 0,
+        post: ptr::null_mut(),
+    },
+    ngx_command_t {
+        name: ngx_string!("dockgate_decide"),
+        type_: (NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1) as ngx_uint_t,
+        set: Some(ffi::set_dockgate_decide),
+        conf: NGX_HTTP_LOC_CONF_OFFSET,
+        offset: 0,
+        post: ptr::null_mut(),
+    },
     ngx_command_t::empty(),
 ];
 
 static NGX_HTTP_DOCKGATE_MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
     preconfiguration: Some(Module::preconfiguration),
     postconfiguration: Some(Module::postconfiguration),
-    create_main_conf: None,
+    create_main_conf: Some(Module::create_main_conf),
     init_main_conf: None,
     create_srv_conf: None,
     merge_srv_conf: None,

@@ -311,6 +311,7 @@ http {
     include $repo/nginx-conf/dockgate-http.conf;
     include $repo/nginx-conf/dockerd-upstream.conf;
     upstream dockgate_sidecar { server unix:$gw/sidecar.sock; keepalive 16; }
+    dockgate_policy $gw/sidecar.toml;
     access_log $gw/logs/dockgate-access.log dockgate;
     server {
         listen 127.0.0.1:$port;

@@ -272,7 +272,8 @@ impl Gateway {
         };
         let sidecar_upstream = if self.opts.policy.is_some() {
             format!(
-                "upstream dockgate_sidecar {{ server unix:{dir}/sidecar.sock; keepalive 16; }}\n"
+                "upstream dockgate_sidecar {{ server unix:{dir}/sidecar.sock; keepalive 16; }}\n\
+                 dockgate_policy {dir}/sidecar.toml;\n"
             )
         } else {
             String::new()
@@ -324,9 +325,10 @@ impl Gateway {
             return shipped;
         }
         let text = fs::read_to_string(&shipped).expect("read an nginx-conf include");
-        let stock = strip_module_directives(&text)
-            .replace("$dockgate_hijack", "-")
-            .replace("$dockgate_half_close", "-");
+        let mut stock = strip_module_directives(&text);
+        for var in MODULE_VARIABLES {
+            stock = stock.replace(var, "-");
+        }
         let path = self.dir.path().join(format!("stock-{name}"));
         fs::write(&path, stock).expect("write a stock include");
         path
@@ -549,6 +551,16 @@ pub fn sidecar_binary() -> PathBuf {
 }
 
 /// Removes `dockgate`/`dockgate_status` lines (the module's directives).
+/// The variables the module defines that the shipped includes log.
+const MODULE_VARIABLES: &[&str] = &[
+    "$dockgate_hijack",
+    "$dockgate_half_close",
+    "$dockgate_user",
+    "$dockgate_role",
+    "$dockgate_decision",
+    "$dockgate_upstream$dockgate_uri",
+];
+
 pub fn strip_module_directives(conf: &str) -> String {
     conf.lines()
         .filter(|l| {

@@ -111,7 +111,13 @@ fn shipped_example_configuration_is_valid() {
         )
         .replace("/run/dockgate/", &format!("{d}/"))
         .replace("/var/log/nginx/", &format!("{d}/"))
-        .replace("/run/nginx.pid", &format!("{d}/nginx.pid"));
+        .replace("/run/nginx.pid", &format!("{d}/nginx.pid"))
+        .replace("/etc/dockgate/dockgate.toml", &format!("{d}/dockgate.toml"));
+    fs::write(
+        dir.path().join("dockgate.toml"),
+        fs::read_to_string(repo.join("sidecar/decision/src/default.toml")).unwrap(),
+    )
+    .unwrap();
     let unreplaced = conf
         .lines()
         .filter(|l| !l.trim_start().starts_with('#'))

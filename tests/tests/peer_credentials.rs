@@ -97,10 +97,12 @@ fn each_unix_user_gets_its_own_identity() {
         None,
     );
     assert_eq!(out.stdout, "in\n", "{out}");
+    // nginx decided it, with the identity the relay passed (its access log says who).
     assert!(
-        gw.sidecar_log().contains("root-admin"),
+        gw.access_log()
+            .contains("user=\"root-admin\" role=\"admin\" decision=\"nginx\""),
         "{}",
-        gw.sidecar_log()
+        gw.access_log()
     );
 
     // uid 4242: the reader role; reads pass, writes are refused with the reason.

@@ -520,7 +520,7 @@ fn identities_are_checked_on_every_listener() {
 }
 
 #[test]
-fn sidecar_down_means_nothing_gets_through() {
+fn sidecar_down_means_nothing_it_decides_gets_through() {
     let mut gw = Gateway::start_with(GatewayOptions::policy(Flavor::Debian));
     let tcp = Target::Tcp(gw.port);
     assert_eq!(raw::call(&tcp, "GET", "/v1.41/info", "").unwrap().0, 200);
@@ -539,8 +539,18 @@ fn sidecar_down_means_nothing_gets_through() {
         "{body}"
     );
     assert!(!exists(&name));
-    let (status, _) = raw::call(&tcp, "GET", "/v1.41/containers/json", "").unwrap();
-    assert_eq!(status, 503);
+    // What needs the engine (the container a conservative role acts through) is the
+    // sidecar's to decide: refused too.
+    let (status, body) =
+        raw::call(&tcp, "POST", &format!("/v1.41/containers/{name}/kill"), "").unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("the policy service is unavailable"), "{body}");
+    // What nginx decides alone, with the sidecar's configuration, keeps working.
+    let (status, body) = raw::call(&tcp, "GET", "/v1.41/containers/json", "").unwrap();
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = raw::call(&tcp, "POST", "/v1.41/swarm/init", "{}").unwrap();
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("role developer may not use"), "{body}");
 }
 
 #[test]

@@ -31,6 +31,22 @@ pub struct Allowed {
     pub stamp: Option<String>,
 }
 
+/// The upstream block (`nginx-conf/`) a mediated request goes to: the sidecar.
+pub const SIDECAR_UPSTREAM: &str = "dockgate_sidecar";
+/// The upstream block of everything else: dockerd's socket.
+pub const DOCKERD_UPSTREAM: &str = "dockerd";
+
+impl Allowed {
+    /// The nginx upstream block that carries this request.
+    pub fn upstream(&self) -> &'static str {
+        if self.mediated {
+            SIDECAR_UPSTREAM
+        } else {
+            DOCKERD_UPSTREAM
+        }
+    }
+}
+
 /// The head of a request as dockerd will read it: what the decision needs besides the URI.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Head<'a> {

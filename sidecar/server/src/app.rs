@@ -90,15 +90,10 @@ async fn auth(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     };
     match decision {
         Ok(allowed) => {
-            let upstream = if allowed.mediated {
-                "dockgate_sidecar"
-            } else {
-                "dockerd"
-            };
             let mut r = StatusCode::NO_CONTENT.into_response();
             let h = r.headers_mut();
             set(h, "x-dockgate-uri", &allowed.uri.to_string());
-            set(h, "x-dockgate-upstream", upstream);
+            set(h, "x-dockgate-upstream", allowed.upstream());
             set(h, "x-dockgate-user", &who.user);
             set(h, "x-dockgate-role", &who.role);
             let verdict = Verdict::allow(allowed.endpoint.kind.as_str());

@@ -42,6 +42,7 @@ use tracing_subscriber::EnvFilter;
 use crate::app::{app, AppState};
 use dockgate_decision::config::{self, Config, Listen, LogFormat, DEFAULT};
 use dockgate_decision::decide::Head;
+use dockgate_decision::head::Next;
 use dockgate_decision::identity::Identity;
 
 fn main() -> ExitCode {
@@ -212,6 +213,13 @@ fn explain(args: &[String]) -> anyhow::Result<ExitCode> {
         content_type: body.as_ref().map(|_| "application/json"),
         has_body: body.is_some(),
     };
+    // Where `serve`'s gateway decides it: nginx's worker when no engine lookup is needed.
+    let decided = match dockgate_decision::head::decide(&config, &identity, &head) {
+        Ok(Next::Tenant { .. }) => "sidecar (the tenant's names are looked up on the engine)",
+        Ok(Next::Reach { .. }) => "sidecar (the object it acts through is looked up on the engine)",
+        Ok(Next::Done(_)) | Err(_) => "nginx (in the worker: no engine lookup)",
+    };
+    println!("decided:  {decided}");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
