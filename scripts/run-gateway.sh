@@ -59,7 +59,8 @@ http {
     include $repo/nginx-conf/dockerd-upstream.conf;
     upstream dockgate_sidecar { server unix:$run/sidecar.sock; keepalive 16; }
     dockgate_policy $run/sidecar.toml;
-    access_log $run/logs/dockgate-access.log dockgate;
+    # Buffered: one write per 64k of log lines, at most a second late.
+    access_log $run/logs/dockgate-access.log dockgate buffer=64k flush=1s;
     server {
         listen 127.0.0.1:2375;
         set \$dockgate_listener loopback;

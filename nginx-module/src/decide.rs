@@ -108,8 +108,8 @@ mod tests {
                 role: "developer".into(),
             }
         );
-        // A conservative role's listing is narrowed to its own objects, here.
-        let Answer::Allow { uri, .. } = ask(&c, "GET", "/v1.41/containers/json?all=1") else {
+        // A conservative role's prune is narrowed to its own objects, here.
+        let Answer::Allow { uri, .. } = ask(&c, "POST", "/v1.41/containers/prune") else {
             panic!("not allowed")
         };
         assert!(uri.contains("filters="), "{uri}");

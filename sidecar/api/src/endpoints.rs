@@ -1085,45 +1085,74 @@ pub struct Match {
     pub param: Option<String>,
 }
 
-/// The endpoint a request is for; `None` when the API has no such endpoint.
+/// The endpoint a request is for; `None` when the API has no such endpoint. Every request
+/// runs it (in nginx's worker too): the templates are split once, and a match allocates only
+/// the parameter it returns.
 pub fn find(method: Method, uri: &CanonicalUri) -> Option<Match> {
     ENDPOINTS
         .iter()
-        .filter(|e| e.method == method)
-        .find_map(|e| matches(e.template, &uri.segments).map(|param| Match { endpoint: e, param }))
+        .zip(templates())
+        .filter(|(e, _)| e.method == method)
+        .find_map(|(e, t)| {
+            t.matches(&uri.segments)
+                .map(|param| Match { endpoint: e, param })
+        })
 }
 
-/// Matches a template against path segments; `Some(param)` on success.
-fn matches(template: &str, segments: &[String]) -> Option<Option<String>> {
-    let parts: Vec<&str> = template[1..].split('/').collect();
-    match parts.iter().position(|p| *p == "{name*}") {
-        None => {
-            if parts.len() != segments.len() {
-                return None;
-            }
-            let mut param = None;
-            for (p, s) in parts.iter().zip(segments) {
-                match *p {
-                    "{id}" | "{name}" => param = Some(s.clone()),
-                    literal if literal == s => {}
-                    _ => return None,
+/// A template split into its segments, and where `{name*}` is.
+struct Template {
+    parts: Vec<&'static str>,
+    star: Option<usize>,
+}
+
+/// The templates of [`ENDPOINTS`], in the same order.
+fn templates() -> &'static [Template] {
+    static TEMPLATES: std::sync::OnceLock<Vec<Template>> = std::sync::OnceLock::new();
+    TEMPLATES.get_or_init(|| {
+        ENDPOINTS
+            .iter()
+            .map(|e| {
+                let parts: Vec<&'static str> = e.template[1..].split('/').collect();
+                let star = parts.iter().position(|p| *p == "{name*}");
+                Template { parts, star }
+            })
+            .collect()
+    })
+}
+
+impl Template {
+    /// Matches path segments; `Some(param)` on success.
+    fn matches(&self, segments: &[String]) -> Option<Option<String>> {
+        let parts = &self.parts;
+        match self.star {
+            None => {
+                if parts.len() != segments.len() {
+                    return None;
                 }
+                let mut param = None;
+                for (p, s) in parts.iter().zip(segments) {
+                    match *p {
+                        "{id}" | "{name}" => param = Some(s),
+                        literal if literal == s => {}
+                        _ => return None,
+                    }
+                }
+                Some(param.cloned())
             }
-            Some(param)
-        }
-        Some(star) => {
-            let (head, tail) = (&parts[..star], &parts[star + 1..]);
-            // `{name*}` takes at least one segment.
-            if segments.len() < head.len() + tail.len() + 1 {
-                return None;
+            Some(star) => {
+                let (head, tail) = (&parts[..star], &parts[star + 1..]);
+                // `{name*}` takes at least one segment.
+                if segments.len() < head.len() + tail.len() + 1 {
+                    return None;
+                }
+                let name_end = segments.len() - tail.len();
+                let head_ok = head
+                    .iter()
+                    .zip(&segments[..head.len()])
+                    .all(|(p, s)| p == s);
+                let tail_ok = tail.iter().zip(&segments[name_end..]).all(|(p, s)| p == s);
+                (head_ok && tail_ok).then(|| Some(segments[head.len()..name_end].join("/")))
             }
-            let name_end = segments.len() - tail.len();
-            let head_ok = head
-                .iter()
-                .zip(&segments[..head.len()])
-                .all(|(p, s)| p == s);
-            let tail_ok = tail.iter().zip(&segments[name_end..]).all(|(p, s)| p == s);
-            (head_ok && tail_ok).then(|| Some(segments[head.len()..name_end].join("/")))
         }
     }
 }
