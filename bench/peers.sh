@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# dockgate among its peers, in one run: GET /_ping and GET /containers/json under load, a
+# dockgate among its peers, in one run: GET /_ping, GET /containers/json and a container's
+# inspect (which dockgate's sidecar decides: an engine lookup) under load, a
 # `docker run --rm` cycle (a create dockgate mediates), 1 GiB `docker exec` streams both ways,
 # and the sidecar's memory under 100 concurrent mediated requests, on
 #
@@ -7,8 +8,9 @@
 #   nginx     plain nginx proxying to the socket (no decisions at all)
 #   haproxy   HAProxy with an endpoint ACL in the style of docker-socket-proxy (path regexes
 #             by method: the URL-only proxy people put in front of the socket today)
-#   dockgate  the full gateway as `make run` starts it (module, sidecar deciding every
-#             request with the built-in configuration), tcp://127.0.0.1:2375
+#   dockgate  the full gateway as `make run` starts it (the module deciding in nginx's
+#             worker, the sidecar what needs the engine, with the built-in configuration),
+#             tcp://127.0.0.1:2375
 #
 # The load generator is oha (it speaks to unix sockets too, so the direct column is measured
 # the same way): BENCH_CONNS connections for BENCH_SECONDS, interleaved rounds (direct,
@@ -120,6 +122,11 @@ wait_http "http://127.0.0.1:$nginx_port/_ping"
 wait_http "http://127.0.0.1:$haproxy_port/_ping"
 wait_http "http://127.0.0.1:2375/_ping"
 
+# The container the CLI measurements exec into, and whose inspect a conservative role's
+# request acts through (the gateway's sidecar looks it up: reach).
+docker -H unix:///var/run/docker.sock run -d --name "$container" --network none --pull never \
+    busybox sleep 3600 >/dev/null || die "cannot start $container"
+
 declare -A rps p50
 load() {  # load KEY PATH: one oha run, req/s and p50 (ms) appended
     local key=$1 path=$2 args json
@@ -140,7 +147,7 @@ load() {  # load KEY PATH: one oha run, req/s and p50 (ms) appended
 
 median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
 peers=(direct nginx haproxy dockgate)
-paths=(/_ping /containers/json)
+paths=(/_ping /containers/json "/containers/$container/json")
 for r in $(seq "$rounds"); do
     for path in "${paths[@]}"; do
         for key in "${peers[@]}"; do
@@ -185,8 +192,6 @@ stream() {  # stream KEY in|out: MiB/s of one 1 GiB stream, or fails (short coun
     [ "$(echo "$got" | tr -d '[:space:]')" = "$bytes" ] || return 1
     awk -v a="$t0" -v b="$t1" -v m="$stream_mib" 'BEGIN { printf "%.0f", m / ((b - a) / 1e9) }'
 }
-docker -H unix:///var/run/docker.sock run -d --name "$container" --network none --pull never \
-    busybox sleep 3600 >/dev/null || die "cannot start $container"
 cli_peers=(direct nginx dockgate)
 for r in $(seq "$rounds"); do
     for key in "${cli_peers[@]}"; do
@@ -232,7 +237,9 @@ echo "- $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(uname -r); nginx $(/u
 echo "- oha -c $conns -z ${seconds}s, $rounds interleaved rounds, medians (every run's figure after it); load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 for path in "${paths[@]}"; do
-    echo "| GET $path | req/s | p50 (ms) | req/s vs HAProxy | p50 vs plain nginx |"
+    label="GET $path"
+    [ "$path" = "/containers/$container/json" ] && label="GET /containers/{id}/json (dockgate: the sidecar decides, reach)"
+    echo "| $label | req/s | p50 (ms) | req/s vs HAProxy | p50 vs plain nginx |"
     echo "|---|---|---|---|---|"
     h=$(printf %s "${rps[haproxy$path]}" | median); n=$(printf %s "${p50[nginx$path]}" | median)
     for key in "${peers[@]}"; do
@@ -248,7 +255,7 @@ echo "|---|---|---|---|---|---|---|"
 ratio() {  # ratio A B [invert]: A/B with two decimals, n/a when either is missing
     awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2fx", a / b; else printf "n/a" }'
 }
-med() { printf %s "$1" | tr ' ' '\n' | grep -v n/a | median; }
+med() { printf %s "$1" | tr ' ' '\n' | { grep -v n/a || true; } | median; }
 dc=$(med "${cycle[direct]}"); do_=$(med "${stream_out[direct]}"); di=$(med "${stream_in[direct]}")
 for key in "${cli_peers[@]}"; do
     c=$(med "${cycle[$key]}"); o=$(med "${stream_out[$key]}"); i=$(med "${stream_in[$key]}")

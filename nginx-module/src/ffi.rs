@@ -83,15 +83,9 @@ pub(crate) unsafe extern "C" fn set_dockgate(
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY:
-    // - `conf` is this module's location conf, created by `create_loc_conf` as `LocConf`;
-    // - `cf.args` is an array of `ngx_str_t` with 2 elements (NGX_CONF_FLAG).
-    let (conf, args) = unsafe {
-        let conf = conf.cast::<LocConf>().as_mut();
-        let args = (*cf).args.as_ref().map(|a| a.as_slice::<ngx_str_t>());
-        (conf, args)
-    };
-    let (Some(conf), Some([_, value])) = (conf, args) else {
+    // SAFETY: `conf` is this module's location conf, created by `create_loc_conf`; the
+    // directive takes one argument (NGX_CONF_FLAG).
+    let Some((conf, value)) = (unsafe { directive::<LocConf>(cf, conf) }) else {
         return conf_error(c"invalid arguments");
     };
     if conf.enable.is_some() {
@@ -136,15 +130,9 @@ pub(crate) unsafe extern "C" fn set_dockgate_policy(
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY:
-    // - `conf` is this module's main conf, created by `create_main_conf` as `MainConf`;
-    // - `cf.args` is an array of `ngx_str_t` with 2 elements (NGX_CONF_TAKE1).
-    let (main, args) = unsafe {
-        let main = conf.cast::<MainConf>().as_mut();
-        let args = (*cf).args.as_ref().map(|a| a.as_slice::<ngx_str_t>());
-        (main, args)
-    };
-    let (Some(main), Some([_, file])) = (main, args) else {
+    // SAFETY: `conf` is this module's main conf, created by `create_main_conf`; the
+    // directive takes one argument (NGX_CONF_TAKE1).
+    let Some((main, file)) = (unsafe { directive::<MainConf>(cf, conf) }) else {
         return conf_error(c"invalid arguments");
     };
     if main.policy.is_some() {
@@ -175,20 +163,18 @@ pub(crate) unsafe extern "C" fn set_dockgate_decide(
     conf: *mut c_void,
 ) -> *mut c_char {
     // SAFETY:
-    // - `conf` is this module's location conf, created by `create_loc_conf` as `LocConf`;
-    // - `cf.args` is an array of `ngx_str_t` with 2 elements (NGX_CONF_TAKE1);
+    // - `conf` is this module's location conf, created by `create_loc_conf`; the directive
+    //   takes one argument (NGX_CONF_TAKE1);
     // - during location parsing, `cf.ctx` is an `ngx_http_conf_ctx_t` whose `main_conf` holds
     //   this module's `MainConf`.
-    let (conf, args, main) = unsafe {
-        let conf = conf.cast::<LocConf>().as_mut();
-        let args = (*cf).args.as_ref().map(|a| a.as_slice::<ngx_str_t>());
+    let (parsed, main) = unsafe {
         let ctx = (*cf).ctx.cast::<ngx::ffi::ngx_http_conf_ctx_t>();
         let main = (*(*ctx).main_conf.add(ngx_http_dockgate_module.ctx_index))
             .cast::<MainConf>()
             .as_ref();
-        (conf, args, main)
+        (directive::<LocConf>(cf, conf), main)
     };
-    let (Some(conf), Some([_, value]), Some(main)) = (conf, args, main) else {
+    let (Some((conf, value)), Some(main)) = (parsed, main) else {
         return conf_error(c"invalid arguments");
     };
     if conf.decide.is_some() {
@@ -202,6 +188,25 @@ pub(crate) unsafe extern "C" fn set_dockgate_decide(
     }
     conf.decide = Some(hand_over);
     NGX_CONF_OK
+}
+
+/// A one-argument directive's configuration struct and its argument.
+///
+/// # Safety
+/// `cf` is the live configuration context of the directive, and `conf` the configuration
+/// struct of type `T` nginx passes to its handler.
+unsafe fn directive<'a, T>(
+    cf: *mut ngx_conf_t,
+    conf: *mut c_void,
+) -> Option<(&'a mut T, &'a ngx_str_t)> {
+    // SAFETY: per the contract; `cf.args` is an array of `ngx_str_t` (name, then arguments).
+    unsafe {
+        let conf = conf.cast::<T>().as_mut()?;
+        match (*cf).args.as_ref()?.as_slice::<ngx_str_t>() {
+            [_, value] => Some((conf, value)),
+            _ => None,
+        }
+    }
 }
 
 /// Logs a configuration error at the directive being parsed.

@@ -580,3 +580,43 @@ fn decide_alike(flavor: Flavor) {
         "{decided_by:?}"
     );
 }
+
+/// nginx reads the configuration file again when it reloads: a token added to it works for
+/// what nginx decides as soon as nginx has reloaded.
+#[test]
+fn a_reload_reads_the_policy_again() {
+    let gw = Gateway::start_with(GatewayOptions::policy(Flavor::Debian));
+    let ask = || {
+        let mut conn = Conn::connect(&Target::Tcp(gw.port)).unwrap();
+        conn.send_request(
+            "GET",
+            "/v1.41/info",
+            &["Authorization: Bearer eq-reload-token", "Connection: close"],
+            "",
+        )
+        .unwrap();
+        conn.read_head().unwrap().status
+    };
+    assert_eq!(ask(), 401);
+    let config = gw.dir.path().join("sidecar.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text += &format!(
+        "\n[[users]]\nname = \"eq-reloaded\"\nrole = \"reader\"\ntoken_sha256 = [\"{}\"]\n",
+        token_sha256("eq-reload-token")
+    );
+    std::fs::write(&config, text).unwrap();
+    gw.signal("HUP");
+    assert!(
+        wait_until(Duration::from_secs(10), || ask() == 200),
+        "the new token is still refused after the reload:\n{}",
+        gw.error_log()
+    );
+    // (nginx logs a request once it has answered it.)
+    assert!(
+        wait_until(Duration::from_secs(5), || gw.access_log().contains(
+            "user=\"eq-reloaded\" role=\"reader\" decision=\"nginx\""
+        )),
+        "{}",
+        gw.access_log()
+    );
+}

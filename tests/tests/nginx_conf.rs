@@ -81,6 +81,75 @@ fn bad_directives_name_the_value_and_line() {
     }
 }
 
+/// `dockgate_policy` reads the sidecar's TOML: a bad file fails `nginx -t` with the file's
+/// line and key (as `dockgate check-config` names them) and the nginx.conf line; a location
+/// that decides needs the policy; a good file and a named hand-over pass.
+#[test]
+fn the_policy_file_is_checked_when_nginx_loads() {
+    let module = Flavor::Debian.module().display().to_string();
+    let dir = TempDir::new("policy-conf").unwrap();
+    let good = dir.path().join("good.toml");
+    fs::write(
+        &good,
+        fs::read_to_string(repo_root().join("sidecar/decision/src/default.toml")).unwrap(),
+    )
+    .unwrap();
+    let bad = dir.path().join("bad.toml");
+    fs::write(
+        &bad,
+        "[roles.dev]\nallow = [\"read\"]\n[[users]]\nname = \"a\"\nrole = \"nosuch\"\n\
+         [listeners.loopback]\n",
+    )
+    .unwrap();
+    let conf = |policy: &str, body: &str| {
+        minimal(&module, body).replace(
+            "http {\n",
+            &format!("http {{\n  {policy}\n  upstream dockerd {{ server 127.0.0.1:1; }}\n"),
+        )
+    };
+    let decide = "dockgate_decide @ask;\n    proxy_pass http://dockerd;\n    }\n    \
+                  location @ask {\n    return 204;";
+    let (ok, err) = nginx_t(
+        Flavor::Debian,
+        &conf(&format!("dockgate_policy {};", good.display()), decide),
+    );
+    assert!(ok, "{err}");
+    let (ok, err) = nginx_t(
+        Flavor::Debian,
+        &conf(&format!("dockgate_policy {};", bad.display()), decide),
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("line 5: users[0].role") && err.contains("nosuch"),
+        "names no line and key: {err}"
+    );
+    assert!(
+        err.contains("nginx.conf:"),
+        "names no nginx.conf line: {err}"
+    );
+    let (ok, err) = nginx_t(
+        Flavor::Debian,
+        &conf("dockgate_policy /nonexistent.toml;", ""),
+    );
+    assert!(
+        !ok && err.contains("cannot read /nonexistent.toml"),
+        "{err}"
+    );
+    let (ok, err) = nginx_t(Flavor::Debian, &conf("", decide));
+    assert!(
+        !ok && err.contains("needs \"dockgate_policy\" earlier in the http block"),
+        "{err}"
+    );
+    let (ok, err) = nginx_t(
+        Flavor::Debian,
+        &conf(
+            &format!("dockgate_policy {};", good.display()),
+            "dockgate_decide /ask;",
+        ),
+    );
+    assert!(!ok && err.contains("it must name a location"), "{err}");
+}
+
 #[test]
 fn shipped_example_configuration_is_valid() {
     let repo = repo_root();
