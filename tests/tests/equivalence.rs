@@ -497,6 +497,7 @@ fn decide_alike(flavor: Flavor) {
     });
     let missing = unique_name("eq-missing");
     let corpus = corpus(&missing);
+    let before = worker_decisions(&gw);
     let mut failures = Vec::new();
     let mut decided_by: BTreeMap<String, usize> = BTreeMap::new();
     for caller in CALLERS {
@@ -571,14 +572,28 @@ fn decide_alike(flavor: Flavor) {
         gw.sidecar_log()
     );
     // Both kinds of decision happened, so the comparison compared something.
-    assert!(
-        decided_by.get("nginx").copied().unwrap_or(0) > 100,
-        "{decided_by:?}"
+    let nginx = decided_by.get("nginx").copied().unwrap_or(0) as u64;
+    let sidecar = decided_by.get("sidecar").copied().unwrap_or(0) as u64;
+    assert!(nginx > 100 && sidecar > 20, "{decided_by:?}");
+    // The module's counters agree with its access log.
+    let after = worker_decisions(&gw);
+    assert_eq!(
+        (
+            after[0] + after[1] - before[0] - before[1],
+            after[2] - before[2]
+        ),
+        (nginx, sidecar),
+        "counted by the module (allowed + refused, sidecar) against the access log"
     );
-    assert!(
-        decided_by.get("sidecar").copied().unwrap_or(0) > 20,
-        "{decided_by:?}"
-    );
+}
+
+/// The module's `dockgate_worker_decisions_total`: allowed, refused, handed to the sidecar.
+fn worker_decisions(gw: &Gateway) -> [u64; 3] {
+    ["allowed", "refused", "sidecar"].map(|outcome| {
+        gw.metric(&format!(
+            "dockgate_worker_decisions_total{{outcome=\"{outcome}\"}}"
+        ))
+    })
 }
 
 /// nginx reads the configuration file again when it reloads: a token added to it works for
