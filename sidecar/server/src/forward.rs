@@ -6,7 +6,7 @@ use anyhow::Context;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, Method, Request};
 use axum::response::Response;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper_util::rt::TokioIo;
 use tokio::net::UnixStream;
 
@@ -73,40 +73,10 @@ where
     Ok(Response::from_parts(parts, Body::new(incoming)))
 }
 
-/// Asks dockerd a question of its own (`GET path`): the status and the JSON answer
-/// (`null` when the answer is not JSON).
-pub async fn get_json(dockerd: &Path, path: &str) -> anyhow::Result<(u16, serde_json::Value)> {
-    call_json(dockerd, Method::GET, path).await
-}
-
-/// As [`get_json`], with another method (and no body).
-pub async fn call_json(
+/// A new HTTP/1.1 connection to dockerd's socket, driven on its own task.
+pub(crate) async fn connect<B>(
     dockerd: &Path,
-    method: Method,
-    path: &str,
-) -> anyhow::Result<(u16, serde_json::Value)> {
-    let mut sender = connect::<Full<Bytes>>(dockerd).await?;
-    let req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", HeaderValue::from_static("docker"))
-        .body(Full::new(Bytes::new()))
-        .context("build the request to dockerd")?;
-    let resp = sender
-        .send_request(req)
-        .await
-        .context("request to dockerd")?;
-    let status = resp.status().as_u16();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .context("read dockerd's answer")?
-        .to_bytes();
-    Ok((status, serde_json::from_slice(&body).unwrap_or_default()))
-}
-
-async fn connect<B>(dockerd: &Path) -> anyhow::Result<hyper::client::conn::http1::SendRequest<B>>
+) -> anyhow::Result<hyper::client::conn::http1::SendRequest<B>>
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,

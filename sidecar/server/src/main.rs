@@ -20,6 +20,7 @@ mod channel_body;
 
 mod forward;
 mod host_paths;
+mod lookups;
 mod metrics;
 mod package_cache;
 mod pipeline;

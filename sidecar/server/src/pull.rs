@@ -25,7 +25,8 @@ use http_body_util::BodyExt;
 use tokio::sync::mpsc;
 
 use crate::channel_body::ChannelBody;
-use crate::forward::{call_json, forward};
+use crate::forward::forward;
+use crate::lookups::call_json;
 use dockgate_decision::mirror_pull::{mirror_pull, pulled, MirrorPull};
 use dockgate_tenant::images::{mangle_image, Reference};
 

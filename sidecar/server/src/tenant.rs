@@ -10,7 +10,7 @@ use dockgate_tenant::engine::Engine;
 pub use dockgate_tenant::{answer, body, build, lookup, request};
 use serde_json::Value as Json;
 
-use crate::forward::get_json;
+use crate::lookups::get_json;
 use dockgate_api::refusal::{Refusal, Status};
 
 pub mod stream;
