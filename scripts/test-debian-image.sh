@@ -5,12 +5,18 @@
 # `docker import`ed. No CA bundle (ca-certificates is left out on purpose: the package-cache
 # suite checks that the injected bundle makes TLS work in an image without one).
 # Keeps an existing image: CI builds it once. DOCKER_HOST selects the engine.
+#
+#   test-debian-image.sh [IMAGE [PACKAGE...]]
+#
+# PACKAGEs are more installed packages to take (with their dependencies); the environment's
+# DOCKGATE_IMAGE_COPY ("SRC=DST ...") names more host files to copy in.
 set -euo pipefail
 image=${1:-dockgate-test/debian:host}
+shift || true
 docker image inspect "$image" >/dev/null 2>&1 && exit 0
 
 roots=(base-files base-passwd bash coreutils dash debianutils diffutils findutils grep gzip
-    hostname libc-bin login mawk sed tar util-linux apt dpkg gpgv python3 python3-pip)
+    hostname libc-bin login mawk sed tar util-linux apt dpkg gpgv python3 python3-pip "$@")
 skip=" ca-certificates "
 
 # The installed dependency closure of the roots (Pre-Depends and Depends; alternatives: the
@@ -98,6 +104,12 @@ nogroup:x:65534:
 EOF
 printf 'root:*:19000:0:99999:7:::\n_apt:*:19000:0:99999:7:::\n' >"$root/etc/shadow"
 chmod 0640 "$root/etc/shadow"
+for pair in ${DOCKGATE_IMAGE_COPY:-}; do
+    mkdir -p "$root$(dirname "${pair#*=}")"
+    cp -L "${pair%%=*}" "$root${pair#*=}"
+done
+# Names resolve from /etc/hosts only (dockerd writes it): nothing in a test asks DNS.
+echo 'hosts: files' >"$root/etc/nsswitch.conf"
 [ -e "$root/etc/ssl/certs/ca-certificates.crt" ] && { echo "test-debian-image: a CA bundle slipped in" >&2; exit 1; }
 
 tar -C "$root" -c . | docker import \

@@ -369,7 +369,12 @@ impl Gateway {
                  cert_fingerprints = [\"{}\"]\n",
                 tls().client_fingerprint
             )
-            + self.opts.policy.as_deref().unwrap_or("");
+            + &self
+                .opts
+                .policy
+                .as_deref()
+                .unwrap_or("")
+                .replace("@DIR@", &dir.display().to_string());
         let config_path = dir.join("sidecar.toml");
         fs::write(&config_path, config).map_err(|e| e.to_string())?;
         let child = spawn_sidecar(
@@ -400,7 +405,23 @@ impl Gateway {
     /// Stops the sidecar and starts it again with the same configuration.
     pub fn restart_sidecar(&mut self) {
         self.stop_sidecar();
-        self.start_sidecar().expect("restart the sidecar");
+        self.resume_sidecar();
+    }
+
+    /// Starts the sidecar again after [`Gateway::stop_sidecar`].
+    pub fn resume_sidecar(&mut self) {
+        self.start_sidecar().expect("start the sidecar again");
+    }
+
+    /// Kills the sidecar with SIGKILL (no clean-up of its own) and starts it again.
+    pub fn kill_and_restart_sidecar(&mut self) {
+        if let Some(mut child) = self.sidecar.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // What it left: the start-up waits for the new one's socket.
+        let _ = fs::remove_file(self.dir.path().join("sidecar.sock"));
+        self.resume_sidecar();
     }
 
     /// The master's pid.
@@ -506,7 +527,12 @@ pub fn spawn_nginx(binary: &Path, prefix: &Path, conf: &Path) -> Result<Child, S
 /// Starts `dockgate serve --config CONFIG`, logging to LOG, and waits until it listens on
 /// SOCKET; on failure the error holds the log.
 pub fn spawn_sidecar(config: &Path, log: &Path, socket: &Path) -> Result<Child, String> {
-    let file = fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
+    // Appended: a restarted sidecar's log follows the earlier one's.
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| format!("{}: {e}", log.display()))?;
     let mut child = Command::new(sidecar_binary())
         .arg("serve")
         .arg("--config")

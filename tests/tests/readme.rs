@@ -293,3 +293,39 @@ fn check_config(toml: &str, what: &str) {
         String::from_utf8_lossy(&check.stderr)
     );
 }
+
+#[test]
+fn the_ci_runner_configurations_are_valid_as_written() {
+    // The gateway's side, through `dockgate check-config`; GitLab Runner's config.toml as
+    // TOML with the keys its docker executor reads (no gitlab-runner here to start).
+    let toml = readme_block("### CI runners", "toml");
+    assert!(toml.contains("job_socket = \"ci-job\""), "{toml}");
+    check_config(&toml, "the README's CI runner configuration is valid");
+    let marker = "**GitLab Runner** (docker executor)";
+    let runner = readme_block(marker, "toml");
+    let parsed = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, tomllib; c = tomllib.loads(sys.stdin.read()); \
+             d = c['runners'][0]['docker']; \
+             assert c['runners'][0]['executor'] == 'docker'; \
+             assert d['host'].startswith('tcp://') and d['tls_verify'] is True; \
+             assert not any('docker.sock' in v for v in d.get('volumes', [])); \
+             print('ok')",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(runner.as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("python3 tomllib");
+    assert!(
+        parsed.status.success(),
+        "GitLab Runner's config.toml in the README: {}",
+        String::from_utf8_lossy(&parsed.stderr)
+    );
+}

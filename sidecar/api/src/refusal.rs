@@ -17,6 +17,8 @@ pub enum Status {
     Timeout,
     /// A body over the limit (413).
     TooLarge,
+    /// The gateway failed at something of its own (500).
+    Internal,
     /// The engine could not be asked (502).
     BadGateway,
 }
@@ -30,6 +32,7 @@ impl Status {
             Status::NotFound => 404,
             Status::Timeout => 408,
             Status::TooLarge => 413,
+            Status::Internal => 500,
             Status::BadGateway => 502,
         }
     }

@@ -2,6 +2,7 @@
 //! start-up and by nginx's module (`dockgate_policy`) whenever nginx loads its configuration.
 //! Every problem is reported with its line and key, all of them at once, before exiting.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
@@ -15,6 +16,8 @@ use sha2::{Digest, Sha256};
 use toml::Spanned;
 
 pub mod package_cache;
+
+use crate::jobs::{Cleanup, JobKey, JobSettings};
 
 /// The configuration `dockgate serve` uses when given none: anonymous access with the
 /// `developer` role on the loopback and unix-socket listeners, `conservative` policy.
@@ -35,6 +38,16 @@ struct RawConfig {
     tenants: BTreeMap<Spanned<String>, RawTenant>,
     registry: Option<dockgate_registry::access::RawRegistry>,
     package_cache: Option<package_cache::RawPackageCache>,
+    jobs: Option<RawJobs>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJobs {
+    dir: Spanned<String>,
+    listener: Option<Spanned<String>>,
+    cleanup: Option<Spanned<String>>,
+    shared_images: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -120,6 +133,7 @@ impl RawConservative {
             runtimes: list(&self.runtimes, &base.runtimes),
             security_opts: list(&self.security_opts, &base.security_opts),
             operator_binds: base.operator_binds.clone(),
+            job_sockets: base.job_sockets.clone(),
         }
     }
 }
@@ -139,6 +153,13 @@ struct RawRole {
     /// This role's own conservative allow-lists, each replacing `[policy.conservative]`'s.
     #[serde(default)]
     conservative: RawConservative,
+    /// Every container this role creates is a CI job, whose socket has this role.
+    job_socket: Option<Spanned<String>>,
+    /// For a job role: the most containers, and the most memory, one job may have.
+    max_containers: Option<Spanned<usize>>,
+    max_memory: Option<Spanned<i64>>,
+    /// For a job role: the memory (bytes) a job's container gets when it asks for none.
+    default_memory: Option<Spanned<i64>>,
 }
 
 fn yes() -> bool {
@@ -199,6 +220,13 @@ pub struct Role {
     /// The conservative settings that apply to this role: `[policy.conservative]` with the
     /// role's own lists and `allow_host_network`.
     pub settings: Conservative,
+    /// The containers this role creates are CI jobs, and their sockets have this role.
+    pub job_socket: Option<String>,
+    /// A job role's limits: each job's tenant gets them.
+    pub max_containers: Option<usize>,
+    pub max_memory: Option<i64>,
+    /// A job role's memory for containers that ask for none (so `max_memory` can hold).
+    pub default_memory: Option<i64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -255,6 +283,10 @@ pub struct Config {
     /// The `[registry]` table: pull and push rights of the registry front-end.
     pub registry: Option<dockgate_registry::access::RegistryConfig>,
     pub package_cache: Option<package_cache::Settings>,
+    /// The `[jobs]` table (set when a role has `job_socket`).
+    pub jobs: Option<JobSettings>,
+    /// The roles jobs run with, by [`crate::jobs::role_tag`].
+    pub job_roles: BTreeMap<u32, String>,
 }
 
 impl Config {
@@ -263,15 +295,38 @@ impl Config {
         &role.settings
     }
 
-    /// The tenant `user` works in, if any.
-    pub fn tenant_of(&self, user: &str) -> Option<&Tenant> {
+    /// The tenant `user` works in, if any: a configured one, or a job's own.
+    pub fn tenant_of(&self, user: &str) -> Option<Cow<'_, Tenant>> {
+        if let Some(key) = JobKey::from_user(user) {
+            return self.job_tenant(&key).map(Cow::Owned);
+        }
         let name = self
             .users
             .iter()
             .find(|u| u.name == user)?
             .tenant
             .as_ref()?;
-        self.tenants.get(name)
+        self.tenants.get(name).map(Cow::Borrowed)
+    }
+
+    /// The role of the job `key`, if it is still configured.
+    pub fn job_role(&self, key: &JobKey) -> Option<&Role> {
+        self.roles.get(self.job_roles.get(&key.role_tag)?)
+    }
+
+    /// The namespace of job `key`, with its role's limits.
+    pub fn job_tenant(&self, key: &JobKey) -> Option<Tenant> {
+        let role = self.job_role(key)?;
+        Some(Tenant {
+            name: key.tenant(),
+            max_containers: role.max_containers,
+            max_memory: role.max_memory,
+            shared_images: self
+                .jobs
+                .as_ref()
+                .map(|j| j.shared_images.clone())
+                .unwrap_or_else(|| vec!["*".into()]),
+        })
     }
 }
 
@@ -406,6 +461,10 @@ impl Config {
                     allow_host_network: role.allow_host_network,
                     buildkit: role.buildkit,
                     settings: Conservative::default(),
+                    job_socket: role.job_socket.as_ref().map(|j| j.get_ref().clone()),
+                    max_containers: role.max_containers.as_ref().map(|m| *m.get_ref()),
+                    max_memory: role.max_memory.as_ref().map(|m| *m.get_ref()),
+                    default_memory: role.default_memory.as_ref().map(|m| *m.get_ref()),
                 },
             );
         }
@@ -417,6 +476,13 @@ impl Config {
                     name.span(),
                     &format!("tenants.{}", name.get_ref()),
                     "a tenant name is 1 to 32 lowercase letters and digits".into(),
+                );
+            }
+            if crate::jobs::reserved_tenant(name.get_ref()) {
+                err(
+                    name.span(),
+                    &format!("tenants.{}", name.get_ref()),
+                    "names of \"job\" and 24 hex digits are CI jobs' own namespaces".into(),
                 );
             }
             let shared_images = match &t.shared_images {
@@ -458,6 +524,13 @@ impl Config {
                     u.role.span(),
                     &format!("users[{i}].name"),
                     format!("a user named {:?} comes earlier", u.name),
+                );
+            }
+            if crate::jobs::reserved_user(&u.name) {
+                err(
+                    u.role.span(),
+                    &format!("users[{i}].name"),
+                    format!("{:?}: names starting with \"job-\" are CI jobs'", u.name),
                 );
             }
             if !roles.contains_key(u.role.get_ref()) {
@@ -621,6 +694,8 @@ impl Config {
             .as_ref()
             .map(|pc| package_cache::parse(pc, &mut err));
 
+        let (jobs, job_roles) = parse_jobs(&raw, &listeners, &mut err);
+
         if !errors.is_empty() {
             return Err(fail(errors));
         }
@@ -628,6 +703,13 @@ impl Config {
         if let Some(pc) = &package_cache {
             for role in roles.values_mut() {
                 role.settings.operator_binds = vec![pc.policy().bundle];
+            }
+        }
+        // A job container's socket directory is bound by the gateway too (for the role that
+        // made the job: it may exec into it, copy into it, remove it).
+        if let Some(j) = &jobs {
+            for role in roles.values_mut().filter(|r| r.job_socket.is_some()) {
+                role.settings.job_sockets = Some(j.dir.clone());
             }
         }
         Ok(Config {
@@ -646,8 +728,164 @@ impl Config {
             tenants,
             registry,
             package_cache,
+            jobs,
+            job_roles,
         })
     }
+}
+
+/// `job_socket`, `max_containers` and `max_memory` of the roles, and the `[jobs]` table.
+fn parse_jobs(
+    raw: &RawConfig,
+    listeners: &BTreeMap<String, Listener>,
+    err: &mut impl FnMut(Range<usize>, &str, String),
+) -> (Option<JobSettings>, BTreeMap<u32, String>) {
+    let mut job_roles = BTreeMap::new();
+    let mut first_job_socket = None;
+    for (name, role) in &raw.roles {
+        let Some(job) = &role.job_socket else {
+            continue;
+        };
+        let key = format!("roles.{name}.job_socket");
+        first_job_socket.get_or_insert((job.span(), key.clone()));
+        let target = job.get_ref();
+        match raw.roles.get(target) {
+            None => err(job.span(), &key, format!("no role named {target:?}")),
+            Some(r) if r.job_socket.is_some() => err(
+                job.span(),
+                &key,
+                format!(
+                    "role {target:?} has a job_socket of its own: a job's containers are never \
+                     jobs (a job may not hand out sockets)"
+                ),
+            ),
+            Some(_) => {
+                let tag = crate::jobs::role_tag(target);
+                match job_roles.get(&tag) {
+                    Some(other) if other != target => err(
+                        job.span(),
+                        &key,
+                        format!("roles {other:?} and {target:?} hash alike: rename one"),
+                    ),
+                    _ => {
+                        job_roles.insert(tag, target.clone());
+                    }
+                }
+            }
+        }
+    }
+    for (name, role) in &raw.roles {
+        let is_job_role = job_roles.values().any(|r| r == name);
+        let spans = [
+            (
+                "max_containers",
+                role.max_containers.as_ref().map(|m| m.span()),
+            ),
+            ("max_memory", role.max_memory.as_ref().map(|m| m.span())),
+            (
+                "default_memory",
+                role.default_memory.as_ref().map(|m| m.span()),
+            ),
+        ];
+        for (k, span) in spans {
+            if let (Some(span), false) = (span, is_job_role) {
+                err(
+                    span,
+                    &format!("roles.{name}.{k}"),
+                    "applies to job roles only (roles another role's job_socket names); \
+                     limit users with [tenants.NAME]"
+                        .into(),
+                );
+            }
+        }
+        for (k, m) in [
+            ("max_memory", &role.max_memory),
+            ("default_memory", &role.default_memory),
+        ] {
+            if let Some(m) = m.as_ref().filter(|m| *m.get_ref() <= 0) {
+                err(
+                    m.span(),
+                    &format!("roles.{name}.{k}"),
+                    "must be a positive number of bytes".into(),
+                );
+            }
+        }
+    }
+    let Some(j) = &raw.jobs else {
+        if let Some((span, key)) = first_job_socket {
+            err(
+                span,
+                &key,
+                "needs a [jobs] table (dir = \"/run/dockgate/jobs\", the jobs' sockets)".into(),
+            );
+        }
+        return (None, job_roles);
+    };
+    let dir = j.dir.get_ref();
+    if !dir.starts_with('/') || dir.split('/').any(|c| c == "..") {
+        err(
+            j.dir.span(),
+            "jobs.dir",
+            format!("{dir:?} must be an absolute path without '..'"),
+        );
+    }
+    let listener_name = j
+        .listener
+        .as_ref()
+        .map(|l| l.get_ref().clone())
+        .unwrap_or_else(|| "unix".into());
+    let listener_span = j
+        .listener
+        .as_ref()
+        .map(|l| l.span())
+        .unwrap_or_else(|| j.dir.span());
+    let nginx = match listeners.get(&listener_name).map(|l| &l.relay) {
+        Some(Some(relay)) => relay.nginx.clone(),
+        Some(None) => {
+            err(
+                listener_span,
+                "jobs.listener",
+                format!(
+                    "listener {listener_name:?} is not relayed by the sidecar (it needs \
+                     `socket` and `nginx`): jobs' connections go to its internal listener"
+                ),
+            );
+            std::path::PathBuf::new()
+        }
+        None => {
+            err(
+                listener_span,
+                "jobs.listener",
+                format!("no listener named {listener_name:?}"),
+            );
+            std::path::PathBuf::new()
+        }
+    };
+    let cleanup = match j.cleanup.as_ref().map(|c| (c.get_ref().as_str(), c.span())) {
+        None | Some(("remove", _)) => Cleanup::Remove,
+        Some(("stop", _)) => Cleanup::Stop,
+        Some((other, span)) => {
+            err(
+                span,
+                "jobs.cleanup",
+                format!("{other:?} is not \"remove\" or \"stop\""),
+            );
+            Cleanup::Remove
+        }
+    };
+    let shared_images = j
+        .shared_images
+        .as_ref()
+        .map(|list| list.iter().map(|p| p.get_ref().clone()).collect())
+        .unwrap_or_else(|| vec!["*".to_string()]);
+    let settings = JobSettings {
+        dir: std::path::PathBuf::from(dir),
+        listener: listener_name,
+        nginx,
+        cleanup,
+        shared_images,
+    };
+    (Some(settings), job_roles)
 }
 
 /// The `socket`, `socket_mode`, `socket_group` and `nginx` keys of a listener: all absent

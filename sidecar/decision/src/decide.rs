@@ -214,7 +214,7 @@ fn read_one_way(endpoint: &Endpoint, uri: &CanonicalUri, head: &Head<'_>) -> Res
 
 /// Whether a role has body policies (then its privilege-carrying requests are mediated).
 fn role_reads_bodies(role: &Role) -> bool {
-    role.conservative || role.inject || role.package_cache
+    role.conservative || role.inject || role.package_cache || role.job_socket.is_some()
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 //! [`Next::Done`] requests itself and hands the others to the sidecar, which continues from
 //! the same stage ([`after_tenant`], then the reach lookup), so both run the same code.
 
+use std::borrow::Cow;
+
 use dockgate_api::endpoints::{self, Endpoint, Kind, Method, Through};
 use dockgate_api::uri::CanonicalUri;
 use dockgate_policy::labels;
@@ -25,7 +27,7 @@ pub enum Next<'c> {
     /// the tenant's objects), then [`after_tenant`].
     Tenant {
         allowed: Allowed,
-        tenant: &'c Tenant,
+        tenant: Cow<'c, Tenant>,
     },
     /// A conservative role acts through an existing object (`target`: a container, exec,
     /// volume or network), which must be looked up and be one the role could have made.

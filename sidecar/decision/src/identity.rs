@@ -5,6 +5,7 @@
 use dockgate_api::refusal::{Refusal, Status};
 
 use crate::config::{token_hash, Config};
+use crate::jobs::JobKey;
 use crate::peer::parse_peer_address;
 
 /// The caller, as established from the transport (nginx passes what it verified).
@@ -73,7 +74,7 @@ pub fn identify(config: &Config, t: &Transport<'_>) -> Result<Identity, Refusal>
     }
     let mut anonymous = "anonymous".to_string();
     if listener.relay.is_some() {
-        let Some(peer) = t.peer.and_then(parse_peer_address) else {
+        let Some(peer) = t.peer.and_then(parse_peer) else {
             return Err(Refusal::new(
                 Status::Forbidden,
                 format!(
@@ -82,6 +83,10 @@ pub fn identify(config: &Config, t: &Transport<'_>) -> Result<Identity, Refusal>
                     t.listener
                 ),
             ));
+        };
+        let peer = match peer {
+            Peer::Unix(peer) => peer,
+            Peer::Job(key) => return job_identity(config, &key),
         };
         if let Some(u) = config.users.iter().find(|u| u.uids.contains(&peer.uid)) {
             return Ok(Identity {
@@ -109,6 +114,34 @@ pub fn identify(config: &Config, t: &Transport<'_>) -> Result<Identity, Refusal>
         None => Err(Refusal::new(
             Status::Unauthorized,
             "authentication required: use a client certificate or a token",
+        )),
+    }
+}
+
+/// A relayed connection's caller: a unix user, or a CI job's socket.
+enum Peer {
+    Unix(crate::peer::PeerAddress),
+    Job(JobKey),
+}
+
+fn parse_peer(text: &str) -> Option<Peer> {
+    match JobKey::from_peer_address(text) {
+        Some(key) => Some(Peer::Job(key)),
+        None => parse_peer_address(text).map(Peer::Unix),
+    }
+}
+
+/// A CI job: its socket's role, in its own namespace (`Config::tenant_of` knows the user).
+fn job_identity(config: &Config, key: &JobKey) -> Result<Identity, Refusal> {
+    match config.job_role(key) {
+        Some(role) => Ok(Identity {
+            user: key.user(),
+            role: role.name.clone(),
+        }),
+        None => Err(Refusal::new(
+            Status::Forbidden,
+            "this CI job's role is no longer configured (the gateway's job_socket roles \
+             changed since the job started)",
         )),
     }
 }

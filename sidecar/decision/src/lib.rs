@@ -8,5 +8,6 @@ pub mod config;
 pub mod decide;
 pub mod head;
 pub mod identity;
+pub mod jobs;
 pub mod mirror_pull;
 pub mod peer;

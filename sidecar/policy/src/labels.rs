@@ -12,8 +12,11 @@ pub const MEMORY: &str = "dockgate.memory";
 /// may reach through it.
 pub const POLICY: &str = "dockgate.policy";
 
+/// The key of the CI job a job container runs (see `dockgate_decision::jobs`).
+pub const JOB: &str = "dockgate.job";
+
 /// Every label only the gateway writes.
-pub const RESERVED: &[&str] = &[TENANT, MEMORY, POLICY];
+pub const RESERVED: &[&str] = &[TENANT, MEMORY, POLICY, JOB];
 
 /// Whether a client may not write label `key`.
 pub fn is_reserved(key: &str) -> bool {

@@ -59,6 +59,19 @@ const HOST_FIELDS: &[&str] = &[
     "VolumeDriver",
 ];
 
+/// Whether a mount is a CI job's socket directory, which the gateway mounted.
+fn job_socket_mount(settings: &Conservative, source: &str, destination: &str) -> bool {
+    let Some(dir) = &settings.job_sockets else {
+        return false;
+    };
+    let source = std::path::Path::new(source);
+    let key = source.file_name().and_then(|k| k.to_str()).unwrap_or("");
+    destination == crate::rules::JOB_SOCKET_DIR
+        && source.parent() == Some(dir.as_path())
+        && key.len() == 24
+        && key.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// Why a container is out of a role's reach, or `Ok` with the volumes and networks it uses
 /// (which the caller looks up and checks with [`volume`] and [`network`]). A read-only bind
 /// of one of `settings.operator_binds` (the package cache's CA bundle, which the gateway
@@ -97,6 +110,9 @@ pub fn container(inspect: &Json, settings: &Conservative) -> Result<Uses, Refusa
         if read_only && settings.operator_binds.contains(&text("Source")) {
             continue;
         }
+        if read_only && job_socket_mount(settings, &text("Source"), &text("Destination")) {
+            continue;
+        }
         match text("Type").as_str() {
             "bind" => mounts.push(serde_json::json!({
                 "Type": "bind",
@@ -110,6 +126,10 @@ pub fn container(inspect: &Json, settings: &Conservative) -> Result<Uses, Refusa
         }
     }
     projected.insert("Mounts".into(), Json::Array(mounts));
+    let network_mode = host.get("NetworkMode").and_then(Json::as_str).unwrap_or("");
+    if let Some(joined) = network_mode.strip_prefix("container:") {
+        uses.containers.push(joined.to_string());
+    }
     for (field, defaults) in [("MaskedPaths", MASKED), ("ReadonlyPaths", READ_ONLY)] {
         let list: Vec<&str> = host
             .get(field)
@@ -143,6 +163,9 @@ pub fn container(inspect: &Json, settings: &Conservative) -> Result<Uses, Refusa
 pub struct Uses {
     pub volumes: Vec<String>,
     pub networks: Vec<String>,
+    /// The container whose network it joined (`--network container:REF`): in reach too, or
+    /// joining this one would join that one's.
+    pub containers: Vec<String>,
 }
 
 /// Why a volume is out of reach: its driver and options, as a volume create says them.

@@ -102,7 +102,14 @@ pub struct Conservative {
     /// Host files the gateway itself binds read-only into creates (the package cache's CA
     /// bundle): not the clients' to bind, but no reason to put a container out of reach.
     pub operator_binds: Vec<String>,
+    /// For a role whose containers are CI jobs: the directory of the jobs' sockets. A job
+    /// container's read-only bind of its socket's directory (`DIR/KEY` at
+    /// [`JOB_SOCKET_DIR`]) is the gateway's, like `operator_binds`.
+    pub job_sockets: Option<PathBuf>,
 }
+
+/// Where a CI job container has its socket's directory.
+pub const JOB_SOCKET_DIR: &str = "/run/dockgate";
 
 impl Default for Conservative {
     /// What an operator gets without configuring anything.
@@ -131,6 +138,7 @@ impl Default for Conservative {
             runtimes: list(&["runc"]),
             security_opts: Vec::new(),
             operator_binds: Vec::new(),
+            job_sockets: None,
         }
     }
 }

@@ -19,6 +19,7 @@ use http_body_util::{BodyExt, Limited};
 
 use crate::body_gate::BodyGate;
 use crate::forward::forward;
+use crate::jobs;
 use crate::metrics::Metrics;
 use crate::pipeline;
 use crate::tenant::answer;
@@ -27,6 +28,7 @@ use dockgate_api::endpoints::Body as EndpointBody;
 use dockgate_decision::config::Config;
 use dockgate_decision::decide::{endpoint_of, Head, Refusal, Status};
 use dockgate_decision::identity::{identify, Identity, Transport};
+use dockgate_decision::jobs::JobKey;
 
 /// Shared state of the service.
 pub struct AppState {
@@ -36,6 +38,8 @@ pub struct AppState {
     pub bodies: BodyGate,
     /// Upstream tokens and one-pull credentials of the registry side.
     pub registry: crate::registry::RegistryState,
+    /// The CI jobs' sockets (when the configuration has `[jobs]`).
+    pub jobs: Option<Arc<crate::jobs::Jobs>>,
 }
 
 pub fn app(state: Arc<AppState>) -> Router {
@@ -250,6 +254,27 @@ async fn mediated(State(s): State<Arc<AppState>>, req: Request) -> Response {
             return refused(&r);
         }
     };
+    let creates =
+        endpoint_of(&method, &uri).is_some_and(|e| e.body == EndpointBody::ContainerCreate);
+    // A CI job's bind sources are paths in its container: its volumes are looked up first.
+    let job_volumes = match JobKey::from_user(&who.user).filter(|_| creates) {
+        Some(key) => match job_volumes(&s.config.dockerd, &key).await {
+            Ok(v) => Some(v),
+            Err(r) => {
+                record(
+                    &s,
+                    &who,
+                    &listener,
+                    &method,
+                    &uri,
+                    &Verdict::refuse("-", &r),
+                    started,
+                );
+                return refused(&r);
+            }
+        },
+        None => None,
+    };
     let turn = s.bodies.turn(&who.user).await;
     let checked = {
         let (state, who, body) = (s.clone(), who.clone(), body.clone());
@@ -268,8 +293,31 @@ async fn mediated(State(s): State<Arc<AppState>>, req: Request) -> Response {
                 content_type: content_type.as_deref(),
                 has_body: !body.is_empty(),
             };
+            // A job's binds of its own paths are taken out before the rules (they are no
+            // host paths) and come back as mounts of its volumes.
+            let translated = match &job_volumes {
+                Some(volumes) => {
+                    dockgate_policy::model::hoist_host_config(&mut value);
+                    let role = state.config.roles.get(&who.role);
+                    if let Some(memory) = role.and_then(|r| r.default_memory) {
+                        jobs::binds::default_memory(&mut value, memory);
+                    }
+                    let allowlist = state
+                        .config
+                        .roles
+                        .get(&who.role)
+                        .map(|r| r.settings.bind_allowlist.clone())
+                        .unwrap_or_default();
+                    jobs::binds::extract(&mut value, volumes, &allowlist).map_err(|m| Refusal {
+                        status: Status::Forbidden,
+                        message: format!("dockgate: {m}"),
+                        rule: Some("binds"),
+                    })?
+                }
+                None => Vec::new(),
+            };
             let allowed = pipeline::check_body(&state.config, &who, &head, &mut value)?;
-            Ok::<_, Refusal>((allowed, value))
+            Ok::<_, Refusal>((allowed, value, translated))
         })
         .await
         .unwrap_or_else(|e| {
@@ -280,9 +328,11 @@ async fn mediated(State(s): State<Arc<AppState>>, req: Request) -> Response {
         })
     };
     let admitted = match checked {
-        Ok((allowed, mut value)) => pipeline::admit_body(&s.config, &who, allowed, &mut value)
-            .await
-            .map(|a| (a, value)),
+        Ok((allowed, mut value, translated)) => {
+            pipeline::admit_body(&s.config, &who, allowed, &mut value)
+                .await
+                .map(|a| (a, value, translated))
+        }
         Err(r) => Err(r),
     };
     match admitted {
@@ -291,10 +341,8 @@ async fn mediated(State(s): State<Arc<AppState>>, req: Request) -> Response {
             record(&s, &who, &listener, &method, &uri, &verdict, started);
             refused(&r)
         }
-        Ok((allowed, mut value)) => {
+        Ok((allowed, mut value, translated)) => {
             let tenant = s.config.tenant_of(&who.user);
-            let verdict = Verdict::allow(allowed.endpoint.kind.as_str());
-            record(&s, &who, &listener, &method, &uri, &verdict, started);
             if allowed.inject {
                 inject(&mut value, &s.config.inject);
             }
@@ -302,10 +350,60 @@ async fn mediated(State(s): State<Arc<AppState>>, req: Request) -> Response {
             if let (true, Some(pc)) = (allowed.package_cache, &s.config.package_cache) {
                 dockgate_policy::package_cache::inject(&mut value, &pc.policy());
             }
+            // A job's own paths, as mounts of its volumes (and symlinks to write once the
+            // container exists); a job container's socket, for a `job_socket` role.
+            let links = match jobs::binds::apply(&mut value, &translated) {
+                Ok(links) => links,
+                Err(m) => {
+                    let r = Refusal {
+                        status: Status::Forbidden,
+                        message: format!("dockgate: {m}"),
+                        rule: Some("binds"),
+                    };
+                    record(
+                        &s,
+                        &who,
+                        &listener,
+                        &method,
+                        &uri,
+                        &Verdict::refuse("-", &r),
+                        started,
+                    );
+                    return refused(&r);
+                }
+            };
+            let job_role = s
+                .config
+                .roles
+                .get(&who.role)
+                .and_then(|r| r.job_socket.as_deref())
+                .filter(|_| allowed.endpoint.body == EndpointBody::ContainerCreate);
+            let new_job = match (job_role, &s.jobs) {
+                (Some(role), Some(jobs)) => match jobs::create::prepare(jobs, role, &mut value) {
+                    Ok(key) => Some((jobs.clone(), key)),
+                    Err(r) => {
+                        record(
+                            &s,
+                            &who,
+                            &listener,
+                            &method,
+                            &uri,
+                            &Verdict::refuse("-", &r),
+                            started,
+                        );
+                        return refused(&r);
+                    }
+                },
+                _ => None,
+            };
+            let verdict = Verdict::allow(allowed.endpoint.kind.as_str());
+            record(&s, &who, &listener, &method, &uri, &verdict, started);
             let rewritten = allowed.inject
                 || allowed.package_cache
                 || allowed.stamp.is_some()
-                || tenant.is_some();
+                || tenant.is_some()
+                || !translated.is_empty()
+                || new_job.is_some();
             // Serialising (and freeing) the tree is linear work too: off the event loop.
             let body = tokio::task::spawn_blocking(move || {
                 if !rewritten {
@@ -321,7 +419,7 @@ async fn mediated(State(s): State<Arc<AppState>>, req: Request) -> Response {
             drop(turn);
             let (dockerd, headers) = (&s.config.dockerd, &parts.headers);
             if allowed.endpoint.template == "/images/create" {
-                let tenant_name = tenant.map(|t| t.name.as_str());
+                let tenant_name = tenant.as_ref().map(|t| t.name.as_str());
                 let planned = crate::pull::plan(
                     &s.config,
                     &s.registry.grants,
@@ -333,7 +431,7 @@ async fn mediated(State(s): State<Arc<AppState>>, req: Request) -> Response {
                     return match planned {
                         Ok(p) => match crate::pull::run(dockerd, p, headers).await {
                             Ok(resp) if resp.status().is_success() => resp,
-                            Ok(resp) => match tenant {
+                            Ok(resp) => match &tenant {
                                 Some(t) => tenant_answer(t, allowed.endpoint.template, resp).await,
                                 None => resp,
                             },
@@ -343,7 +441,7 @@ async fn mediated(State(s): State<Arc<AppState>>, req: Request) -> Response {
                     };
                 }
             }
-            match tenant {
+            let resp = match &tenant {
                 Some(t) => tenant_forward(dockerd, t, &allowed, parts.method, headers, body).await,
                 None => forward(
                     dockerd,
@@ -354,6 +452,10 @@ async fn mediated(State(s): State<Arc<AppState>>, req: Request) -> Response {
                 )
                 .await
                 .unwrap_or_else(unreachable),
+            };
+            match new_job {
+                Some((jobs, key)) => jobs::create::finish(dockerd, &jobs, key, resp).await,
+                None => jobs::create::with_symlinks(dockerd, resp, &links).await.0,
             }
         }
     }
@@ -403,7 +505,7 @@ async fn mediated_build(
                 .is_some_and(|r| r.conservative);
             crate::build_context::forward_tenant(
                 &s.config.dockerd,
-                tenant,
+                &tenant,
                 parts.method.clone(),
                 &canonical.to_string(),
                 &parts.headers,
@@ -449,6 +551,27 @@ async fn mediated_build(
             );
             refused(&r)
         }
+    }
+}
+
+/// The volumes of job `key`'s container, where its bind sources may lie.
+async fn job_volumes(
+    dockerd: &std::path::Path,
+    key: &JobKey,
+) -> Result<Vec<jobs::binds::JobVolume>, Refusal> {
+    let filters = jobs::cleanup::percent(&format!(
+        r#"{{"label":["{}={}"]}}"#,
+        dockgate_decision::jobs::LABEL,
+        key.hex()
+    ));
+    let path = format!("/containers/json?all=1&filters={filters}");
+    let (_, listed) = crate::tenant::ask(dockerd, &path).await?;
+    match listed.as_array().and_then(|l| l.first()) {
+        Some(container) => Ok(jobs::binds::job_volumes(container)),
+        None => Err(Refusal::new(
+            Status::Forbidden,
+            "this CI job's container is gone: its socket takes no more requests",
+        )),
     }
 }
 

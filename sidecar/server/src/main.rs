@@ -20,6 +20,7 @@ mod channel_body;
 
 mod forward;
 mod host_paths;
+mod jobs;
 mod lookups;
 mod metrics;
 mod package_cache;
@@ -298,6 +299,8 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
         let dockerd = config.dockerd.clone();
         let package_cache = config.package_cache.clone();
         let mut relayed_sockets = Vec::new();
+        // The listeners run until the sidecar stops (dropping this stops them).
+        let (_keep_listening, listening) = tokio::sync::watch::channel(false);
         for (name, listener) in &config.listeners {
             let Some(relay) = &listener.relay else {
                 continue;
@@ -305,14 +308,34 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
             let socket = relay::bind(name, relay, &dockerd)?;
             tracing::info!(listener = %name, socket = %relay.socket.display(),
                 nginx = %relay.nginx.display(), "relaying with peer credentials");
-            tokio::spawn(relay::serve(name.clone(), socket, relay.nginx.clone()));
+            tokio::spawn(relay::serve(
+                name.clone(),
+                socket,
+                relay.nginx.clone(),
+                relay::Caller::PeerCredentials,
+                listening.clone(),
+            ));
             relayed_sockets.push(relay.socket.clone());
         }
+        let jobs = match &config.jobs {
+            Some(settings) => {
+                let jobs = Arc::new(jobs::Jobs::new(settings.clone()));
+                jobs.prepare().context("[jobs]")?;
+                relay::private_dir(settings.nginx.parent().context("jobs' internal listener")?)
+                    .context("[jobs]")?;
+                tracing::info!(dir = %settings.dir.display(), listener = %settings.listener,
+                    "CI job sockets enabled");
+                tokio::spawn(jobs::watch::watch(dockerd.clone(), jobs.clone()));
+                Some(jobs)
+            }
+            None => None,
+        };
         let state = Arc::new(AppState {
             config,
             metrics: Default::default(),
             bodies: Default::default(),
             registry: Default::default(),
+            jobs,
         });
         if let Some(path) = state
             .config

@@ -30,7 +30,7 @@ pub async fn head(config: &Config, who: &Identity, head: &Head<'_>) -> Result<Al
     {
         let admitted = admit(
             &Dockerd(&config.dockerd),
-            tenant,
+            &tenant,
             allowed.endpoint,
             allowed.param.as_deref(),
             allowed.uri.clone(),
@@ -93,7 +93,7 @@ pub async fn admit_body(
     if let Some(tenant) = config.tenant_of(&who.user) {
         rewrite_body(
             &Dockerd(&config.dockerd),
-            tenant,
+            &tenant,
             allowed.endpoint.template,
             value,
         )

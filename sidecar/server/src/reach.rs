@@ -101,8 +101,13 @@ pub async fn body(
                 .field("NetworkMode")
                 .and_then(Value::as_str)
                 .unwrap_or("");
-            if !BUILTIN.contains(&mode) && mode != "host" && !mode.starts_with("container:") {
-                network_in_reach(dockerd, settings, mode).await?;
+            match mode.strip_prefix("container:") {
+                // Its network is the one it joins: a container the role could have made.
+                Some(reference) => container_in_reach(dockerd, settings, reference).await?,
+                None if !BUILTIN.contains(&mode) && mode != "host" => {
+                    network_in_reach(dockerd, settings, mode).await?
+                }
+                None => {}
             }
             endpoints_in_reach(dockerd, settings, value).await
         }
@@ -150,19 +155,33 @@ async fn container_in_reach(
     settings: &Conservative,
     reference: &str,
 ) -> Result<(), Refusal> {
-    let path = format!("/containers/{}/json", segment(reference));
-    let Some(inspect) = found(dockerd, &path).await? else {
-        return Ok(());
-    };
-    let uses = reach::container(&inspect, settings).map_err(refusal)?;
-    for v in &uses.volumes {
-        volume_in_reach(dockerd, settings, v).await?;
+    // A container that joined another's network leads to that one: followed, a few deep.
+    let mut reference = reference.to_string();
+    for _ in 0..MAX_JOINED {
+        let path = format!("/containers/{}/json", segment(&reference));
+        let Some(inspect) = found(dockerd, &path).await? else {
+            return Ok(());
+        };
+        let uses = reach::container(&inspect, settings).map_err(refusal)?;
+        for v in &uses.volumes {
+            volume_in_reach(dockerd, settings, v).await?;
+        }
+        for n in &uses.networks {
+            network_in_reach(dockerd, settings, n).await?;
+        }
+        match uses.containers.first() {
+            Some(joined) => reference = joined.clone(),
+            None => return Ok(()),
+        }
     }
-    for n in &uses.networks {
-        network_in_reach(dockerd, settings, n).await?;
-    }
-    Ok(())
+    Err(Refusal::new(
+        Status::Forbidden,
+        format!("dockgate: containers joined network namespaces more than {MAX_JOINED} deep"),
+    ))
 }
+
+/// How long a chain of `--network container:` joins the reach check follows.
+const MAX_JOINED: usize = 8;
 
 async fn volume_in_reach(
     dockerd: &Path,

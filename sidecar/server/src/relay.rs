@@ -13,27 +13,27 @@
 //! sidecar's, where nginx reads it as a (malformed) request line.
 
 use std::io;
+use std::net::Ipv6Addr;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use tokio::io::{copy_bidirectional_with_sizes, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::watch;
 
 use dockgate_decision::config::Relay;
+use dockgate_decision::jobs::JobKey;
 use dockgate_decision::peer::{peer_address, PeerAddress};
 
 /// Relay buffer per direction: large enough that bulk streams move in few syscalls.
 const RELAY_BUFFER: usize = 64 * 1024;
 
-/// The PROXY protocol v1 header for one relayed connection. The source port is the
-/// sidecar's connection number (modulo 2^16), to match nginx's logs with the sidecar's.
-pub fn proxy_header(peer: PeerAddress, connection: u64) -> String {
-    format!(
-        "PROXY TCP6 {} ::1 {} 0\r\n",
-        peer_address(peer.uid, peer.gid),
-        connection % 65536
-    )
+/// The PROXY protocol v1 header for one relayed connection from `source` (a unix user's
+/// or a job's address). The source port is the sidecar's connection number (modulo 2^16),
+/// to match nginx's logs with the sidecar's.
+pub fn proxy_header(source: Ipv6Addr, connection: u64) -> String {
+    format!("PROXY TCP6 {source} ::1 {} 0\r\n", connection % 65536)
 }
 
 /// Binds the public socket of `relay` and checks the internal listener's directory.
@@ -70,7 +70,7 @@ pub fn bind(name: &str, relay: &Relay, docker_socket: &Path) -> anyhow::Result<U
 }
 
 /// Makes sure `dir` exists and that only this process's user can enter it.
-fn private_dir(dir: &Path) -> anyhow::Result<()> {
+pub fn private_dir(dir: &Path) -> anyhow::Result<()> {
     if !dir.exists() {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
@@ -90,11 +90,30 @@ fn private_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Accepts on `listener` forever, relaying each connection to nginx's internal listener.
-pub async fn serve(name: String, listener: UnixListener, nginx: PathBuf) {
+/// Who the relay says each connection is from: its unix credentials, or a CI job (every
+/// connection on a job's socket is the job's).
+#[derive(Clone, Copy, Debug)]
+pub enum Caller {
+    PeerCredentials,
+    Job(JobKey),
+}
+
+/// Accepts on `listener` until `stop` turns true, relaying each connection to nginx's internal
+/// listener; connections in flight end when it does too.
+pub async fn serve(
+    name: String,
+    listener: UnixListener,
+    nginx: PathBuf,
+    caller: Caller,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut connection = 0u64;
     loop {
-        let client = match listener.accept().await {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let client = match accepted {
             Ok((client, _)) => client,
             Err(e) => {
                 // Out of descriptors and the like: wait rather than spin.
@@ -104,23 +123,40 @@ pub async fn serve(name: String, listener: UnixListener, nginx: PathBuf) {
             }
         };
         connection += 1;
-        let (name, nginx) = (name.clone(), nginx.clone());
+        let (name, nginx, mut stop) = (name.clone(), nginx.clone(), stop.clone());
         tokio::spawn(async move {
-            if let Err(e) = relay(&name, client, &nginx, connection).await {
-                tracing::debug!(listener = %name, connection, error = %e, "relay ended");
+            tokio::select! {
+                r = relay(&name, client, &nginx, caller, connection) => {
+                    if let Err(e) = r {
+                        tracing::debug!(listener = %name, connection, error = %e, "relay ended");
+                    }
+                }
+                _ = stop.wait_for(|s| *s) => {}
             }
         });
     }
 }
 
-async fn relay(name: &str, mut client: UnixStream, nginx: &Path, n: u64) -> io::Result<()> {
-    let cred = client.peer_cred()?;
-    let peer = PeerAddress {
-        uid: cred.uid(),
-        gid: cred.gid(),
+async fn relay(
+    name: &str,
+    mut client: UnixStream,
+    nginx: &Path,
+    caller: Caller,
+    n: u64,
+) -> io::Result<()> {
+    let header = match caller {
+        Caller::PeerCredentials => {
+            let cred = client.peer_cred()?;
+            let peer = PeerAddress {
+                uid: cred.uid(),
+                gid: cred.gid(),
+            };
+            tracing::debug!(listener = name, connection = n, uid = peer.uid, gid = peer.gid,
+                pid = ?cred.pid(), "relaying to nginx");
+            proxy_header(peer_address(peer.uid, peer.gid), n)
+        }
+        Caller::Job(key) => proxy_header(key.peer_address(), n),
     };
-    tracing::debug!(listener = name, connection = n, uid = peer.uid, gid = peer.gid,
-        pid = ?cred.pid(), "relaying to nginx");
     let mut upstream = match UnixStream::connect(nginx).await {
         Ok(s) => s,
         Err(e) => {
@@ -130,7 +166,7 @@ async fn relay(name: &str, mut client: UnixStream, nginx: &Path, n: u64) -> io::
             return client.shutdown().await;
         }
     };
-    upstream.write_all(proxy_header(peer, n).as_bytes()).await?;
+    upstream.write_all(header.as_bytes()).await?;
     copy_bidirectional_with_sizes(&mut client, &mut upstream, RELAY_BUFFER, RELAY_BUFFER).await?;
     Ok(())
 }
@@ -160,7 +196,7 @@ mod tests {
             (u32::MAX, 7),
             (70000, 1),
         ] {
-            let header = proxy_header(PeerAddress { uid, gid }, 1);
+            let header = proxy_header(peer_address(uid, gid), 1);
             let addr = header.split(' ').nth(2).unwrap();
             assert_eq!(parse_peer_address(addr), Some(PeerAddress { uid, gid }));
         }
@@ -168,13 +204,7 @@ mod tests {
 
     #[test]
     fn the_header_is_what_nginx_parses() {
-        let h = proxy_header(
-            PeerAddress {
-                uid: 1000,
-                gid: 100,
-            },
-            65537,
-        );
+        let h = proxy_header(peer_address(1000, 100), 65537);
         assert_eq!(h, "PROXY TCP6 fd00::3e8:0:64 ::1 1 0\r\n");
         assert!(h.len() <= 107, "PROXY v1 headers are at most 107 bytes");
     }

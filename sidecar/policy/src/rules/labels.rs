@@ -7,7 +7,7 @@ use crate::gojson::Value;
 
 pub static RULE: Rule = Rule {
     name: "labels",
-    doc: "Refuses the gateway's own labels (dockgate.tenant, dockgate.memory, dockgate.policy) wherever a client can write labels (create, volume and network creates, --mount volume labels, build labels, commit and import changes).",
+    doc: "Refuses the gateway's own labels (dockgate.tenant, dockgate.memory, dockgate.policy, dockgate.job) wherever a client can write labels (create, volume and network creates, --mount volume labels, build labels, commit and import changes).",
     check,
 };
 

@@ -17,6 +17,7 @@ fn test_app() -> Router {
         metrics: Default::default(),
         bodies: Default::default(),
         registry: Default::default(),
+        jobs: None,
     }))
 }
 

@@ -21,6 +21,7 @@ fn test_app(registry: bool) -> axum::Router {
         metrics: Default::default(),
         bodies: Default::default(),
         registry: Default::default(),
+        jobs: None,
     }))
 }
 
@@ -139,6 +140,7 @@ async fn a_mirror_pull_names_its_upstream_and_an_unreachable_one_gets_no_authori
         metrics: Default::default(),
         bodies: Default::default(),
         registry: Default::default(),
+        jobs: None,
     }));
     let r = app
         .oneshot(ask(
