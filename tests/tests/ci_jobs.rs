@@ -110,6 +110,15 @@ build)
     refused $D run --pull never --rm -v /builds/../etc:/x busybox true
     refused $D run --pull never --rm --network host busybox true
     refused $D run --pull never --rm -v "$PWD":/src:rshared busybox true
+    refused $D run --pull never --rm --mount type=bind,source=/builds,target=/b,bind-propagation=rshared busybox true
+    # The gateway's labels are its own: no job can pass for another.
+    refused $D run --pull never --rm --label dockgate.job=$OTHER_KEY busybox true
+    refused $D volume create --label dockgate.tenant=job$OTHER_KEY stolen
+    # Its own job container is the runner's: not there to borrow from or join.
+    if $D run --pull never --rm --volumes-from "$JOB" busybox true 2>/dev/null; then echo "borrowed from its job container"; exit 1; fi
+    if $D run --pull never --rm --network container:"$JOB" busybox true 2>/dev/null; then echo "joined its job container"; exit 1; fi
+    # The other job's service has the same name; this one's is its own.
+    $D inspect -f '{{.Config.Image}}' svc | grep -qx app:ci
     # The runner's objects and the other job's are not there.
     if $D inspect "$JOB" >/dev/null 2>&1; then echo "sees its own job container"; exit 1; fi
     if $D volume inspect "$JOB-build" >/dev/null 2>&1; then echo "sees the runner's volume"; exit 1; fi
@@ -201,7 +210,9 @@ impl Job {
             &format!(
                 "docker exec -e DOCKER={cli_path} -e STEP={step} -e JOB={name} \
                  -e HOST_MARKER={marker} -e HOST_SOCKET=/var/run/docker.sock \
-                 -e OTHER_JOB_DIR={other_dir} {name} bash /builds/proj/ci.sh",
+                 -e OTHER_JOB_DIR={other_dir} -e OTHER_KEY={other_key} {name} \
+                 bash /builds/proj/ci.sh",
+                other_key = other.key,
                 cli_path = cli.path().display(),
                 name = self.name,
                 marker = marker.display(),
@@ -321,6 +332,23 @@ fn ci_run(cli: Cli) {
         "/s",
     ]);
     assert_eq!(probe, "docker.sock");
+    // Through the gateway, the runner can neither bind a job's socket nor claim a job's key.
+    for attempt in [
+        format!(
+            "docker run --pull never --rm --network none -v {}:/s busybox true",
+            job_dir.display()
+        ),
+        format!(
+            "docker run --pull never --rm --network none --label dockgate.job={} busybox true",
+            a.key
+        ),
+    ] {
+        let out = runner.docker(cli, &gw, &attempt);
+        assert!(
+            out.code != 0 && out.stderr.contains("dockgate: "),
+            "the runner got through: {attempt}: {out}"
+        );
+    }
 
     // Both jobs at once, with the same names inside.
     let (ra, rb) = std::thread::scope(|s| {

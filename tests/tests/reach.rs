@@ -240,3 +240,81 @@ fn a_conservative_prune_removes_only_what_the_role_made() {
         "the prune left the role's own stopped container"
     );
 }
+
+#[test]
+fn joining_a_containers_network_needs_it_in_reach_all_the_way_down() {
+    let gw = Gateway::start_with(GatewayOptions::policy(Flavor::Debian));
+    let gateway = Endpoint::gateway(&gw, Transport::Tcp);
+    let direct = Endpoint::direct();
+    // An admin's container on the host's network, one that joined it, and an ordinary one.
+    let host_net = Admin::run("hostnet", "host");
+    let joined = Admin::run("joined", &format!("container:{}", host_net.0));
+    let ordinary = Container::start("ordinary-net");
+    // The host's interfaces, as the host sees them: more than `lo`.
+    let links = |out: &str| out.lines().filter(|l| l.contains(": <")).count();
+    let mut failures = Vec::new();
+    for target in [&host_net.0, &joined.0] {
+        let script = format!("docker run --rm --network container:{target} busybox ip -o link");
+        let (code, out) = run(&direct, &script, &[]);
+        if code != 0 || links(&out) < 2 {
+            failures.push(format!(
+                "{target}: not the host's network on dockerd itself: {out}"
+            ));
+        }
+        let (code, out) = run(&gateway, &script, &[]);
+        if code == 0 || !out.contains("not created under this role") {
+            failures.push(format!("{target}: the gateway let it join ({code}): {out}"));
+        }
+    }
+    let (code, out) = run(
+        &gateway,
+        &format!("docker exec {} ip -o link", joined.0),
+        &[],
+    );
+    if code == 0 || !out.contains("not created under this role") {
+        failures.push(format!("exec into the joined container ({code}): {out}"));
+    }
+    // An ordinary container's network can be joined: a service and its test client.
+    let script = format!(
+        "docker run --rm --network container:{} busybox ip -o link",
+        ordinary.name
+    );
+    let (code, out) = run(&gateway, &script, &[]);
+    if code != 0 || links(&out) != 1 {
+        failures.push(format!("joining an ordinary container ({code}): {out}"));
+    }
+    drop((joined, host_net, ordinary));
+    assert!(
+        failures.is_empty(),
+        "{}\n{}",
+        failures.join("\n"),
+        gw.sidecar_log()
+    );
+}
+
+/// An admin's `busybox sleep` on dockerd's socket with `--network MODE`, removed on drop.
+struct Admin(String);
+
+impl Admin {
+    fn run(tag: &str, network: &str) -> Admin {
+        let name = unique_name(tag);
+        docker_direct(&[
+            "run",
+            "-d",
+            "--network",
+            network,
+            "--name",
+            &name,
+            "busybox",
+            "sleep",
+            "3600",
+        ]);
+        Admin(name)
+    }
+}
+
+impl Drop for Admin {
+    fn drop(&mut self) {
+        docker_direct_quiet(&["rm", "-f", &self.0]);
+    }
+}

@@ -90,18 +90,16 @@ pub fn extract(
         return Ok(Vec::new());
     };
     let mut out = Vec::new();
-    if let Some(binds) = host.field_mut("Binds") {
-        if let Value::Array(items) = binds {
-            let mut kept = Vec::new();
-            for item in std::mem::take(items) {
-                match item.as_str().map(|b| bind(b, volumes, allowlist)) {
-                    Some(Ok(Some(t))) => out.push(t),
-                    Some(Err(e)) => return Err(e),
-                    _ => kept.push(item),
-                }
+    if let Some(Value::Array(items)) = host.field_mut("Binds") {
+        let mut kept = Vec::new();
+        for item in std::mem::take(items) {
+            match item.as_str().map(|b| bind(b, volumes, allowlist)) {
+                Some(Ok(Some(t))) => out.push(t),
+                Some(Err(e)) => return Err(e),
+                _ => kept.push(item),
             }
-            *items = kept;
         }
+        *items = kept;
     }
     if let Some(Value::Array(items)) = host.field_mut("Mounts") {
         let mut kept = Vec::new();
