@@ -15,7 +15,9 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use dockgate_tests::docker::{docker_direct, docker_direct_quiet, Cli, Outcome};
+use dockgate_tests::docker::{
+    docker_direct, docker_direct_quiet, run_script, Cli, Endpoint, Outcome,
+};
 use dockgate_tests::mirrors::ApiUser;
 use dockgate_tests::nginx::{token_sha256, Flavor, Gateway, GatewayOptions};
 use dockgate_tests::{repo_root, unique_name, wait_until, TempDir};
@@ -35,9 +37,14 @@ fn job_image() -> &'static str {
     JOB_IMAGE
 }
 
-/// The runner (a token user in tenant `ci`, role `runner`, whose containers are jobs) and
+/// The runner (a token user in its own tenant, role `runner`, whose containers are jobs) and
 /// the job role: conservative, at most 4 containers and 1 GiB, 128 MiB each by default.
 fn gateway(runner: &ApiUser) -> Gateway {
+    gateway_with(runner, "")
+}
+
+/// As [`gateway`], with more keys for the `[jobs]` table.
+fn gateway_with(runner: &ApiUser, jobs: &str) -> Gateway {
     let policy = format!(
         "[tenants.{tenant}]\n\
          [[users]]\nname = \"{name}\"\nrole = \"runner\"\ntenant = \"{tenant}\"\n\
@@ -48,10 +55,11 @@ fn gateway(runner: &ApiUser) -> Gateway {
          allow = [\"read\", \"write\", \"exec\", \"build\", \"image\", \"network\", \"volume\"]\n\
          policies = [\"conservative\"]\nmax_containers = 4\nmax_memory = 1073741824\n\
          default_memory = 134217728\n\
-         [jobs]\ndir = \"@DIR@/jobs\"\nlistener = \"unix\"\n",
+         [jobs]\ndir = \"@DIR@/jobs\"\nlistener = \"unix\"\n{jobs}",
         name = runner.name,
         tenant = runner.tenant.as_deref().unwrap_or(""),
         hash = token_sha256(&runner.token),
+        jobs = jobs,
     );
     Gateway::start_with(GatewayOptions {
         policy: Some(policy),
@@ -287,13 +295,17 @@ fn emptied_within(job: &Job, seconds: u64) -> Vec<String> {
     namespace(&tenant)
 }
 
-fn ci_run(cli: Cli) {
-    let image = job_image();
-    // A tenant of its own per run: runs with both CLIs share the engine.
+/// The runner, in a tenant of its own per run (runs share the engine).
+fn runner() -> (String, ApiUser) {
     static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tenant = format!("ci{}x{run}", std::process::id());
-    let runner = ApiUser::new("runner", Some(tenant.clone()));
+    (tenant.clone(), ApiUser::new("runner", Some(tenant)))
+}
+
+fn ci_run(cli: Cli) {
+    let image = job_image();
+    let (tenant, runner) = runner();
     let mut gw = gateway(&runner);
     let (a, b) = (unique_name("job-a"), unique_name("job-b"));
     let leftovers = Leftovers {
@@ -435,4 +447,74 @@ fn a_ci_run_with_the_current_cli() {
 #[test]
 fn a_ci_run_with_debians_cli() {
     ci_run(Cli::Debian);
+}
+
+#[test]
+fn with_cleanup_stop_a_job_is_emptied_when_it_stops_and_usable_when_started_again() {
+    let image = job_image();
+    let (tenant, runner) = runner();
+    let gw = gateway_with(&runner, "cleanup = \"stop\"\n");
+    let name = unique_name("job-stop");
+    let leftovers = Leftovers {
+        names: vec![format!("{tenant}.{name}")],
+        tenants: Default::default(),
+    };
+    let job = Job::start(&runner, Cli::Current, &gw, &name);
+    leftovers.tenants.lock().unwrap().push(job.tenant());
+    // The job's socket, used from the host: the same identity as from inside.
+    let socket = gw
+        .dir
+        .path()
+        .join("jobs")
+        .join(&job.key)
+        .join("docker.sock");
+    let as_job = Endpoint::unix("job", &socket);
+    let out = run_script(
+        Cli::Current,
+        &as_job,
+        "docker run -d --pull never --network none --name svc busybox sleep 600 >/dev/null && \
+         docker volume create data >/dev/null && docker ps --format '{{.Names}}'",
+        &[],
+        None,
+    );
+    assert_eq!((out.code, out.stdout.trim()), (0, "svc"), "{out}");
+    assert_eq!(namespace(&job.tenant()).len(), 2);
+    let stop = runner.docker(Cli::Current, &gw, &format!("docker stop -t 1 {name}"));
+    assert_eq!(stop.code, 0, "{stop}");
+    let left = emptied_within(&job, 20);
+    assert!(left.is_empty(), "after the job stopped: {left:?}");
+    // Stopped, not removed: started again, its socket works again, in an empty namespace.
+    let start = runner.docker(Cli::Current, &gw, &format!("docker start {name}"));
+    assert_eq!(start.code, 0, "{start}");
+    let out = run_script(Cli::Current, &as_job, "docker ps -a -q | wc -l", &[], None);
+    assert_eq!((out.code, out.stdout.trim()), (0, "0"), "{out}");
+    let rm = runner.docker(Cli::Current, &gw, &format!("docker rm -f {name}"));
+    assert_eq!(rm.code, 0, "{rm}");
+    let dir = socket.parent().unwrap().to_path_buf();
+    assert!(
+        wait_until(Duration::from_secs(10), || !dir.exists()),
+        "the job's directory stayed"
+    );
+    // The sidecar's own metrics (nginx's `/_dockgate/metrics` are the module's): the clean-up
+    // ends after the directory is gone.
+    let metrics = || {
+        let out = Command::new("curl")
+            .args(["-sf", "--unix-socket"])
+            .arg(gw.dir.path().join("sidecar.sock"))
+            .arg("http://sidecar/_dockgate/metrics")
+            .output()
+            .expect("curl the sidecar's metrics");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let counted = |m: &str| {
+        m.contains("dockgate_jobs_ended_total 1\n")
+            && m.contains("dockgate_job_objects_removed_total{kind=\"container\"} 1\n")
+            && m.contains("dockgate_job_objects_removed_total{kind=\"volume\"} 1\n")
+            && m.contains("dockgate_jobs_open 0\n")
+    };
+    wait_until(Duration::from_secs(5), || counted(&metrics()));
+    let m = metrics();
+    assert!(counted(&m), "{m}");
+    let _ = image;
+    drop(leftovers);
 }

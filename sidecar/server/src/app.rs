@@ -200,7 +200,11 @@ fn record(
 }
 
 async fn metrics(State(s): State<Arc<AppState>>) -> Response {
-    let mut r = s.metrics.render().into_response();
+    let mut text = s.metrics.render();
+    if let Some(jobs) = &s.jobs {
+        jobs.render(&mut text);
+    }
+    let mut r = text.into_response();
     set(
         r.headers_mut(),
         "content-type",

@@ -97,6 +97,21 @@ pub async fn empty(dockerd: &Path, tenant: &str) -> anyhow::Result<Removed> {
             }
         }
     }
+    // What its builds left untagged (an image built again under the same tag): the
+    // tenant's label, and no tag of anyone's.
+    let untagged = format!("/images/json?all=1&filters={filter}");
+    for image in list(dockerd, &untagged).await? {
+        let tagged = image["RepoTags"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Json::as_str)
+            .any(|t| t != "<none>:<none>");
+        if let (false, Some(id)) = (tagged, image["Id"].as_str()) {
+            let (status, _) = call_json(dockerd, Method::DELETE, &format!("/images/{id}")).await?;
+            removed.images += usize::from(status < 300);
+        }
+    }
     Ok(removed)
 }
 

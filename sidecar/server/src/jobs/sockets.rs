@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -18,12 +19,16 @@ use tokio::sync::watch;
 
 use dockgate_decision::jobs::{JobKey, JobSettings, SOCKET_NAME};
 
+use super::cleanup::Removed;
 use crate::relay::{self, Caller};
 
 /// The open job sockets.
 pub struct Jobs {
     pub settings: JobSettings,
     open: Mutex<HashMap<JobKey, Open>>,
+    /// Jobs cleaned up after, and what their clean-ups removed.
+    pub ended: AtomicU64,
+    pub removed: Mutex<Removed>,
 }
 
 /// An open socket: how to stop it, and since when it is open.
@@ -37,6 +42,8 @@ impl Jobs {
         Jobs {
             settings,
             open: Mutex::new(HashMap::new()),
+            ended: AtomicU64::new(0),
+            removed: Mutex::new(Removed::default()),
         }
     }
 
@@ -119,6 +126,47 @@ impl Jobs {
             .flatten()
             .filter_map(|e| JobKey::parse_hex(e.file_name().to_str()?))
             .collect()
+    }
+
+    /// Counts what a clean-up removed.
+    pub fn count_removed(&self, r: &Removed) {
+        let mut total = self.removed.lock().unwrap_or_else(|e| e.into_inner());
+        total.containers += r.containers;
+        total.networks += r.networks;
+        total.volumes += r.volumes;
+        total.images += r.images;
+    }
+
+    /// The jobs' metrics, in Prometheus text format.
+    pub fn render(&self, out: &mut String) {
+        use std::fmt::Write;
+        let open = self.lock().len();
+        out.push_str("# HELP dockgate_jobs_open CI jobs whose socket is open.\n");
+        out.push_str("# TYPE dockgate_jobs_open gauge\n");
+        let _ = writeln!(out, "dockgate_jobs_open {open}");
+        out.push_str("# HELP dockgate_jobs_ended_total CI jobs whose namespace was emptied.\n");
+        out.push_str("# TYPE dockgate_jobs_ended_total counter\n");
+        let _ = writeln!(
+            out,
+            "dockgate_jobs_ended_total {}",
+            self.ended.load(Relaxed)
+        );
+        out.push_str(
+            "# HELP dockgate_job_objects_removed_total Objects removed from ended jobs' namespaces.\n",
+        );
+        out.push_str("# TYPE dockgate_job_objects_removed_total counter\n");
+        let r = *self.removed.lock().unwrap_or_else(|e| e.into_inner());
+        for (kind, n) in [
+            ("container", r.containers),
+            ("network", r.networks),
+            ("volume", r.volumes),
+            ("image", r.images),
+        ] {
+            let _ = writeln!(
+                out,
+                "dockgate_job_objects_removed_total{{kind=\"{kind}\"}} {n}"
+            );
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<JobKey, Open>> {

@@ -91,7 +91,7 @@ async fn follow(dockerd: &std::path::Path, jobs: &Jobs) -> anyhow::Result<()> {
             match event["Action"].as_str() {
                 Some("destroy") => end_job(dockerd, jobs, &key).await,
                 Some("die") if jobs.settings.cleanup == Cleanup::Stop => {
-                    empty_namespace(dockerd, &key).await
+                    empty_namespace(dockerd, jobs, &key).await
                 }
                 _ => {}
             }
@@ -102,15 +102,18 @@ async fn follow(dockerd: &std::path::Path, jobs: &Jobs) -> anyhow::Result<()> {
 /// The job container is gone: its socket closes, then its namespace is emptied.
 pub async fn end_job(dockerd: &std::path::Path, jobs: &Jobs, key: &JobKey) {
     jobs.close(key);
-    empty_namespace(dockerd, key).await;
+    empty_namespace(dockerd, jobs, key).await;
+    jobs.ended
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }
 
-async fn empty_namespace(dockerd: &std::path::Path, key: &JobKey) {
+async fn empty_namespace(dockerd: &std::path::Path, jobs: &Jobs, key: &JobKey) {
     let tenant = key.tenant();
     // A create in flight when the socket closed may land after the first pass.
     for pass in 0..2 {
         match empty(dockerd, &tenant).await {
             Ok(removed) if removed.total() > 0 || pass == 0 => {
+                jobs.count_removed(&removed);
                 tracing::info!(job = %key.hex(), pass, containers = removed.containers,
                     networks = removed.networks, volumes = removed.volumes,
                     images = removed.images, "job namespace emptied");
@@ -155,7 +158,7 @@ pub async fn reconcile(dockerd: &std::path::Path, jobs: &Jobs) -> anyhow::Result
             }
         }
         if !running && jobs.settings.cleanup == Cleanup::Stop {
-            empty_namespace(dockerd, key).await;
+            empty_namespace(dockerd, jobs, key).await;
         }
     }
     // Jobs whose containers are gone: their directories, and their objects.
