@@ -10,6 +10,7 @@
 //! empty, and the other job and the runner are untouched.
 
 use std::fs;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
@@ -101,11 +102,27 @@ build)
     ln -sfn / root-link
     $D run --pull never --rm -v "$PWD/root-link":/r busybox sh -c "test -e /r/bin/busybox && test ! -e /r$HOST_MARKER"
     docker-compose -p proj run --rm check | grep -q "$JOB"
+    # A bind inside a bind: the same place seen through the outer one, or refused (its link
+    # would land in the job's checkout); the checkout is untouched.
+    mkdir -p sub && echo inner >sub/f
+    $D run --pull never --rm -v "$PWD":/app -v "$PWD/sub":/app/sub busybox cat /app/sub/f | grep -qx inner
+    refused $D run --pull never --rm -v "$PWD":/app -v "$PWD/marker.txt":/app/other.txt busybox true
+    test ! -e other.txt && test ! -L other.txt && test -d sub && test ! -L sub
+    # An image's VOLUME cannot be a link's place; a volume's root can go there.
+    printf 'FROM busybox\nVOLUME /data\n' | $D build -q -t volimg - >/dev/null
+    refused $D run --pull never --rm -v "$PWD/sub":/data volimg true
+    $D run --pull never --rm -v /builds:/data volimg ls /data/proj/marker.txt >/dev/null
+    # The gateway's labels, however a Dockerfile spells them.
+    printf 'FROM busybox\nLABEL dockgate\\.job=%s\n' "$OTHER_KEY" >Dockerfile.evil
+    refused $D build -q -f Dockerfile.evil -t evil .
+    printf 'FROM busybox\nLABEL "dockgate".job=%s\n' "$OTHER_KEY" >Dockerfile.evil
+    refused $D build -q -f Dockerfile.evil -t evil .
     $D volume create data >/dev/null
     $D network create net >/dev/null
     $D run --pull never --rm -v data:/d busybox sh -c 'echo v >/d/f'
     test "$(names $D ps -a --format '{{.Names}}')" = "svc "
     test "$(names $D volume ls -q)" = "data "
+    $D rmi volimg >/dev/null
     $D network ls --format '{{.Name}}' | grep -qx net
     # Its children have no socket: a job cannot hand one out.
     $D run --pull never --rm busybox sh -c 'test ! -e /var/run/docker.sock && test ! -e /run/dockgate'
@@ -362,6 +379,37 @@ fn ci_run(cli: Cli) {
         );
     }
 
+    // The host's other users can read a job's key (a job process's mountinfo is world-
+    // readable) but cannot reach its socket: the jobs' directory is the sidecar's alone.
+    let pid = docker_direct(&[
+        "inspect",
+        "-f",
+        "{{.State.Pid}}",
+        &format!("{tenant}.{}", a.name),
+    ]);
+    let as_nobody = |code: &str| {
+        Command::new("/usr/bin/python3")
+            .args(["-c", code])
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .expect("python3 as nobody")
+    };
+    let mountinfo = as_nobody(&format!("print(open('/proc/{pid}/mountinfo').read())"));
+    assert!(
+        String::from_utf8_lossy(&mountinfo.stdout).contains(&a.key),
+        "the key is not where a host user could read it: {mountinfo:?}"
+    );
+    let connect = as_nobody(&format!(
+        "import socket; s = socket.socket(socket.AF_UNIX); s.connect({:?}); print('connected')",
+        job_dir.join("docker.sock").display().to_string()
+    ));
+    assert!(
+        !connect.status.success()
+            && String::from_utf8_lossy(&connect.stderr).contains("PermissionError"),
+        "a host user reached a job's socket: {connect:?}"
+    );
+
     // Both jobs at once, with the same names inside.
     let (ra, rb) = std::thread::scope(|s| {
         let ta = s.spawn(|| a.step(&runner, cli, &gw, "build", &b));
@@ -388,6 +436,31 @@ fn ci_run(cli: Cli) {
     assert!(wait_until(Duration::from_secs(5), || !jobs_dir
         .join(&b.key)
         .exists()));
+
+    // A container that only carries job a's label (an image's labels come with it) is not
+    // job a: removing it ends nothing.
+    let decoy = unique_name("decoy");
+    docker_direct(&[
+        "create",
+        "--network",
+        "none",
+        "--label",
+        &format!("dockgate.job={}", a.key),
+        "--name",
+        &decoy,
+        "busybox",
+        "true",
+    ]);
+    docker_direct(&["rm", &decoy]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        job_dir.join("docker.sock").exists(),
+        "a decoy's removal closed job a's socket"
+    );
+    assert!(
+        !namespace(&a.tenant()).is_empty(),
+        "a decoy's removal emptied job a's namespace"
+    );
 
     // Job a goes on through restarts of the sidecar, graceful and not.
     let again = a.step(&runner, cli, &gw, "again", &b);
@@ -479,6 +552,27 @@ fn with_cleanup_stop_a_job_is_emptied_when_it_stops_and_usable_when_started_agai
     );
     assert_eq!((out.code, out.stdout.trim()), (0, "svc"), "{out}");
     assert_eq!(namespace(&job.tenant()).len(), 2);
+    // An anonymous volume (dockerd labels none) goes with its container, `-v` or not.
+    let out = run_script(
+        Cli::Current,
+        &as_job,
+        "docker run -d --pull never --network none -v /scratch --name anon busybox sleep 600",
+        &[],
+        None,
+    );
+    assert_eq!(out.code, 0, "{out}");
+    let anon = docker_direct(&[
+        "inspect",
+        "-f",
+        "{{range .Mounts}}{{.Name}}{{end}}",
+        &format!("{}.anon", job.tenant()),
+    ]);
+    let out = run_script(Cli::Current, &as_job, "docker rm -f anon", &[], None);
+    assert_eq!(out.code, 0, "{out}");
+    assert!(
+        !docker_direct_quiet(&["volume", "inspect", &anon]),
+        "the anonymous volume {anon} stayed"
+    );
     let stop = runner.docker(Cli::Current, &gw, &format!("docker stop -t 1 {name}"));
     assert_eq!(stop.code, 0, "{stop}");
     let left = emptied_within(&job, 20);

@@ -16,6 +16,7 @@ use dockgate_tenant::Tenant;
 use crate::config::Config;
 use crate::decide::{self as decision, Allowed, Head, Refusal, Status};
 use crate::identity::Identity;
+use crate::jobs::JobKey;
 use crate::mirror_pull::through_mirror;
 
 /// What is left of a decision once everything that needs no engine is done.
@@ -69,6 +70,14 @@ pub fn after_tenant<'c>(
 ) -> Result<Next<'c>, Refusal> {
     if allowed.endpoint.template == "/images/create" && through_mirror(config, &allowed.uri) {
         allowed.mediated = true;
+    }
+    // dockerd labels no anonymous volume, so once a CI job's container is gone nothing could
+    // find its anonymous volumes again (not the job, not its clean-up): they go with it.
+    if JobKey::from_user(&who.user).is_some()
+        && allowed.endpoint.method == Method::Delete
+        && allowed.endpoint.template == "/containers/{name*}"
+    {
+        set_query(&mut allowed.uri, "v", "1".into());
     }
     let Some(role) = config.roles.get(&who.role).filter(|r| r.conservative) else {
         return Ok(Next::Done(allowed));

@@ -50,7 +50,7 @@ pub fn label_is_reserved(instruction: &str) -> bool {
     }
     // Quotes and escapes may spell a key any way: any mention of a reserved name, or a
     // variable in a key, is enough.
-    if crate::labels::RESERVED.iter().any(|l| rest.contains(l)) {
+    if crate::labels::mentioned_in(rest).is_some() {
         return true;
     }
     let words: Vec<&str> = rest.split_whitespace().collect();
@@ -337,6 +337,10 @@ mod tests {
         for text in [
             "FROM a\nLABEL dockgate.tenant=beta\n",
             "FROM a\nlabel x=1 \"dockgate.tenant\"=beta\n",
+            "FROM a\nLABEL dockgate\\.job=0123\n",
+            "FROM a\nLABEL \"dockgate\".job=0123\n",
+            "# escape=`\nFROM a\nLABEL dockgate`.policy=x\n",
+            "FROM a\nLABEL 'dockgate.''memory'=1\n",
             "FROM a\nLABEL dockgate.policy developer\n",
             "FROM a\nONBUILD LABEL dockgate.memory=0\n",
             "FROM a\nARG K\nLABEL $K=beta\n",

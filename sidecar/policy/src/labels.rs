@@ -22,3 +22,15 @@ pub const RESERVED: &[&str] = &[TENANT, MEMORY, POLICY, JOB];
 pub fn is_reserved(key: &str) -> bool {
     RESERVED.contains(&key)
 }
+
+/// The reserved label a Dockerfile-syntax text (`LABEL ...`, a commit's `--change`) may
+/// write, however its key is spelt: the builder drops quotes and escape characters (`\`, or
+/// `` ` `` under the escape directive) from a word, so `"dockgate".job` and `dockgate\.job`
+/// are `dockgate.job`. Any mention of a reserved name once those are dropped counts.
+pub fn mentioned_in(text: &str) -> Option<&'static str> {
+    let plain: String = text
+        .chars()
+        .filter(|c| !matches!(c, '"' | '\'' | '\\' | '`'))
+        .collect();
+    RESERVED.iter().copied().find(|l| plain.contains(l))
+}

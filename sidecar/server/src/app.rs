@@ -262,7 +262,7 @@ async fn mediated(State(s): State<Arc<AppState>>, req: Request) -> Response {
         endpoint_of(&method, &uri).is_some_and(|e| e.body == EndpointBody::ContainerCreate);
     // A CI job's bind sources are paths in its container: its volumes are looked up first.
     let job_volumes = match JobKey::from_user(&who.user).filter(|_| creates) {
-        Some(key) => match job_volumes(&s.config.dockerd, &key).await {
+        Some(key) => match job_volumes(&s.config.dockerd, s.jobs.as_deref(), &key).await {
             Ok(v) => Some(v),
             Err(r) => {
                 record(
@@ -356,7 +356,13 @@ async fn mediated(State(s): State<Arc<AppState>>, req: Request) -> Response {
             }
             // A job's own paths, as mounts of its volumes (and symlinks to write once the
             // container exists); a job container's socket, for a `job_socket` role.
-            let links = match jobs::binds::apply(&mut value, &translated) {
+            // A link's place must not be one of the image's VOLUMEs (a mount point then).
+            let image_volumes = if translated.iter().any(|t| !t.inside.is_empty()) {
+                image_volumes(&s.config.dockerd, &value).await
+            } else {
+                Vec::new()
+            };
+            let links = match jobs::binds::apply(&mut value, &translated, &image_volumes) {
                 Ok(links) => links,
                 Err(m) => {
                     let r = Refusal {
@@ -558,24 +564,39 @@ async fn mediated_build(
     }
 }
 
-/// The volumes of job `key`'s container, where its bind sources may lie.
+/// The volumes of job `key`'s container (the one the sidecar made for it, by ID: a label
+/// alone proves nothing), where its bind sources may lie.
 async fn job_volumes(
     dockerd: &std::path::Path,
+    jobs: Option<&jobs::Jobs>,
     key: &JobKey,
 ) -> Result<Vec<jobs::binds::JobVolume>, Refusal> {
-    let filters = jobs::cleanup::percent(&format!(
-        r#"{{"label":["{}={}"]}}"#,
-        dockgate_decision::jobs::LABEL,
-        key.hex()
-    ));
-    let path = format!("/containers/json?all=1&filters={filters}");
-    let (_, listed) = crate::tenant::ask(dockerd, &path).await?;
-    match listed.as_array().and_then(|l| l.first()) {
-        Some(container) => Ok(jobs::binds::job_volumes(container)),
-        None => Err(Refusal::new(
+    let gone = || {
+        Refusal::new(
             Status::Forbidden,
             "this CI job's container is gone: its socket takes no more requests",
-        )),
+        )
+    };
+    let id = jobs.and_then(|j| j.container_of(key)).ok_or_else(gone)?;
+    let (status, inspect) = crate::tenant::ask(dockerd, &format!("/containers/{id}/json")).await?;
+    if status != 200 {
+        return Err(gone());
+    }
+    Ok(jobs::binds::job_volumes(&inspect))
+}
+
+/// The `VOLUME`s of a create body's image, as dockerd knows it (none if it cannot say).
+async fn image_volumes(dockerd: &std::path::Path, body: &gojson::Value) -> Vec<String> {
+    let Some(image) = body.field("Image").and_then(gojson::Value::as_str) else {
+        return Vec::new();
+    };
+    let path = format!("/images/{image}/json");
+    match crate::lookups::get_json(dockerd, &path).await {
+        Ok((200, inspect)) => inspect["Config"]["Volumes"]
+            .as_object()
+            .map(|v| v.keys().cloned().collect())
+            .unwrap_or_default(),
+        _ => Vec::new(),
     }
 }
 

@@ -33,7 +33,7 @@ fn check(req: &Request<'_>, _: &Conservative) -> Result<(), Refusal> {
             // `--change 'LABEL k=v'`: Dockerfile syntax, key first.
             for change in req.query_values("changes") {
                 let lower = change.trim_start().to_ascii_lowercase();
-                let reserved = crate::labels::RESERVED.iter().find(|l| lower.contains(*l));
+                let reserved = crate::labels::mentioned_in(&lower);
                 if let (true, Some(label)) = (lower.starts_with("label"), reserved) {
                     return Err(RULE.refuse(format!(
                         "--change {change:?} sets the gateway's own label {label}, which clients \

@@ -31,12 +31,29 @@ pub struct JobVolume {
     pub read_write: bool,
 }
 
-/// The volumes among a container's `Mounts` (as `GET /containers/json` lists them).
+/// The volumes among a container's `Mounts` (as `GET /containers/{id}/json` shows them).
+/// A volume mounted with a sub-path (engines from API 1.45) is left out: the child would
+/// get the whole volume, more than the job has.
 pub fn job_volumes(container: &serde_json::Value) -> Vec<JobVolume> {
     let mounts = container["Mounts"].as_array().cloned().unwrap_or_default();
+    let sub_paths: Vec<&str> = container["HostConfig"]["Mounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| {
+            m["VolumeOptions"]["Subpath"]
+                .as_str()
+                .is_some_and(|s| !s.is_empty())
+        })
+        .filter_map(|m| m["Target"].as_str())
+        .collect();
     mounts
         .iter()
         .filter(|m| m["Type"] == "volume")
+        .filter(|m| {
+            let destination = m["Destination"].as_str().map(components);
+            !sub_paths.iter().any(|s| Some(components(s)) == destination)
+        })
         .filter_map(|m| {
             Some(JobVolume {
                 name: m["Name"].as_str()?.to_string(),
@@ -222,9 +239,16 @@ fn translate(
 }
 
 /// Adds the mounts `translated` needs to `body` and returns the symlinks to write into the
-/// child once it exists (`(path relative to /, target)`). Refuses a symlinked target that
-/// another mount of the child would hide.
-pub fn apply(body: &mut Value, translated: &[Translated]) -> Result<Vec<(String, String)>, String> {
+/// child once it exists (`(path relative to /, target)`). A link is written into the
+/// child's own file system only: one whose place lies in another mount of the child (a
+/// bind, a volume, a tmpfs, another translated bind, or one of `image_volumes`, the image's
+/// `VOLUME`s) is refused, since writing it would replace that mount's files, unless it
+/// names the very place the outer translated bind already shows there (then it is dropped).
+pub fn apply(
+    body: &mut Value,
+    translated: &[Translated],
+    image_volumes: &[String],
+) -> Result<Vec<(String, String)>, String> {
     if translated.is_empty() {
         return Ok(Vec::new());
     }
@@ -243,16 +267,49 @@ pub fn apply(body: &mut Value, translated: &[Translated]) -> Result<Vec<(String,
         .unwrap_or_default();
     let mut hidden: Vec<(String, bool)> = Vec::new();
     let mut links = Vec::new();
-    for t in translated {
+    for (i, t) in translated.iter().enumerate() {
+        let target = joined(&t.target);
+        if translated[..i].iter().any(|u| u.target == t.target) {
+            return Err(format!("bind mount target {target:?} is given twice"));
+        }
+        // Inside another translated bind: the same place seen through it, or a conflict.
+        if let Some(outer) = translated
+            .iter()
+            .filter(|u| u.target.len() < t.target.len() && t.target.starts_with(&u.target))
+            .max_by_key(|u| u.target.len())
+        {
+            let rest = &t.target[outer.target.len()..];
+            let same = outer.volume == t.volume
+                && outer.read_only == t.read_only
+                && t.inside.len() == outer.inside.len() + rest.len()
+                && t.inside.starts_with(&outer.inside)
+                && t.inside.ends_with(rest);
+            if same {
+                continue;
+            }
+            return Err(format!(
+                "bind mount target {target:?} lies in the bind at {:?}: a CI job's binds \
+                 become mounts of its volumes, and this one cannot be placed inside that one",
+                joined(&outer.target)
+            ));
+        }
         if t.inside.is_empty() {
-            mounts.push(volume_mount(&t.volume, &joined(&t.target), t.read_only));
+            mounts.push(volume_mount(&t.volume, &target, t.read_only));
             continue;
         }
-        let target = joined(&t.target);
         if let Some(other) = others.iter().find(|o| t.target.starts_with(o)) {
             return Err(format!(
                 "bind mount target {target:?} lies in the mount at {:?}, which would hide it",
                 joined(other)
+            ));
+        }
+        if image_volumes
+            .iter()
+            .any(|v| components(v).as_ref() == Some(&t.target))
+        {
+            return Err(format!(
+                "bind mount target {target:?} is a VOLUME of the image: there a CI job can \
+                 mount only a volume, or the root of one of its own volumes"
             ));
         }
         let index = match hidden

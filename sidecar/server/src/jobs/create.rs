@@ -57,21 +57,23 @@ pub async fn finish(dockerd: &Path, jobs: &Jobs, key: JobKey, resp: Response) ->
     let target = format!("{SOCKET_DIR}/{SOCKET_NAME}");
     let link = (DOCKER_SOCK.trim_start_matches('/').to_string(), target);
     let (resp, written) = with_symlinks(dockerd, resp, &[link]).await;
-    if written.is_err() {
-        jobs.close(&key);
+    match written {
+        Ok(id) => jobs.set_container(&key, &id),
+        Err(()) => jobs.close(&key),
     }
     resp
 }
 
 /// After a create that needs `links` in the new container: writes them, or removes the
-/// container and answers why. Returns the answer to send and whether the links are there.
+/// container and answers why. Returns the answer to send and, if the links are there, the
+/// container's ID.
 pub async fn with_symlinks(
     dockerd: &Path,
     resp: Response,
     links: &[(String, String)],
-) -> (Response, Result<(), ()>) {
+) -> (Response, Result<String, ()>) {
     if links.is_empty() || !resp.status().is_success() {
-        return (resp, Ok(()));
+        return (resp, Ok(String::new()));
     }
     let (mut parts, body) = resp.into_parts();
     let bytes = match Limited::new(body, 1 << 20).collect().await {
@@ -102,7 +104,7 @@ pub async fn with_symlinks(
         return (refused(&r), Err(()));
     }
     parts.headers.remove("content-length");
-    (Response::from_parts(parts, Body::from(bytes)), Ok(()))
+    (Response::from_parts(parts, Body::from(bytes)), Ok(id))
 }
 
 /// `PUT /containers/{id}/archive?path=/` with the symlinks.
@@ -117,6 +119,9 @@ async fn write_symlinks(
         HeaderValue::from_static("application/x-tar"),
     );
     let tar = Bytes::from(super::tar::symlinks(links));
+    // dockerd replaces what is at a link's place (the image's own files, which a bind there
+    // would have hidden); `binds::apply` keeps links out of every mount, where that would
+    // remove the mount's files.
     let uri = format!("/containers/{id}/archive?path=%2F");
     let resp = forward(dockerd, Method::PUT, &uri, &headers, tar)
         .await

@@ -4,7 +4,9 @@
 //! The job container mounts the directory, not the socket: a socket made again after a
 //! restart is a new file, which a mount of the old one would not see. The directory is mode
 //! 0755 and the socket 0666 (the job's processes may run as any user); `jobs.dir` itself is
-//! the sidecar's, mode 0711, so that the host's users cannot list the jobs' keys.
+//! the sidecar's, mode 0700: the host's users cannot reach a job's socket even knowing its
+//! key (which any of them can read in a job process's `/proc/PID/mountinfo`), while dockerd
+//! (root) mounts the job's directory and the job only ever enters that.
 
 use std::collections::HashMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -31,10 +33,12 @@ pub struct Jobs {
     pub removed: Mutex<Removed>,
 }
 
-/// An open socket: how to stop it, and since when it is open.
+/// An open socket: how to stop it, since when it is open, and the job container's ID once
+/// dockerd made it (the label alone proves nothing: an image's labels come with it).
 struct Open {
     stop: watch::Sender<bool>,
     since: Instant,
+    container: Option<String>,
 }
 
 impl Jobs {
@@ -47,14 +51,14 @@ impl Jobs {
         }
     }
 
-    /// Makes `jobs.dir` (the sidecar's, 0711) and checks that nobody else owns it.
+    /// Makes `jobs.dir` (the sidecar's, 0700) and checks that nobody else owns it.
     pub fn prepare(&self) -> anyhow::Result<()> {
         let dir = &self.settings.dir;
         if !dir.exists() {
             std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
         }
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
-            .with_context(|| format!("chmod 0711 {}", dir.display()))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("chmod 0700 {}", dir.display()))?;
         let meta = std::fs::metadata(dir)?;
         let me = nix::unistd::geteuid().as_raw();
         if meta.uid() != me {
@@ -69,6 +73,11 @@ impl Jobs {
 
     /// Opens (or opens again) the socket of job `key`; returns its directory.
     pub fn open(&self, key: JobKey) -> anyhow::Result<PathBuf> {
+        self.open_for(key, None)
+    }
+
+    /// As [`Jobs::open`], for the job container `container` (when it is known).
+    pub fn open_for(&self, key: JobKey, container: Option<String>) -> anyhow::Result<PathBuf> {
         let dir = self.settings.job_dir(&key);
         std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
@@ -82,6 +91,7 @@ impl Jobs {
         let open = Open {
             stop,
             since: Instant::now(),
+            container,
         };
         if let Some(old) = self.lock().insert(key, open) {
             let _ = old.stop.send(true);
@@ -99,6 +109,18 @@ impl Jobs {
 
     pub fn is_open(&self, key: &JobKey) -> bool {
         self.lock().contains_key(key)
+    }
+
+    /// Records the job container's ID (after its create).
+    pub fn set_container(&self, key: &JobKey, id: &str) {
+        if let Some(open) = self.lock().get_mut(key) {
+            open.container = Some(id.to_string());
+        }
+    }
+
+    /// The ID of job `key`'s container, if its socket is open and the container made.
+    pub fn container_of(&self, key: &JobKey) -> Option<String> {
+        self.lock().get(key).and_then(|o| o.container.clone())
     }
 
     /// Whether the socket was opened less than `age` ago (its container may not exist yet).

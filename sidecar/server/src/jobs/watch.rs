@@ -11,7 +11,9 @@ use axum::http::{HeaderMap, Method};
 use http_body_util::BodyExt;
 use serde_json::Value as Json;
 
-use dockgate_decision::jobs::{Cleanup, JobKey, LABEL};
+use std::path::{Path, PathBuf};
+
+use dockgate_decision::jobs::{Cleanup, JobKey, LABEL, SOCKET_DIR};
 use dockgate_tenant::images::Reference;
 use dockgate_tenant::names::LABEL as TENANT_LABEL;
 
@@ -27,7 +29,7 @@ const BEING_CREATED: Duration = Duration::from_secs(120);
 const RECONCILE_EVERY: Duration = Duration::from_secs(60);
 
 /// Follows the engine for as long as the sidecar runs.
-pub async fn watch(dockerd: std::path::PathBuf, jobs: Arc<Jobs>) {
+pub async fn watch(dockerd: PathBuf, jobs: Arc<Jobs>) {
     loop {
         if let Err(e) = follow(&dockerd, &jobs).await {
             tracing::warn!(error = %format!("{e:#}"), "dockerd's event stream ended");
@@ -38,7 +40,7 @@ pub async fn watch(dockerd: std::path::PathBuf, jobs: Arc<Jobs>) {
 
 /// Reads dockerd's events about job containers; returns when the stream ends. The engine is
 /// looked at once the stream is open, so that no job ends unseen in between.
-async fn follow(dockerd: &std::path::Path, jobs: &Jobs) -> anyhow::Result<()> {
+async fn follow(dockerd: &Path, jobs: &Arc<Jobs>) -> anyhow::Result<()> {
     let filters = percent(&format!(
         r#"{{"type":["container"],"label":["{LABEL}"],"event":["die","destroy"]}}"#
     ));
@@ -84,14 +86,20 @@ async fn follow(dockerd: &std::path::Path, jobs: &Jobs) -> anyhow::Result<()> {
             let Some(key) = attributes[LABEL].as_str().and_then(JobKey::parse_hex) else {
                 continue;
             };
-            // Another gateway's job (its socket is elsewhere): that gateway's to clean.
-            if !jobs.is_open(&key) && !jobs.settings.job_dir(&key).exists() {
+            // Only the container the sidecar made for the job ends it: another one with the
+            // label (an image's labels come with it) or another gateway's job is not this one.
+            let id = event["Actor"]["ID"].as_str().or(event["id"].as_str());
+            if id.is_none() || jobs.container_of(&key).as_deref() != id {
                 continue;
             }
+            // Each clean-up on a task of its own: a big one holds up no other.
+            let (dockerd, jobs) = (dockerd.to_path_buf(), jobs.clone());
             match event["Action"].as_str() {
-                Some("destroy") => end_job(dockerd, jobs, &key).await,
+                Some("destroy") => {
+                    tokio::spawn(async move { end_job(&dockerd, &jobs, &key).await });
+                }
                 Some("die") if jobs.settings.cleanup == Cleanup::Stop => {
-                    empty_namespace(dockerd, jobs, &key).await
+                    tokio::spawn(async move { empty_namespace(&dockerd, &jobs, &key).await });
                 }
                 _ => {}
             }
@@ -100,14 +108,14 @@ async fn follow(dockerd: &std::path::Path, jobs: &Jobs) -> anyhow::Result<()> {
 }
 
 /// The job container is gone: its socket closes, then its namespace is emptied.
-pub async fn end_job(dockerd: &std::path::Path, jobs: &Jobs, key: &JobKey) {
+pub async fn end_job(dockerd: &Path, jobs: &Jobs, key: &JobKey) {
     jobs.close(key);
     empty_namespace(dockerd, jobs, key).await;
     jobs.ended
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }
 
-async fn empty_namespace(dockerd: &std::path::Path, jobs: &Jobs, key: &JobKey) {
+async fn empty_namespace(dockerd: &Path, jobs: &Jobs, key: &JobKey) {
     let tenant = key.tenant();
     // A create in flight when the socket closed may land after the first pass.
     for pass in 0..2 {
@@ -129,7 +137,7 @@ async fn empty_namespace(dockerd: &std::path::Path, jobs: &Jobs, key: &JobKey) {
 }
 
 /// Sockets for the running jobs, and clean-up after the jobs that ended.
-pub async fn reconcile(dockerd: &std::path::Path, jobs: &Jobs) -> anyhow::Result<()> {
+pub async fn reconcile(dockerd: &Path, jobs: &Jobs) -> anyhow::Result<()> {
     let filters = percent(&format!(r#"{{"label":["{LABEL}"]}}"#));
     let (_, listed) = get_json(
         dockerd,
@@ -138,24 +146,34 @@ pub async fn reconcile(dockerd: &std::path::Path, jobs: &Jobs) -> anyhow::Result
     .await?;
     // Every job container on the engine, and whether it is running; this gateway's are those
     // whose socket directory is in its `jobs.dir`.
+    // A job container has the label and the gateway's mount of the job's directory (which
+    // no client can add); the label alone may have come with an image.
     let mut live: HashMap<JobKey, bool> = HashMap::new();
-    let mut ours: HashMap<JobKey, bool> = HashMap::new();
+    let mut ours: HashMap<JobKey, (bool, String)> = HashMap::new();
     for c in listed.as_array().into_iter().flatten() {
-        if let Some(key) = c["Labels"][LABEL].as_str().and_then(JobKey::parse_hex) {
-            let running = c["State"] == "running" || c["State"] == "restarting";
-            live.insert(key, running || *live.get(&key).unwrap_or(&false));
-            if mounts_our_socket(c, &jobs.settings.job_dir(&key)) {
-                ours.insert(key, running || *ours.get(&key).unwrap_or(&false));
+        let Some(key) = c["Labels"][LABEL].as_str().and_then(JobKey::parse_hex) else {
+            continue;
+        };
+        let Some(source) = socket_mount(c, &key) else {
+            continue;
+        };
+        let running = c["State"] == "running" || c["State"] == "restarting";
+        live.insert(key, running || *live.get(&key).unwrap_or(&false));
+        if source == jobs.settings.job_dir(&key) {
+            if let Some(id) = c["Id"].as_str() {
+                ours.insert(key, (running, id.to_string()));
             }
         }
     }
-    for (key, running) in &ours {
+    for (key, (running, id)) in &ours {
         if !jobs.is_open(key) {
-            match jobs.open(*key) {
+            match jobs.open_for(*key, Some(id.clone())) {
                 Ok(_) => tracing::info!(job = %key.hex(), "job socket made again"),
                 Err(e) => tracing::warn!(job = %key.hex(), error = %format!("{e:#}"),
                     "making a job socket again failed"),
             }
+        } else if jobs.container_of(key).is_none() {
+            jobs.set_container(key, id);
         }
         if !running && jobs.settings.cleanup == Cleanup::Stop {
             empty_namespace(dockerd, jobs, key).await;
@@ -186,16 +204,18 @@ pub async fn reconcile(dockerd: &std::path::Path, jobs: &Jobs) -> anyhow::Result
     Ok(())
 }
 
-/// Whether a listed container mounts `dir` (a job's socket directory of this gateway).
-fn mounts_our_socket(container: &Json, dir: &std::path::Path) -> bool {
+/// Where a listed container's job socket directory for `key` comes from: its bind at
+/// `/run/dockgate` of a directory named after the key (this gateway's or another's).
+fn socket_mount(container: &Json, key: &JobKey) -> Option<PathBuf> {
     let mounts = container["Mounts"].as_array().into_iter().flatten();
     mounts
-        .filter_map(|m| m["Source"].as_str())
-        .any(|source| std::path::Path::new(source) == dir)
+        .filter(|m| m["Type"] == "bind" && m["Destination"] == SOCKET_DIR)
+        .filter_map(|m| m["Source"].as_str().map(PathBuf::from))
+        .find(|source| source.file_name().and_then(|n| n.to_str()) == Some(&key.hex()))
 }
 
 /// The job namespaces that have objects on the engine.
-async fn job_tenants(dockerd: &std::path::Path) -> anyhow::Result<BTreeSet<String>> {
+async fn job_tenants(dockerd: &Path) -> anyhow::Result<BTreeSet<String>> {
     let filters = percent(&format!(r#"{{"label":["{TENANT_LABEL}"]}}"#));
     let mut out = BTreeSet::new();
     let mut add = |labels: &Json| {

@@ -18,7 +18,7 @@ fn body(json: &str) -> Value {
 fn run(json: &str) -> Result<(Value, Vec<(String, String)>), String> {
     let mut v = body(json);
     let t = extract(&mut v, &volumes(), &[PathBuf::from("/srv/shared")])?;
-    let links = apply(&mut v, &t)?;
+    let links = apply(&mut v, &t, &["/var/lib/db".to_string()])?;
     Ok((v, links))
 }
 
@@ -153,4 +153,36 @@ fn a_volumes_entry_for_the_target_gives_way() {
         .map(|(k, _)| k.as_str())
         .collect();
     assert_eq!(keys, ["/other"]);
+}
+
+#[test]
+fn binds_inside_binds_are_the_same_place_or_refused() {
+    // The inner one shows what the outer one shows there already: dropped.
+    let (v, links) =
+        run(r#"{"HostConfig":{"Binds":["/builds/p:/app","/builds/p/build:/app/build"]}}"#).unwrap();
+    assert_eq!(
+        links,
+        [("app".to_string(), "/.dockgate/volumes/0/p".to_string())]
+    );
+    assert_eq!(mounts(&v).len(), 1);
+    let (_, links) = run(r#"{"HostConfig":{"Binds":["/builds:/b","/builds/p:/b/p"]}}"#).unwrap();
+    assert!(links.is_empty());
+    // Anything else would write a link into the job's volume: refused.
+    for bad in [
+        r#"{"HostConfig":{"Binds":["/builds/p:/app","/builds/p/conf.local.yml:/app/conf.yml"]}}"#,
+        r#"{"HostConfig":{"Binds":["/builds:/b","/builds/q:/b/p"]}}"#,
+        r#"{"HostConfig":{"Binds":["/builds/p:/app:ro","/builds/p/x:/app/x"]}}"#,
+        r#"{"HostConfig":{"Binds":["/builds/p:/app","/builds/q:/app"]}}"#,
+    ] {
+        assert!(run(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn an_images_volume_cannot_be_a_links_place() {
+    let err = run(r#"{"HostConfig":{"Binds":["/builds/p/db:/var/lib/db"]}}"#).unwrap_err();
+    assert!(err.contains("VOLUME"), "{err}");
+    // A volume's root can go there, and a link below the image's volume is in the child's.
+    assert!(run(r#"{"HostConfig":{"Binds":["/builds:/var/lib/db"]}}"#).is_ok());
+    assert!(run(r#"{"HostConfig":{"Binds":["/builds/p:/var/lib/db/p"]}}"#).is_ok());
 }
