@@ -247,16 +247,18 @@ async fn mediated(State(s): State<Arc<AppState>>, req: Request) -> Response {
     if endpoint_of(&method, &uri).is_some_and(|e| e.body == EndpointBody::BuildContext) {
         return mediated_build(&s, &who, &listener, parts, body, started).await;
     }
+    // A refusal, recorded and answered.
+    let refuse = |r: Refusal| {
+        let verdict = Verdict::refuse("-", &r);
+        record(&s, &who, &listener, &method, &uri, &verdict, started);
+        refused(&r)
+    };
     // The body is read first (bounded in size and time, holding nothing shared), then parsed
     // and checked in a turn (bounded per caller and overall), off the event loop that answers
     // `auth_request`; only the engine lookups run on it.
     let body = match read_body(body, s.config.max_body_bytes).await {
         Ok(b) => b,
-        Err(r) => {
-            let verdict = Verdict::refuse("-", &r);
-            record(&s, &who, &listener, &method, &uri, &verdict, started);
-            return refused(&r);
-        }
+        Err(r) => return refuse(r),
     };
     let creates =
         endpoint_of(&method, &uri).is_some_and(|e| e.body == EndpointBody::ContainerCreate);
@@ -265,16 +267,7 @@ async fn mediated(State(s): State<Arc<AppState>>, req: Request) -> Response {
         Some(key) => match job_volumes(&s.config.dockerd, s.jobs.as_deref(), &key).await {
             Ok(v) => Some(v),
             Err(r) => {
-                record(
-                    &s,
-                    &who,
-                    &listener,
-                    &method,
-                    &uri,
-                    &Verdict::refuse("-", &r),
-                    started,
-                );
-                return refused(&r);
+                return refuse(r);
             }
         },
         None => None,
@@ -340,11 +333,7 @@ async fn mediated(State(s): State<Arc<AppState>>, req: Request) -> Response {
         Err(r) => Err(r),
     };
     match admitted {
-        Err(r) => {
-            let verdict = Verdict::refuse("-", &r);
-            record(&s, &who, &listener, &method, &uri, &verdict, started);
-            refused(&r)
-        }
+        Err(r) => refuse(r),
         Ok((allowed, mut value, translated)) => {
             let tenant = s.config.tenant_of(&who.user);
             if allowed.inject {
@@ -370,16 +359,7 @@ async fn mediated(State(s): State<Arc<AppState>>, req: Request) -> Response {
                         message: format!("dockgate: {m}"),
                         rule: Some("binds"),
                     };
-                    record(
-                        &s,
-                        &who,
-                        &listener,
-                        &method,
-                        &uri,
-                        &Verdict::refuse("-", &r),
-                        started,
-                    );
-                    return refused(&r);
+                    return refuse(r);
                 }
             };
             let job_role = s
@@ -392,16 +372,7 @@ async fn mediated(State(s): State<Arc<AppState>>, req: Request) -> Response {
                 (Some(role), Some(jobs)) => match jobs::create::prepare(jobs, role, &mut value) {
                     Ok(key) => Some((jobs.clone(), key)),
                     Err(r) => {
-                        record(
-                            &s,
-                            &who,
-                            &listener,
-                            &method,
-                            &uri,
-                            &Verdict::refuse("-", &r),
-                            started,
-                        );
-                        return refused(&r);
+                        return refuse(r);
                     }
                 },
                 _ => None,
