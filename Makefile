@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help deps dockerd images module module-vendored modules sidecar run test test-unit test-e2e test-docker-py bench lint
+.PHONY: help deps dockerd images module module-vendored modules sidecar run test test-unit test-e2e test-docker-py bench lint deb
 
 help:
 	@echo "make run    start the gateway on tcp://127.0.0.1:2375 (and a unix socket, TLS on :2376)"
@@ -51,6 +51,11 @@ test-e2e: modules images sidecar
 # the suite is not on this machine's package registries.
 test-docker-py: module sidecar images
 	DOCKER_PY_SRC="$(DOCKER_PY_SRC)" tests/docker-py/run.sh
+
+# The Debian packages (module for Debian's nginx, sidecar with its unit) in target/deb.
+deb: module sidecar
+	packaging/deb/build.sh target/deb
+	lintian --tag-display-limit 0 target/deb/*.deb
 
 # The sidecar binary, target/release/dockgate.
 sidecar:

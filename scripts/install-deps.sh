@@ -15,6 +15,7 @@ packages=(
     docker-registry skopeo      # registry front-end tests: CNCF distribution 2.8, a second client
     dpkg-dev gnupg python3-pip  # package-cache suite: apt repository, signing, pip (test image)
     testssl.sh                  # the TLS listener under a scanner (tls_scan suite)
+    lintian                     # make deb: the packages are checked (packages suite)
 )
 
 missing=()
