@@ -117,7 +117,9 @@ done
 install -D -m 0644 packaging/deb/site.conf "$root/etc/nginx/sites-available/dockgate"
 docs "$root" "$pkg"
 install -m 0644 README.md "$root/usr/share/doc/$pkg/README.md"
-gzip -9n "$root/usr/share/doc/$pkg/README.md"
+install -d "$root/usr/share/doc/$pkg/docs"
+install -m 0644 docs/*.md "$root/usr/share/doc/$pkg/docs/"
+gzip -9n "$root/usr/share/doc/$pkg/README.md" "$root/usr/share/doc/$pkg/docs/"*.md
 install -d "$root/DEBIAN"
 (cd "$root" && find etc -type f | sed 's#^#/#' | sort) >"$root/DEBIAN/conffiles"
 chmod 0644 "$root/DEBIAN/conffiles"

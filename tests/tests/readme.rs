@@ -1,7 +1,7 @@
-//! The README's recipes, followed as written: the registry front-end's complete setup is run
-//! verbatim (its fixed ports and `/tmp/dockgate-registry`, as root), and the package cache's
-//! configuration snippets are used with only their placeholders filled in (host names,
-//! origins and paths of this test), under the `user` the snippet names.
+//! The recipes of the README and of docs/, followed as written: the registry front-end's
+//! complete setup is run verbatim (its fixed ports and `/tmp/dockgate-registry`, as root), and
+//! the package cache's configuration snippets are used with only their placeholders filled in
+//! (host names, origins and paths of this test), under the `user` the snippet names.
 
 use std::fs;
 use std::process::Command;
@@ -13,7 +13,18 @@ use dockgate_tests::{repo_root, running_as_root, wait_until, TempDir};
 
 /// The fenced block of language `lang` that first follows the line containing `marker`.
 fn readme_block(marker: &str, lang: &str) -> String {
-    let readme = fs::read_to_string(repo_root().join("README.md")).expect("README.md");
+    // The README and the reference it links, in docs/.
+    let mut readme = fs::read_to_string(repo_root().join("README.md")).expect("README.md");
+    let mut docs: Vec<_> = fs::read_dir(repo_root().join("docs"))
+        .expect("docs/")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    docs.sort();
+    for doc in docs {
+        readme += &fs::read_to_string(doc).expect("a docs/ page");
+    }
     let start = readme
         .find(marker)
         .unwrap_or_else(|| panic!("README has no {marker:?}"));
@@ -266,7 +277,7 @@ fn metric_sum(text: &str, series: &str) -> f64 {
 fn the_registry_mirrors_configuration_is_valid_as_written() {
     // The README's mirror table, with the user it names; its nginx lines name public hosts,
     // which nginx would resolve: not started here (the mirrors suite runs the same on loopback).
-    let toml = readme_block("### Registry mirrors", "toml");
+    let toml = readme_block("## Registry mirrors", "toml");
     assert!(toml.contains("[registry.mirrors.ghcr]"), "{toml}");
     check_config(
         &format!("[[users]]\nname = \"alice\"\nrole = \"developer\"\n\n{toml}"),
@@ -298,7 +309,7 @@ fn check_config(toml: &str, what: &str) {
 fn the_ci_runner_configurations_are_valid_as_written() {
     // The gateway's side, through `dockgate check-config`; GitLab Runner's config.toml as
     // TOML with the keys its docker executor reads (no gitlab-runner here to start).
-    let toml = readme_block("### CI runners", "toml");
+    let toml = readme_block("# CI runners", "toml");
     assert!(toml.contains("job_socket = \"ci-job\""), "{toml}");
     check_config(&toml, "the README's CI runner configuration is valid");
     let marker = "**GitLab Runner** (docker executor)";
