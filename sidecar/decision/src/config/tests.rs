@@ -140,17 +140,17 @@ socket_group = "docker"
     }
 }
 
-/// The configuration example in README.md parses as it is written.
+/// The configuration example in docs/sidecar.md parses as it is written.
 #[test]
 fn the_readme_s_configuration_example_parses() {
-    let readme = include_str!("../../../../README.md");
+    let readme = include_str!("../../../../docs/sidecar.md");
     let start = readme
         .find("Configuration (TOML")
         .and_then(|i| readme[i..].find("```toml").map(|j| i + j + "```toml".len()))
-        .expect("README has the configuration example");
+        .expect("docs/sidecar.md has the configuration example");
     let end = start + readme[start..].find("```").expect("the example ends");
     let example = &readme[start..end];
-    let config = Config::parse("README.md", example).unwrap_or_else(|e| panic!("{e:#}"));
+    let config = Config::parse("docs/sidecar.md", example).unwrap_or_else(|e| panic!("{e:#}"));
     assert_eq!(
         config.roles["developer"].settings,
         dockgate_policy::rules::Conservative {
@@ -158,7 +158,7 @@ fn the_readme_s_configuration_example_parses() {
             cap_allowlist: vec!["NET_ADMIN".into()],
             ..Default::default()
         },
-        "the README shows the built-in allow-lists"
+        "docs/sidecar.md shows the built-in allow-lists"
     );
 }
 

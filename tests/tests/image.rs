@@ -1,0 +1,139 @@
+//! The gateway image (docker/Dockerfile) and its compose file, built offline: the base image
+//! the Dockerfile's `FROM` names is made from the host's own Debian files
+//! (scripts/test-debian-image.sh, with nginx), the image from `make deb`'s packages with the
+//! network off. Started the one-line way (`docker run` with dockerd's socket mounted, the
+//! host's network: tests never leave loopback) and with docker-compose, it serves both CLIs:
+//! run, `run -i`, exec, and a refusal with its reason; then it is taken down.
+
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use dockgate_tests::docker::{docker_direct_quiet, run_script, Cli, Endpoint};
+use dockgate_tests::{free_port, repo_root, unique_name, wait_until};
+
+const IMAGE: &str = "dockgate:local";
+
+fn sh(script: &str) -> (bool, String) {
+    let out = Command::new("bash")
+        .args(["-c", script])
+        .current_dir(repo_root())
+        .env("DOCKER_HOST", "unix:///var/run/docker.sock")
+        .output()
+        .expect("bash");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// The base image under the Dockerfile's `FROM` name, the packages, the gateway image.
+fn image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let (ok, out) = sh(
+            "set -e\n\
+             scripts/test-debian-image.sh debian:bookworm-slim nginx adduser passwd perl-base\n\
+             packaging/deb/build.sh target/deb >/dev/null\n\
+             DOCKER_BUILDKIT=0 docker build -q --network none -f docker/Dockerfile -t dockgate:local . >/dev/null",
+        );
+        assert!(ok, "building the gateway image: {out}");
+    });
+    IMAGE
+}
+
+/// The CLIs through the gateway on `port`.
+fn serves(port: u16) -> Vec<String> {
+    let endpoint = Endpoint {
+        label: "image".into(),
+        env: vec![("DOCKER_HOST".into(), format!("tcp://127.0.0.1:{port}"))],
+    };
+    let mut failures = Vec::new();
+    for cli in Cli::ALL {
+        for (script, expect) in [
+            (
+                "docker run --rm --pull never --network none busybox echo hi",
+                "hi",
+            ),
+            (
+                "echo through | docker run --rm -i --pull never --network none busybox cat",
+                "through",
+            ),
+            (
+                "c=$(docker run -d --pull never --network none busybox sleep 60); \
+                 docker exec $c echo in-exec; docker rm -f $c >/dev/null",
+                "in-exec",
+            ),
+        ] {
+            let o = run_script(cli, &endpoint, script, &[], None);
+            if o.code != 0 || o.stdout.trim() != expect {
+                failures.push(format!("{cli}: {script}: {o}"));
+            }
+        }
+        let o = run_script(
+            cli,
+            &endpoint,
+            "docker run --rm --pull never --privileged --network none busybox true",
+            &[],
+            None,
+        );
+        if o.code == 0 || !o.stderr.contains("dockgate: ") {
+            failures.push(format!(
+                "{cli}: --privileged was not refused with the reason: {o}"
+            ));
+        }
+    }
+    failures
+}
+
+fn ping(port: u16) -> bool {
+    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        && sh(&format!("curl -sf http://127.0.0.1:{port}/_ping")).0
+}
+
+#[test]
+fn the_image_started_the_one_line_way_serves_the_clis() {
+    let image = image();
+    let name = unique_name("gateway");
+    let port = free_port();
+    let (ok, out) = sh(&format!(
+        "docker run -d --name {name} --network host -e DOCKGATE_LISTEN=127.0.0.1:{port} \
+         -v /var/run/docker.sock:/var/run/docker.sock {image}"
+    ));
+    assert!(ok, "{out}");
+    let up = wait_until(Duration::from_secs(20), || ping(port));
+    let logs = sh(&format!("docker logs {name}")).1;
+    let failures = if up {
+        serves(port)
+    } else {
+        vec![format!("not up: {logs}")]
+    };
+    docker_direct_quiet(&["rm", "-f", &name]);
+    assert!(failures.is_empty(), "{}\n{logs}", failures.join("\n"));
+}
+
+#[test]
+fn the_compose_stack_comes_up_serves_and_goes_down() {
+    image();
+    let project = unique_name("compose").replace('-', "");
+    let port = free_port();
+    let compose = format!(
+        "DOCKGATE_PORT={port} DOCKGATE_TLS_PORT={} docker-compose -p {project} -f docker/compose.yml",
+        free_port()
+    );
+    let (ok, out) = sh(&format!("{compose} up -d --no-build 2>&1"));
+    assert!(ok, "{out}");
+    let up = wait_until(Duration::from_secs(20), || ping(port));
+    let logs = sh(&format!("{compose} logs --no-color 2>&1")).1;
+    let failures = if up {
+        serves(port)
+    } else {
+        vec![format!("not up: {logs}")]
+    };
+    let (down, out) = sh(&format!("{compose} down 2>&1"));
+    assert!(failures.is_empty(), "{}\n{logs}", failures.join("\n"));
+    assert!(down, "{out}");
+    assert!(!ping(port), "still listening after down");
+}
