@@ -53,6 +53,15 @@ finish() { # ROOT: control files' md5sums, modes
     chmod 0644 "$root/DEBIAN/md5sums" "$root/DEBIAN/control"
 }
 size() { du -sk --exclude=DEBIAN "$1" | cut -f1; }
+# DEBIAN/control: the fields every package has, then the package's own (stdin).
+control() { # ROOT PACKAGE
+    install -d "$1/DEBIAN"
+    {
+        printf 'Package: %s\nVersion: %s\nArchitecture: %s\nMaintainer: %s\nInstalled-Size: %s\n' \
+            "$2" "$version" "$arch" "$maintainer" "$(size "$1")"
+        cat
+    } >"$1/DEBIAN/control"
+}
 
 # --- libnginx-mod-http-dockgate -------------------------------------------------------------
 pkg=libnginx-mod-http-dockgate
@@ -64,13 +73,7 @@ echo "load_module modules/ngx_http_dockgate_module.so;" \
     >"$root/usr/share/nginx/modules-available/mod-http-dockgate.conf"
 chmod 0644 "$root/usr/share/nginx/modules-available/mod-http-dockgate.conf"
 docs "$root" "$pkg"
-install -d "$root/DEBIAN"
-cat >"$root/DEBIAN/control" <<EOF
-Package: $pkg
-Version: $version
-Architecture: $arch
-Maintainer: $maintainer
-Installed-Size: $(size "$root")
+control "$root" "$pkg" <<EOF
 Depends: $abi, libc6 (>= 2.34), libgcc-s1 (>= 4.2)
 Section: httpd
 Priority: optional
@@ -120,15 +123,7 @@ install -m 0644 README.md "$root/usr/share/doc/$pkg/README.md"
 install -d "$root/usr/share/doc/$pkg/docs"
 install -m 0644 docs/*.md "$root/usr/share/doc/$pkg/docs/"
 gzip -9n "$root/usr/share/doc/$pkg/README.md" "$root/usr/share/doc/$pkg/docs/"*.md
-install -d "$root/DEBIAN"
-(cd "$root" && find etc -type f | sed 's#^#/#' | sort) >"$root/DEBIAN/conffiles"
-chmod 0644 "$root/DEBIAN/conffiles"
-cat >"$root/DEBIAN/control" <<EOF
-Package: $pkg
-Version: $version
-Architecture: $arch
-Maintainer: $maintainer
-Installed-Size: $(size "$root")
+control "$root" "$pkg" <<EOF
 Depends: libc6 (>= 2.34), libgcc-s1 (>= 4.2), adduser
 Recommends: nginx, libnginx-mod-http-dockgate (= $version), docker.io
 Section: admin
@@ -140,6 +135,8 @@ Description: Docker API gateway sidecar: identity, policy, tenants, CI job socke
  with its own user, its configuration in /etc/dockgate, the nginx includes in
  /etc/nginx/dockgate and a site for the API in /etc/nginx/sites-available.
 EOF
+(cd "$root" && find etc -type f | sed 's#^#/#' | sort) >"$root/DEBIAN/conffiles"
+chmod 0644 "$root/DEBIAN/conffiles"
 cat >"$root/DEBIAN/postinst" <<'EOF'
 #!/bin/sh
 set -e

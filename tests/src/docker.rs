@@ -300,3 +300,45 @@ impl Drop for Container {
             .status();
     }
 }
+
+/// What an installed or deployed gateway must do for both CLIs at `endpoint`: `run`, `run -i`
+/// (a hijacked stream with stdin), `exec`, and refuse `--privileged` with its reason. The
+/// failures, each with what the CLI printed.
+pub fn deployed_gateway_failures(endpoint: &Endpoint) -> Vec<String> {
+    let mut failures = Vec::new();
+    for cli in Cli::ALL {
+        for (script, expect) in [
+            (
+                "docker run --rm --pull never --network none busybox echo hi",
+                "hi",
+            ),
+            (
+                "echo through | docker run --rm -i --pull never --network none busybox cat",
+                "through",
+            ),
+            (
+                "c=$(docker run -d --pull never --network none busybox sleep 60); \
+                 docker exec $c echo in-exec; docker rm -f $c >/dev/null",
+                "in-exec",
+            ),
+        ] {
+            let o = run_script(cli, endpoint, script, &[], None);
+            if o.code != 0 || o.stdout.trim() != expect {
+                failures.push(format!("{cli}: {script}: {o}"));
+            }
+        }
+        let o = run_script(
+            cli,
+            endpoint,
+            "docker run --rm --pull never --privileged --network none busybox true",
+            &[],
+            None,
+        );
+        if o.code == 0 || !o.stderr.contains("dockgate: ") {
+            failures.push(format!(
+                "{cli}: --privileged was not refused with the reason: {o}"
+            ));
+        }
+    }
+    failures
+}

@@ -10,7 +10,9 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use dockgate_tests::docker::{docker_direct_quiet, run_script, Cli, Endpoint};
+use dockgate_tests::docker::{
+    deployed_gateway_failures, docker_direct_quiet, run_script, Cli, Endpoint,
+};
 use dockgate_tests::nginx::tls;
 use dockgate_tests::{free_port, repo_root, unique_name, wait_until, TempDir};
 
@@ -48,46 +50,10 @@ fn image() -> &'static str {
 
 /// The CLIs through the gateway on `port`.
 fn serves(port: u16) -> Vec<String> {
-    let endpoint = Endpoint {
+    deployed_gateway_failures(&Endpoint {
         label: "image".into(),
         env: vec![("DOCKER_HOST".into(), format!("tcp://127.0.0.1:{port}"))],
-    };
-    let mut failures = Vec::new();
-    for cli in Cli::ALL {
-        for (script, expect) in [
-            (
-                "docker run --rm --pull never --network none busybox echo hi",
-                "hi",
-            ),
-            (
-                "echo through | docker run --rm -i --pull never --network none busybox cat",
-                "through",
-            ),
-            (
-                "c=$(docker run -d --pull never --network none busybox sleep 60); \
-                 docker exec $c echo in-exec; docker rm -f $c >/dev/null",
-                "in-exec",
-            ),
-        ] {
-            let o = run_script(cli, &endpoint, script, &[], None);
-            if o.code != 0 || o.stdout.trim() != expect {
-                failures.push(format!("{cli}: {script}: {o}"));
-            }
-        }
-        let o = run_script(
-            cli,
-            &endpoint,
-            "docker run --rm --pull never --privileged --network none busybox true",
-            &[],
-            None,
-        );
-        if o.code == 0 || !o.stderr.contains("dockgate: ") {
-            failures.push(format!(
-                "{cli}: --privileged was not refused with the reason: {o}"
-            ));
-        }
-    }
-    failures
+    })
 }
 
 fn ping(port: u16) -> bool {

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use dockgate_tests::docker::{run_script, Cli, Endpoint};
+use dockgate_tests::docker::{deployed_gateway_failures, Endpoint};
 use dockgate_tests::{repo_root, running_as_root, wait_until, TempDir};
 
 const PACKAGES: [&str; 2] = ["dockgate", "libnginx-mod-http-dockgate"];
@@ -158,41 +158,7 @@ fn the_packages_install_serve_and_purge_cleanly() {
     must("nginx 2>&1");
     let socket = Path::new("/run/dockgate/docker.sock");
     let endpoint = Endpoint::unix("installed", socket);
-    let mut failures = Vec::new();
-    for cli in Cli::ALL {
-        for (script, expect) in [
-            (
-                "docker run --rm --pull never --network none busybox echo hi",
-                "hi",
-            ),
-            (
-                "echo through | docker run --rm -i --pull never --network none busybox cat",
-                "through",
-            ),
-            (
-                "c=$(docker run -d --pull never --network none busybox sleep 60); \
-                 docker exec $c echo in-exec; docker rm -f $c >/dev/null",
-                "in-exec",
-            ),
-        ] {
-            let o = run_script(cli, &endpoint, script, &[], None);
-            if o.code != 0 || o.stdout.trim() != expect {
-                failures.push(format!("{cli}: {script}: {o}"));
-            }
-        }
-        let o = run_script(
-            cli,
-            &endpoint,
-            "docker run --rm --pull never --privileged --network none busybox true",
-            &[],
-            None,
-        );
-        if o.code == 0 || !o.stderr.contains("dockgate: ") {
-            failures.push(format!(
-                "{cli}: --privileged was not refused with the reason: {o}"
-            ));
-        }
-    }
+    let failures = deployed_gateway_failures(&endpoint);
     let error_log = fs::read_to_string("/var/log/nginx/error.log").unwrap_or_default();
     must("nginx -s quit");
     let mut sidecar = sidecar;

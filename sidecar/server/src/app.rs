@@ -297,7 +297,7 @@ async fn mediated(State(s): State<Arc<AppState>>, req: Request) -> Response {
                     dockgate_policy::model::hoist_host_config(&mut value);
                     let role = state.config.roles.get(&who.role);
                     if let Some(memory) = role.and_then(|r| r.default_memory) {
-                        jobs::binds::default_memory(&mut value, memory);
+                        jobs::create::default_memory(&mut value, memory);
                     }
                     let allowlist = state
                         .config
@@ -561,7 +561,10 @@ async fn image_volumes(dockerd: &std::path::Path, body: &gojson::Value) -> Vec<S
     let Some(image) = body.field("Image").and_then(gojson::Value::as_str) else {
         return Vec::new();
     };
-    let path = format!("/images/{image}/json");
+    let path = format!(
+        "/images/{}/json",
+        dockgate_tenant::lookup::image_path(image)
+    );
     match crate::lookups::get_json(dockerd, &path).await {
         Ok((200, inspect)) => inspect["Config"]["Volumes"]
             .as_object()

@@ -356,22 +356,6 @@ fn volume_mount(volume: &str, target: &str, read_only: bool) -> Value {
     ])
 }
 
-/// Gives a job's container `memory` bytes if it asks for no limit (before the job's
-/// `max_memory` is checked).
-pub fn default_memory(body: &mut Value, memory: i64) {
-    let host = body.object_field("HostConfig");
-    let asked = host
-        .field("Memory")
-        .and_then(|m| match m {
-            Value::Number(n) => n.as_i64(),
-            _ => None,
-        })
-        .unwrap_or(0);
-    if asked <= 0 {
-        host.set_field("Memory", Value::Number(memory.into()));
-    }
-}
-
 /// The targets of the body's other mounts: binds, mounts, anonymous volumes and tmpfs.
 fn mount_targets(body: &Value) -> Vec<Vec<String>> {
     let mut out = Vec::new();

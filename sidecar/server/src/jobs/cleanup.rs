@@ -9,6 +9,7 @@ use hyper::Method;
 use serde_json::Value as Json;
 
 use dockgate_tenant::images::demangle_image;
+use dockgate_tenant::lookup::{image_path, segment};
 use dockgate_tenant::names::LABEL;
 
 use crate::lookups::call_json;
@@ -33,7 +34,7 @@ const STOP_SECONDS: u32 = 2;
 
 /// Removes everything of tenant `tenant` from the engine.
 pub async fn empty(dockerd: &Path, tenant: &str) -> anyhow::Result<Removed> {
-    let filter = percent(&format!(r#"{{"label":["{LABEL}={tenant}"]}}"#));
+    let filter = segment(&format!(r#"{{"label":["{LABEL}={tenant}"]}}"#));
     let mut removed = Removed::default();
 
     let containers = list(dockerd, &format!("/containers/json?all=1&filters={filter}")).await?;
@@ -80,8 +81,7 @@ pub async fn empty(dockerd: &Path, tenant: &str) -> anyhow::Result<Removed> {
         .context("list the job's volumes")?;
     for v in volumes["Volumes"].as_array().into_iter().flatten() {
         if let Some(name) = v["Name"].as_str() {
-            // Volume names and references have no characters a path must escape.
-            let path = format!("/volumes/{name}?force=1");
+            let path = format!("/volumes/{}?force=1", segment(name));
             let (status, _) = call_json(dockerd, Method::DELETE, &path).await?;
             removed.volumes += usize::from(status < 300);
         }
@@ -91,7 +91,7 @@ pub async fn empty(dockerd: &Path, tenant: &str) -> anyhow::Result<Removed> {
         let tags = image["RepoTags"].as_array().into_iter().flatten();
         for tag in tags.filter_map(Json::as_str) {
             if demangle_image(tenant, tag).is_some() {
-                let path = format!("/images/{tag}");
+                let path = format!("/images/{}", image_path(tag));
                 let (status, _) = call_json(dockerd, Method::DELETE, &path).await?;
                 removed.images += usize::from(status < 300);
             }
@@ -124,17 +124,4 @@ async fn list(dockerd: &Path, path: &str) -> anyhow::Result<Vec<Json>> {
         Json::Array(items) => Ok(items),
         other => anyhow::bail!("GET {path}: {status} {other}"),
     }
-}
-
-/// Percent-encodes what a query value or a path segment may not hold as is.
-pub fn percent(text: &str) -> String {
-    let mut out = String::new();
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }

@@ -1,7 +1,7 @@
 //! A job container's create: before dockerd sees it, a new key, the job's socket open, its
 //! directory mounted read-only at `/run/dockgate` and the key in the `dockgate.job` label;
 //! after, `/var/run/docker.sock` made a symlink to the socket in the job's file system. Also
-//! the symlinks of a job's own creates (see `binds`).
+//! the symlinks of a job's own creates (see `binds`), and the memory they get by default.
 
 use std::path::Path;
 
@@ -45,6 +45,22 @@ pub fn prepare(jobs: &Jobs, job_role: &str, body: &mut Value) -> Result<JobKey, 
     body.object_field("Labels")
         .set_map_key(LABEL, Value::String(key.hex()));
     Ok(key)
+}
+
+/// Gives a job's container `memory` bytes if it asks for no limit (before the job's
+/// `max_memory` is checked).
+pub fn default_memory(body: &mut Value, memory: i64) {
+    let host = body.object_field("HostConfig");
+    let asked = host
+        .field("Memory")
+        .and_then(|m| match m {
+            Value::Number(n) => n.as_i64(),
+            _ => None,
+        })
+        .unwrap_or(0);
+    if asked <= 0 {
+        host.set_field("Memory", Value::Number(memory.into()));
+    }
 }
 
 /// dockerd's answer to a job container's create: on success the socket's symlink is written

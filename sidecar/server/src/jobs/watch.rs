@@ -3,7 +3,7 @@
 //! did not: jobs that ended while the sidecar was down, objects a job was still creating as
 //! its namespace was emptied.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,10 +17,11 @@ use dockgate_decision::jobs::{Cleanup, JobKey, LABEL, SOCKET_DIR};
 use dockgate_tenant::images::Reference;
 use dockgate_tenant::names::LABEL as TENANT_LABEL;
 
-use super::cleanup::{empty, percent};
+use super::cleanup::empty;
 use super::Jobs;
 use crate::forward::forward;
 use crate::lookups::get_json;
+use dockgate_tenant::lookup::segment;
 
 /// How long a new job's socket may wait for its container.
 const BEING_CREATED: Duration = Duration::from_secs(120);
@@ -41,7 +42,7 @@ pub async fn watch(dockerd: PathBuf, jobs: Arc<Jobs>) {
 /// Reads dockerd's events about job containers; returns when the stream ends. The engine is
 /// looked at once the stream is open, so that no job ends unseen in between.
 async fn follow(dockerd: &Path, jobs: &Arc<Jobs>) -> anyhow::Result<()> {
-    let filters = percent(&format!(
+    let filters = segment(&format!(
         r#"{{"type":["container"],"label":["{LABEL}"],"event":["die","destroy"]}}"#
     ));
     let resp = forward(
@@ -138,17 +139,17 @@ async fn empty_namespace(dockerd: &Path, jobs: &Jobs, key: &JobKey) {
 
 /// Sockets for the running jobs, and clean-up after the jobs that ended.
 pub async fn reconcile(dockerd: &Path, jobs: &Jobs) -> anyhow::Result<()> {
-    let filters = percent(&format!(r#"{{"label":["{LABEL}"]}}"#));
+    let filters = segment(&format!(r#"{{"label":["{LABEL}"]}}"#));
     let (_, listed) = get_json(
         dockerd,
         &format!("/containers/json?all=1&filters={filters}"),
     )
     .await?;
-    // Every job container on the engine, and whether it is running; this gateway's are those
-    // whose socket directory is in its `jobs.dir`.
+    // Every job container on the engine, and this gateway's (its socket directory in
+    // `jobs.dir`) with whether it runs.
     // A job container has the label and the gateway's mount of the job's directory (which
     // no client can add); the label alone may have come with an image.
-    let mut live: HashMap<JobKey, bool> = HashMap::new();
+    let mut live: HashSet<JobKey> = HashSet::new();
     let mut ours: HashMap<JobKey, (bool, String)> = HashMap::new();
     for c in listed.as_array().into_iter().flatten() {
         let Some(key) = c["Labels"][LABEL].as_str().and_then(JobKey::parse_hex) else {
@@ -158,7 +159,7 @@ pub async fn reconcile(dockerd: &Path, jobs: &Jobs) -> anyhow::Result<()> {
             continue;
         };
         let running = c["State"] == "running" || c["State"] == "restarting";
-        live.insert(key, running || *live.get(&key).unwrap_or(&false));
+        live.insert(key);
         if source == jobs.settings.job_dir(&key) {
             if let Some(id) = c["Id"].as_str() {
                 ours.insert(key, (running, id.to_string()));
@@ -188,7 +189,7 @@ pub async fn reconcile(dockerd: &Path, jobs: &Jobs) -> anyhow::Result<()> {
     }
     for tenant in job_tenants(dockerd).await? {
         if let Some(key) = JobKey::from_tenant(&tenant) {
-            if !live.contains_key(&key) {
+            if !live.contains(&key) {
                 ended.insert(key.hex());
             }
         }
@@ -216,7 +217,7 @@ fn socket_mount(container: &Json, key: &JobKey) -> Option<PathBuf> {
 
 /// The job namespaces that have objects on the engine.
 async fn job_tenants(dockerd: &Path) -> anyhow::Result<BTreeSet<String>> {
-    let filters = percent(&format!(r#"{{"label":["{TENANT_LABEL}"]}}"#));
+    let filters = segment(&format!(r#"{{"label":["{TENANT_LABEL}"]}}"#));
     let mut out = BTreeSet::new();
     let mut add = |labels: &Json| {
         if let Some(t) = labels[TENANT_LABEL].as_str() {
