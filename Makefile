@@ -34,13 +34,13 @@ lint: module
 	cargo fmt --all -- --check
 	NGINX_SOURCE_DIR=$(CURDIR)/build/nginx-debian/src NGINX_BUILD_DIR=$(CURDIR)/build/nginx-debian/build \
 		CARGO_TARGET_DIR=$(CURDIR)/target/debian cargo clippy --locked -p dockgate-module --all-targets -- -D warnings
-	cargo clippy --locked -p dockgate-api -p dockgate-decision -p dockgate-policy -p dockgate-tenant -p dockgate-registry -p dockgate-ca -p dockgate-sidecar -p dockgate-tests --all-targets -- -D warnings
+	cargo clippy --locked -p dockgate-api -p dockgate-decision -p dockgate-nginxconf -p dockgate-policy -p dockgate-tenant -p dockgate-registry -p dockgate-ca -p dockgate-sidecar -p dockgate-tests --all-targets -- -D warnings
 
 # Unit and property tests of the pure crates (no nginx or dockerd needed).
 test-unit: module
 	NGINX_SOURCE_DIR=$(CURDIR)/build/nginx-debian/src NGINX_BUILD_DIR=$(CURDIR)/build/nginx-debian/build \
 		CARGO_TARGET_DIR=$(CURDIR)/target/debian cargo test --locked -p dockgate-module --release --lib
-	cargo test --locked -p dockgate-api -p dockgate-decision -p dockgate-policy -p dockgate-tenant -p dockgate-registry -p dockgate-ca -p dockgate-sidecar --release
+	cargo test --locked -p dockgate-api -p dockgate-decision -p dockgate-nginxconf -p dockgate-policy -p dockgate-tenant -p dockgate-registry -p dockgate-ca -p dockgate-sidecar --release
 
 # End-to-end suites: real docker CLIs, dockerd and both nginx builds.
 test-e2e: modules images sidecar

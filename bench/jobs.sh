@@ -90,36 +90,8 @@ TOML
     pids+=($!)
     local port
     port=$(free_port)
-    cat >"$dir/nginx.conf" <<CONF
-load_module $tmp/module.so;
-user root root;
-daemon off;
-worker_processes 2;
-pid $dir/nginx.pid;
-error_log $dir/error.log notice;
-events { worker_connections 4096; }
-http {
-    client_body_temp_path $dir/tmp_body;
-    proxy_temp_path $dir/tmp_proxy;
-    include $repo/nginx-conf/dockgate-http.conf;
-    include $repo/nginx-conf/dockerd-upstream.conf;
-    upstream dockgate_sidecar { server unix:$dir/sidecar.sock; keepalive 16; }
-    dockgate_policy $dir/sidecar.toml;
-    access_log off;
-    server {
-        listen 127.0.0.1:$port;
-        set \$dockgate_listener loopback;
-        include $repo/nginx-conf/docker-api-common.conf;
-        include $repo/nginx-conf/docker-api-policy.conf;
-    }
-    server {
-        listen unix:$dir/private/docker-api.sock proxy_protocol;
-        set \$dockgate_listener unix;
-        include $repo/nginx-conf/docker-api-common.conf;
-        include $repo/nginx-conf/docker-api-policy.conf;
-    }
-}
-CONF
+    render_gateway "$tmp/dockgate" "$tmp/module.so" "$dir" --config "$dir/sidecar.toml" \
+        --access-log off --listen "loopback=127.0.0.1:$port" >/dev/null
     for _ in $(seq 1 50); do [ -S "$dir/sidecar.sock" ] && break; sleep 0.1; done
     "$nginx_bin" -p "$dir" -c "$dir/nginx.conf" </dev/null >"$dir/nginx.out" 2>&1 &
     pids+=($!)

@@ -55,31 +55,23 @@ trap cleanup EXIT
 
 # === plain nginx ===
 nginx_port=$(free_port)
-user=""; [ "$(id -u)" = 0 ] && user="user root root;"
+# Plain nginx proxying dockerd: the renderer's skeleton with this one server.
 mkdir -p "$work/nginx"
-cat >"$work/nginx/nginx.conf" <<NGINX
-$user
-daemon off;
-worker_processes 2;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $work/nginx/tmp_body;
-    proxy_temp_path $work/nginx/tmp_proxy;
-    upstream dockerd { server unix:/var/run/docker.sock; keepalive 32; }
-    server {
-        listen 127.0.0.1:$nginx_port;
-        location / {
-            proxy_pass http://dockerd;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_buffering off;
-        }
+cat >"$work/nginx/plain-proxy.conf" <<NGINX
+access_log off;
+upstream dockerd { server unix:/var/run/docker.sock; keepalive 32; }
+server {
+    listen 127.0.0.1:$nginx_port;
+    location / {
+        proxy_pass http://dockerd;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_buffering off;
     }
 }
 NGINX
+render_gateway target/release/dockgate none "$work/nginx" --transport-only \
+    --error-log "$work/nginx/error.log warn" --http "$work/nginx/plain-proxy.conf" >/dev/null
 /usr/sbin/nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" &
 pids+=($!)
 

@@ -116,45 +116,24 @@ RUST_LOG=warn "$sidecar" serve --config "$work/sidecar.toml" 2>"$work/sidecar.lo
 pids+=($!)
 for _ in $(seq 100); do [ -S "$work/sidecar.sock" ] && break; sleep 0.1; done
 
-user=""; [ "$(id -u)" = 0 ] && user="user root root;"
+# The front-end from the one renderer (stock nginx, no module), and the upstream as if
+# across a network: every answer limited per connection.
 mkdir -p "$work/nginx/logs"
-cat >"$work/nginx/nginx.conf" <<NGINX
-$user
-daemon off;
-worker_processes 2;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/logs/error.log warn;
-events { worker_connections 1024; }
-http {
-    client_body_temp_path $work/nginx/tmp_body;
-    proxy_temp_path $work/nginx/tmp_proxy;
-    fastcgi_temp_path $work/nginx/tmp_fastcgi;
-    uwsgi_temp_path $work/nginx/tmp_uwsgi;
-    scgi_temp_path $work/nginx/tmp_scgi;
-    include $repo/nginx-conf/registry-http.conf;
-    proxy_cache_path $work/nginx/cache levels=1:2 keys_zone=dockgate_registry:8m inactive=1d use_temp_path=off;
-    upstream dockgate_registry_hosted { server 127.0.0.1:$hosted_port; keepalive 16; }
-    upstream dockgate_registry_upstream { server 127.0.0.1:$upstream_port; keepalive 16; }
-    upstream dockgate_sidecar { server unix:$work/sidecar.sock; keepalive 16; }
-    server {
-        listen 127.0.0.1:$fe_port;
-        set \$dockgate_registry_team bench;
-        proxy_cache_valid 200 1m;
-        access_log $work/nginx/logs/registry.log dockgate_registry;
-        access_log syslog:server=unix:$work/stats.sock,nohostname dockgate_registry_stats;
-        include $repo/nginx-conf/registry-frontend.conf;
-    }
-    # The upstream as if across a network: every answer limited per connection.
-    server {
-        listen 127.0.0.1:$slow_port;
-        location / {
-            limit_rate $upstream_rate;
-            proxy_pass http://127.0.0.1:$upstream_port;
-            proxy_set_header Host \$http_host;
-        }
+cat >"$work/nginx/slow-upstream.conf" <<NGINX
+server {
+    listen 127.0.0.1:$slow_port;
+    location / {
+        limit_rate $upstream_rate;
+        proxy_pass http://127.0.0.1:$upstream_port;
+        proxy_set_header Host \$http_host;
     }
 }
 NGINX
+render_gateway "$sidecar" none "$work/nginx" --config "$work/sidecar.toml" \
+    --error-log "$work/nginx/logs/error.log warn" --registry "127.0.0.1:$fe_port,team=bench" \
+    --registry-hosted "127.0.0.1:$hosted_port" --registry-upstream "127.0.0.1:$upstream_port" \
+    --registry-cache "$work/nginx/cache" --registry-log "$work/nginx/logs/registry.log" \
+    --http "$work/nginx/slow-upstream.conf" >/dev/null
 start_nginx() {
     /usr/sbin/nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" &
     nginx_pid=$!; pids+=($!)

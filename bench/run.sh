@@ -44,11 +44,8 @@ vendored_nginx=$repo/build/vendored/nginx
 vendored_module=$repo/build/vendored/ngx_http_dockgate_module.so
 container=dockgate-bench-$$
 
-log() { printf 'bench: %s\n' "$*" >&2; }
-die() {
-    log "$*"
-    exit 1
-}
+# shellcheck source=bench/lib.sh
+. "$repo/bench/lib.sh"
 nginx_version() { "$1" -v 2>&1 | sed 's/.*nginx\///'; }
 
 for tool in docker curl python3 wrk timeout awk; do
@@ -120,6 +117,7 @@ load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 # build/ in place, and a running nginx whose mapped module is overwritten crashes.
 mkdir -p "$tmp/bin"
 cp "$debian_module" "$tmp/bin/debian-module.so"
+cp "$repo/target/release/dockgate" "$tmp/bin/dockgate" || die "no target/release/dockgate (make sidecar)"
 module_note="debian $(sha256sum "$debian_module" | cut -c1-12) ($(date -u -r "$debian_module" '+%H:%M UTC'))"
 debian_module=$tmp/bin/debian-module.so
 if [ "$want_vendored" = 1 ] && [ -x "$vendored_nginx" ] && [ -f "$vendored_module" ]; then
@@ -287,7 +285,7 @@ PY
 # ---------------------------------------------------------------- nginx instances
 # A snapshot of nginx-conf/, so every instance runs the same configuration.
 mkdir -p "$tmp/conf"
-for f in dockgate-http.conf dockerd-upstream.conf docker-api-common.conf docker-api.conf; do
+for f in dockgate-http.conf docker-api-common.conf docker-api.conf; do
     [ -f "$repo/nginx-conf/$f" ] || die "missing nginx-conf/$f"
     cp "$repo/nginx-conf/$f" "$tmp/conf/"
 done
@@ -306,11 +304,8 @@ start_nginx() {
     local name=$1 bin=$2 module=$3 port=$4
     local dir=$tmp/$name
     local conf=$tmp/conf
-    local load=""
     mkdir -p "$dir/logs"
-    if [ -n "$module" ]; then
-        load="load_module $module;"
-    else
+    if [ -z "$module" ]; then
         # Stock nginx: the shipped includes without the module's directives and variables
         # (as tests/src/nginx.rs does it).
         conf=$dir/conf
@@ -323,33 +318,11 @@ start_nginx() {
             grep -Ev '^[[:space:]]*(dockgate |dockgate_status)' "$tmp/conf/$f" >"$conf/$f"
         done
     fi
-    cat >"$dir/nginx.conf" <<CONF
-# Written by bench/run.sh ($name).
-$load
-user root root;
-daemon off;
-worker_processes 2;
-pid $dir/nginx.pid;
-error_log $dir/logs/error.log notice;
-events { worker_connections 4096; }
-http {
-    client_body_temp_path $dir/tmp_body;
-    proxy_temp_path $dir/tmp_proxy;
-    fastcgi_temp_path $dir/tmp_fastcgi;
-    uwsgi_temp_path $dir/tmp_uwsgi;
-    scgi_temp_path $dir/tmp_scgi;
-    include $conf/dockgate-http.conf;
-    include $conf/dockerd-upstream.conf;
-    # As scripts/run-gateway.sh and nginx-conf/nginx.conf: one line per request. The server
-    # is the transport-only one (docker-api.conf, no policy sidecar).
-    access_log $dir/logs/dockgate-access.log dockgate;
-    server {
-        listen 127.0.0.1:$port;
-        include $conf/docker-api-common.conf;
-        include $conf/docker-api.conf;
-    }
-}
-CONF
+    # The one renderer; the server is the transport-only one (docker-api.conf, no policy
+    # sidecar), one access log line per request as `make run` has it.
+    render_gateway "$tmp/bin/dockgate" "${module:-none}" "$dir" --transport-only \
+        --includes "$conf" --dockerd "$dockerd_sock" --error-log "$dir/logs/error.log notice" \
+        --access-log "$dir/logs/dockgate-access.log dockgate" --listen "=127.0.0.1:$port" >/dev/null
     if ! "$bin" -p "$dir" -c "$dir/nginx.conf" -t -q 2>"$dir/logs/configtest.log"; then
         cat "$dir/logs/configtest.log" >&2
         die "$name: nginx config test failed"

@@ -66,51 +66,25 @@ start_sidecar sidecar-tcp "127.0.0.1:$auth_port"
 # --- nginx: the transport-only gateway and the full gateway ----------------------------
 port_gw=$(free_port)
 port_full=$(free_port)
-cat >"$tmp/nginx.conf" <<CONF
-load_module $tmp/module.so;
-user root root;
-daemon off;
-worker_processes 2;
-pid $tmp/nginx.pid;
-error_log $tmp/error.log notice;
-events { worker_connections 4096; }
-http {
-    client_body_temp_path $tmp/tmp_body;
-    proxy_temp_path $tmp/tmp_proxy;
-    include $repo/nginx-conf/dockgate-http.conf;
-    include $repo/nginx-conf/dockerd-upstream.conf;
-    upstream dockgate_sidecar { server unix:$tmp/sidecar.sock; keepalive 16; }
-    dockgate_policy $tmp/sidecar.toml;
-    access_log $tmp/access.log dockgate;
-    server {
-        listen 127.0.0.1:$port_gw;
-        include $repo/nginx-conf/docker-api-common.conf;
-        include $repo/nginx-conf/docker-api.conf;
-    }
-    server {
-        listen 127.0.0.1:$port_full;
-        set \$dockgate_listener loopback;
-        include $repo/nginx-conf/docker-api-common.conf;
-        include $repo/nginx-conf/docker-api-policy.conf;
-    }
-    # The unix socket the sidecar owns relays here (peer credentials).
-    server {
-        listen unix:$tmp/sidecar-private/docker-api.sock proxy_protocol;
-        set \$dockgate_listener unix;
-        include $repo/nginx-conf/docker-api-common.conf;
-        include $repo/nginx-conf/docker-api-policy.conf;
-    }
-}
-CONF
+# Two nginx processes from the one renderer: the transport alone, and the gateway deciding
+# through the sidecar (with the relay of the sidecar's unix socket).
+render_gateway "$tmp/dockgate" "$tmp/module.so" "$tmp/gw" --transport-only \
+    --access-log "$tmp/gw/access.log dockgate" --listen "=127.0.0.1:$port_gw" >/dev/null
+render_gateway "$tmp/dockgate" "$tmp/module.so" "$tmp" --config "$tmp/sidecar.toml" \
+    --access-log "$tmp/access.log dockgate" --listen "loopback=127.0.0.1:$port_full" >/dev/null
 for _ in $(seq 1 50); do [ -S "$tmp/sidecar.sock" ] && break; sleep 0.1; done
-"$nginx_bin" -p "$tmp" -c "$tmp/nginx.conf" -t -q || die "nginx config test failed"
-"$nginx_bin" -p "$tmp" -c "$tmp/nginx.conf" </dev/null >"$tmp/nginx.out" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 100); do
-    curl -sf "http://127.0.0.1:$port_full/_ping" >/dev/null 2>&1 && break
-    sleep 0.1
+for d in "$tmp/gw" "$tmp"; do
+    "$nginx_bin" -p "$d" -c "$d/nginx.conf" -t -q || die "nginx config test failed ($d)"
+    "$nginx_bin" -p "$d" -c "$d/nginx.conf" </dev/null >"$d/nginx.out" 2>&1 &
+    pids+=($!)
 done
-curl -sf "http://127.0.0.1:$port_full/_ping" >/dev/null || die "the full gateway does not answer"
+for p in "$port_gw" "$port_full"; do
+    for _ in $(seq 1 100); do
+        curl -sf "http://127.0.0.1:$p/_ping" >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    curl -sf "http://127.0.0.1:$p/_ping" >/dev/null || die "the gateway on $p does not answer"
+done
 curl -sf "http://127.0.0.1:$auth_port/_dockgate/metrics" >/dev/null || die "the TCP sidecar does not answer"
 log "sidecar, gateway (127.0.0.1:$port_gw) and full gateway (127.0.0.1:$port_full) up"
 

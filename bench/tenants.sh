@@ -85,30 +85,8 @@ TOML
 RUST_LOG=warn "$tmp/dockgate" serve --config "$tmp/sidecar.toml" 2>"$tmp/sidecar.log" &
 pids+=($!)
 port=$(free_port)
-cat >"$tmp/nginx.conf" <<CONF
-load_module $tmp/module.so;
-user root root;
-daemon off;
-worker_processes 2;
-pid $tmp/nginx.pid;
-error_log $tmp/error.log notice;
-events { worker_connections 4096; }
-http {
-    client_body_temp_path $tmp/tmp_body;
-    proxy_temp_path $tmp/tmp_proxy;
-    include $repo/nginx-conf/dockgate-http.conf;
-    include $repo/nginx-conf/dockerd-upstream.conf;
-    upstream dockgate_sidecar { server unix:$tmp/sidecar.sock; keepalive 16; }
-    dockgate_policy $tmp/sidecar.toml;
-    access_log off;
-    server {
-        listen 127.0.0.1:$port;
-        set \$dockgate_listener loopback;
-        include $repo/nginx-conf/docker-api-common.conf;
-        include $repo/nginx-conf/docker-api-policy.conf;
-    }
-}
-CONF
+render_gateway "$tmp/dockgate" "$tmp/module.so" "$tmp" --config "$tmp/sidecar.toml" \
+    --access-log off --listen "loopback=127.0.0.1:$port" >/dev/null
 for _ in $(seq 1 50); do [ -S "$tmp/sidecar.sock" ] && break; sleep 0.1; done
 "$nginx_bin" -p "$tmp" -c "$tmp/nginx.conf" </dev/null >"$tmp/nginx.out" 2>&1 &
 pids+=($!)

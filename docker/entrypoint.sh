@@ -5,9 +5,13 @@
 #   DOCKGATE_TLS      address:port of the TLS listener (default 0.0.0.0:2376), used when
 #                     /etc/dockgate/tls holds server-cert.pem, server-key.pem and ca.pem
 #   DOCKGATE_WORKERS  nginx worker_processes (default auto)
+#   DOCKGATE_REGISTRY address:port of the registry front-end (default: none), in front of
+#                     DOCKGATE_REGISTRY_HOSTED and DOCKGATE_REGISTRY_UPSTREAM (host:port);
+#                     the configuration's [registry] table says who may pull and push
+#   DOCKGATE_PACKAGE_CACHE  "on": serve the configuration's [package_cache] on its address
 # The configuration is /etc/dockgate/dockgate.toml (the package's default: anonymous
 # developers under the conservative policy); mount your own over it. dockerd's socket is
-# expected at /var/run/docker.sock.
+# expected at /var/run/docker.sock. nginx.conf is rendered by `dockgate nginx-conf`.
 set -eu
 listen=${DOCKGATE_LISTEN:-0.0.0.0:2375}
 tls=${DOCKGATE_TLS:-0.0.0.0:2376}
@@ -21,28 +25,22 @@ tls_dir=/etc/dockgate/tls
 }
 /usr/bin/dockgate check-config "$config" >/dev/null
 
-servers=""
-if [ "$listen" != off ]; then
-    servers="$servers
-    server {
-        listen $listen;
-        set \$dockgate_listener loopback;
-        include /etc/nginx/dockgate/docker-api-common.conf;
-        include /etc/nginx/dockgate/docker-api-policy.conf;
-    }"
-fi
+set -- --config "$config" --includes /etc/nginx/dockgate \
+    --module /usr/lib/nginx/modules/ngx_http_dockgate_module.so \
+    --workers "$workers" --error-log "stderr notice" --access-log "/dev/stdout dockgate" \
+    --prefix /run/nginx --tls-dir "$tls_dir"
+[ "$listen" = off ] || set -- "$@" --listen "loopback=$listen"
 if [ -f "$tls_dir/server-cert.pem" ] && [ -f "$tls_dir/server-key.pem" ] && [ -f "$tls_dir/ca.pem" ]; then
-    servers="$servers
-    server {
-        listen $tls ssl;
-        ssl_certificate         $tls_dir/server-cert.pem;
-        ssl_certificate_key     $tls_dir/server-key.pem;
-        ssl_client_certificate  $tls_dir/ca.pem;
-        include /etc/nginx/dockgate/tls.conf;
-        set \$dockgate_listener tls;
-        include /etc/nginx/dockgate/docker-api-common.conf;
-        include /etc/nginx/dockgate/docker-api-policy.conf;
-    }"
+    set -- "$@" --tls "tls=$tls"
+fi
+if [ -n "${DOCKGATE_REGISTRY:-}" ]; then
+    set -- "$@" --registry "$DOCKGATE_REGISTRY" \
+        --registry-hosted "${DOCKGATE_REGISTRY_HOSTED:?DOCKGATE_REGISTRY needs DOCKGATE_REGISTRY_HOSTED}" \
+        --registry-upstream "${DOCKGATE_REGISTRY_UPSTREAM:?DOCKGATE_REGISTRY needs DOCKGATE_REGISTRY_UPSTREAM}" \
+        --registry-cache /var/cache/dockgate/registry
+fi
+if [ "${DOCKGATE_PACKAGE_CACHE:-off}" = on ]; then
+    set -- "$@" --package-cache /var/cache/dockgate/packages
 fi
 mkdir -p /run/dockgate
 # nginx's workers reach dockerd's socket in the group that owns it on the host.
@@ -52,34 +50,8 @@ if [ -z "$group" ]; then
     groupadd -g "$gid" dockerhost
     group=dockerhost
 fi
-cat >/etc/nginx/nginx.conf <<CONF
-load_module modules/ngx_http_dockgate_module.so;
-user www-data $group;
-worker_processes $workers;
-pid /run/nginx.pid;
-error_log stderr notice;
-daemon off;
-events { worker_connections 4096; }
-http {
-    include /etc/nginx/dockgate/dockgate-http.conf;
-    include /etc/nginx/dockgate/dockerd-upstream.conf;
-    include /etc/nginx/dockgate/dockgate-sidecar.conf;
-    dockgate_policy $config;
-    access_log /dev/stdout dockgate;
-    client_body_temp_path /tmp/nginx-body;
-    proxy_temp_path /tmp/nginx-proxy;
-    fastcgi_temp_path /tmp/nginx-fastcgi;
-    uwsgi_temp_path /tmp/nginx-uwsgi;
-    scgi_temp_path /tmp/nginx-scgi;
-    # The sidecar's unix socket relays here, with each caller's credentials.
-    server {
-        listen unix:/run/dockgate/private/docker-api.sock proxy_protocol;
-        set \$dockgate_listener unix;
-        include /etc/nginx/dockgate/docker-api-common.conf;
-        include /etc/nginx/dockgate/docker-api-policy.conf;
-    }$servers
-}
-CONF
+mkdir -p /run/nginx /var/cache/dockgate
+/usr/bin/dockgate nginx-conf "$@" --user "www-data $group" >/etc/nginx/nginx.conf
 # The modules-enabled snippet would load the module a second time.
 rm -f /etc/nginx/modules-enabled/50-mod-http-dockgate.conf
 

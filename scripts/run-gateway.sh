@@ -24,7 +24,7 @@ scripts/gen-certs.sh "$run/tls"
 # Workers run unprivileged, in the group that owns the Docker socket.
 user_line=""
 if [ "$(id -u)" = 0 ]; then
-    user_line="user nobody $(stat -c %G /var/run/docker.sock);"
+    user_line="nobody $(stat -c %G /var/run/docker.sock)"
 fi
 
 # The built-in sidecar configuration, with this run's socket; the certificate made above is
@@ -43,49 +43,13 @@ cert_fingerprints = ["$fingerprint"]
 TOML
 "$sidecar_bin" check-config "$run/sidecar.toml" >/dev/null
 
-cat >"$run/nginx.conf" <<CONF
-# Written by scripts/run-gateway.sh; the includes are the ones in nginx-conf/.
-load_module $module;
-$user_line
-daemon off;
-worker_processes auto;
-pid $run/nginx.pid;
-error_log stderr notice;
-events { worker_connections 4096; }
-http {
-    client_body_temp_path $run/tmp/body;
-    proxy_temp_path $run/tmp/proxy;
-    include $repo/nginx-conf/dockgate-http.conf;
-    include $repo/nginx-conf/dockerd-upstream.conf;
-    upstream dockgate_sidecar { server unix:$run/sidecar.sock; keepalive 16; }
-    dockgate_policy $run/sidecar.toml;
-    # Buffered: one write per 64k of log lines, at most a second late.
-    access_log $run/logs/dockgate-access.log dockgate buffer=64k flush=1s;
-    server {
-        listen 127.0.0.1:2375;
-        set \$dockgate_listener loopback;
-        include $repo/nginx-conf/docker-api-common.conf;
-        include $repo/nginx-conf/docker-api-policy.conf;
-    }
-    # The sidecar owns $run/docker.sock and relays here with the caller's uid.
-    server {
-        listen unix:$run/private/docker-api.sock proxy_protocol;
-        set \$dockgate_listener unix;
-        include $repo/nginx-conf/docker-api-common.conf;
-        include $repo/nginx-conf/docker-api-policy.conf;
-    }
-    server {
-        listen 127.0.0.1:2376 ssl;
-        ssl_certificate $run/tls/server-cert.pem;
-        ssl_certificate_key $run/tls/server-key.pem;
-        ssl_client_certificate $run/tls/ca.pem;
-        include $repo/nginx-conf/tls.conf;
-        set \$dockgate_listener tls;
-        include $repo/nginx-conf/docker-api-common.conf;
-        include $repo/nginx-conf/docker-api-policy.conf;
-    }
-}
-CONF
+# The one renderer (sidecar/nginxconf) writes nginx.conf around nginx-conf/'s includes; the
+# sidecar's file says where it listens and which unix socket it relays.
+"$sidecar_bin" nginx-conf --config "$run/sidecar.toml" --includes "$repo/nginx-conf" \
+    --module "$module" ${user_line:+--user "$user_line"} --prefix "$run" \
+    --access-log "$run/logs/dockgate-access.log dockgate buffer=64k flush=1s" \
+    --listen loopback=127.0.0.1:2375 --tls tls=127.0.0.1:2376 --tls-dir "$run/tls" \
+    >"$run/nginx.conf"
 mkdir -p -m 0700 "$run/private"
 "$nginx_bin" -p "$run" -c "$run/nginx.conf" -t -q
 

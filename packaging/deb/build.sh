@@ -112,12 +112,28 @@ install -D -m 0644 packaging/deb/dockgate.service "$root/lib/systemd/system/dock
 install -D -m 0644 packaging/deb/dockgate.1 "$root/usr/share/man/man1/dockgate.1"
 gzip -9n "$root/usr/share/man/man1/dockgate.1"
 install -D -m 0644 sidecar/decision/src/default.toml "$root/etc/dockgate/dockgate.toml"
-for f in dockgate-http.conf dockerd-upstream.conf dockgate-sidecar.conf docker-api-common.conf \
-    docker-api.conf docker-api-policy.conf tls.conf registry-http.conf registry-frontend.conf \
+for f in dockgate-http.conf docker-api-common.conf docker-api.conf docker-api-policy.conf tls.conf registry-http.conf registry-frontend.conf \
     package-cache-http.conf package-cache.conf; do
     install -D -m 0644 "nginx-conf/$f" "$root/etc/nginx/dockgate/$f"
 done
-install -D -m 0644 packaging/deb/site.conf "$root/etc/nginx/sites-available/dockgate"
+# The site, from the one renderer: the sidecar's relay (the built-in configuration's
+# [listeners.unix]) and TLS on 2376.
+install -d "$root/etc/nginx/sites-available"
+{
+    cat <<'SITE'
+# dockgate's Docker API gateway, as a site of Debian's nginx (http context). Enable it once
+# the TLS files are in /etc/nginx/dockgate/tls (server-cert.pem, server-key.pem, ca.pem: the
+# CA your clients' certificates are signed by):
+#   ln -s /etc/nginx/sites-available/dockgate /etc/nginx/sites-enabled/dockgate
+# nginx's workers must be in the docker group (the package adds www-data to it).
+#   unix:///run/dockgate/docker.sock   the sidecar's socket (callers known by their uid)
+#   tcp://HOST:2376                    TLS with client certificates
+# Re-render after changing listeners: dockgate nginx-conf --help
+SITE
+    "$sidecar" nginx-conf --config sidecar/decision/src/default.toml \
+        --policy-path /etc/dockgate/dockgate.toml --site --tls tls=2376 \
+        --access-log "/var/log/nginx/docker-api.log dockgate buffer=64k flush=1s"
+} >"$root/etc/nginx/sites-available/dockgate"
 docs "$root" "$pkg"
 install -m 0644 README.md "$root/usr/share/doc/$pkg/README.md"
 install -d "$root/usr/share/doc/$pkg/docs"

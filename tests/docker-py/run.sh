@@ -289,44 +289,16 @@ start_gateway() {
         "$work/bin/default.toml" >"$gw/sidecar.toml"
     "$sidecar_bin" check-config "$gw/sidecar.toml" >/dev/null
     local user_line=""
-    [ "$(id -u)" = 0 ] && user_line="user root root;"
+    [ "$(id -u)" = 0 ] && user_line="root root"
     local attempt
     for attempt in 1 2 3 4 5; do
         port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-        cat >"$gw/nginx.conf" <<CONF
-# Written by tests/docker-py/run.sh; the includes are the ones in nginx-conf/.
-load_module $module;
-$user_line
-daemon off;
-worker_processes 2;
-pid $gw/nginx.pid;
-error_log $gw/logs/error.log notice;
-events { worker_connections 4096; }
-http {
-    client_body_temp_path $gw/tmp/body;
-    proxy_temp_path $gw/tmp/proxy;
-    fastcgi_temp_path $gw/tmp/fastcgi;
-    uwsgi_temp_path $gw/tmp/uwsgi;
-    scgi_temp_path $gw/tmp/scgi;
-    include $repo/nginx-conf/dockgate-http.conf;
-    include $repo/nginx-conf/dockerd-upstream.conf;
-    upstream dockgate_sidecar { server unix:$gw/sidecar.sock; keepalive 16; }
-    dockgate_policy $gw/sidecar.toml;
-    access_log $gw/logs/dockgate-access.log dockgate;
-    server {
-        listen 127.0.0.1:$port;
-        set \$dockgate_listener loopback;
-        include $repo/nginx-conf/docker-api-common.conf;
-        include $repo/nginx-conf/docker-api-policy.conf;
-    }
-    server {
-        listen unix:$gw/private/docker-api.sock proxy_protocol;
-        set \$dockgate_listener unix;
-        include $repo/nginx-conf/docker-api-common.conf;
-        include $repo/nginx-conf/docker-api-policy.conf;
-    }
-}
-CONF
+        # The one renderer: dockerd and the relayed unix socket come from sidecar.toml.
+        "$sidecar_bin" nginx-conf --config "$gw/sidecar.toml" --includes "$repo/nginx-conf" \
+            --module "$module" ${user_line:+--user "$user_line"} --workers 2 --prefix "$gw/tmp" \
+            --error-log "$gw/logs/error.log notice" \
+            --access-log "$gw/logs/dockgate-access.log dockgate" \
+            --listen "loopback=127.0.0.1:$port" >"$gw/nginx.conf" || die "dockgate nginx-conf failed"
         if [ -z "$sidecar_pid" ]; then
             RUST_LOG=info "$sidecar_bin" serve --config "$gw/sidecar.toml" >"$gw/logs/sidecar.log" 2>&1 &
             sidecar_pid=$!

@@ -10,6 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use dockgate_nginxconf::{ApiServer, DockerApi, Listen, NginxConf, TlsFiles};
+
 use crate::{free_port, repo_root, running_as_root, wait_until, TempDir};
 
 /// The socket of the system dockerd that most tests front.
@@ -235,103 +237,76 @@ impl Gateway {
             .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))))
     }
 
-    /// The top-level config: the repository's includes, with this test's paths and ports.
+    /// The top-level config, from the one renderer: the repository's includes, with this
+    /// test's paths and ports.
     fn render_config(&self) -> String {
-        let dir = self.dir.path().display();
+        let dir = self.dir.path();
         let tls = tls();
-        let mut c = String::new();
-        if self.opts.module {
-            c += &format!("load_module {};\n", self.opts.flavor.module().display());
-        }
-        if running_as_root() {
-            c += "user root root;\n";
-        }
-        let api = if self.opts.policy.is_some() {
-            "docker-api-policy.conf"
-        } else {
-            "docker-api.conf"
-        };
+        let policy = self.opts.policy.is_some();
+        let listener = |name: &str| policy.then(|| name.to_string());
+        let mut servers = vec![ApiServer {
+            listener: listener("loopback"),
+            listen: Listen::Tcp(format!("127.0.0.1:{}", self.port)),
+        }];
         // With the sidecar, the unix socket is the sidecar's: it relays to an internal
         // listener with the caller's credentials in a PROXY protocol header.
-        let (unix_listen, unix_server) = if self.opts.policy.is_some() {
-            (
-                String::new(),
-                format!(
-                    "server {{\n  listen unix:{} proxy_protocol;\n  \
-                     set $dockgate_listener unix;\n  include {};\n  include {};\n}}\n",
-                    self.internal_socket().display(),
-                    self.include_conf("docker-api-common.conf").display(),
-                    self.include_conf(api).display(),
-                ),
-            )
+        servers.push(if policy {
+            ApiServer {
+                listener: listener("unix"),
+                listen: Listen::Relay(self.internal_socket()),
+            }
         } else {
-            (
-                format!("  listen unix:{};\n", self.unix_socket.display()),
-                String::new(),
-            )
-        };
-        let sidecar_upstream = if self.opts.policy.is_some() {
-            format!(
-                "upstream dockgate_sidecar {{ server unix:{dir}/sidecar.sock; keepalive 16; }}\n\
-                 dockgate_policy {dir}/sidecar.toml;\n"
-            )
-        } else {
-            String::new()
-        };
-        c += &format!(
-            "daemon off;\nworker_processes {workers};\npid {dir}/nginx.pid;\n\
-             error_log {dir}/logs/error.log info;\n\
-             events {{ worker_connections 4096; }}\n\
-             http {{\n\
-             client_body_temp_path {dir}/tmp_body;\nproxy_temp_path {dir}/tmp_proxy;\n\
-             fastcgi_temp_path {dir}/tmp_fastcgi;\nuwsgi_temp_path {dir}/tmp_uwsgi;\n\
-             scgi_temp_path {dir}/tmp_scgi;\n\
-             include {http_conf};\n\
-             access_log {dir}/logs/dockgate-access.log dockgate;\n\
-             upstream dockerd {{ server unix:{dockerd}; keepalive 32; }}\n\
-             {sidecar_upstream}\
-             server {{\n  listen 127.0.0.1:{port};\n{unix_listen}\
-             set $dockgate_listener loopback;\n  include {common};\n  include {api};\n}}\n\
-             {unix_server}\
-             server {{\n  listen 127.0.0.1:{tls_port} ssl;\n\
-             ssl_certificate {cert};\n  ssl_certificate_key {key};\n\
-             ssl_client_certificate {ca};\n  include {tls_conf};\n\
-             set $dockgate_listener tls;\n  include {common};\n  include {api};\n}}\n\
-             {extra_http}\n\
-             }}\n",
-            workers = self.opts.workers,
-            http_conf = self.include_conf("dockgate-http.conf").display(),
-            dockerd = self.opts.dockerd.display(),
-            port = self.port,
-            common = self.include_conf("docker-api-common.conf").display(),
-            api = self.include_conf(api).display(),
-            tls_port = self.tls_port,
-            cert = tls.server_cert.display(),
-            key = tls.server_key.display(),
-            ca = tls.ca.display(),
-            tls_conf = self.include_conf("tls.conf").display(),
-            unix_listen = unix_listen,
-            unix_server = unix_server,
-            extra_http = self.opts.extra_http,
-        );
-        c
+            ApiServer {
+                listener: None,
+                listen: Listen::Unix(self.unix_socket.clone()),
+            }
+        });
+        servers.push(ApiServer {
+            listener: listener("tls"),
+            listen: Listen::Tls {
+                addr: format!("127.0.0.1:{}", self.tls_port),
+                files: TlsFiles {
+                    cert: tls.server_cert.clone(),
+                    key: tls.server_key.clone(),
+                    client_ca: tls.ca.clone(),
+                },
+            },
+        });
+        let mut c = NginxConf::new(self.includes()).in_prefix(dir);
+        c.module = self.opts.module.then(|| self.opts.flavor.module());
+        c.user = running_as_root().then(|| "root root".to_string());
+        c.workers = self.opts.workers.to_string();
+        c.error_log = format!("{}/logs/error.log info", dir.display());
+        c.sidecar = policy.then(|| format!("unix:{}/sidecar.sock", dir.display()));
+        c.docker_api = Some(DockerApi {
+            dockerd: self.opts.dockerd.clone(),
+            policy: policy.then(|| dir.join("sidecar.toml")),
+            access_log: format!("{}/logs/dockgate-access.log dockgate", dir.display()),
+            servers,
+        });
+        c.http_extra = self.opts.extra_http.clone();
+        dockgate_nginxconf::render(&c)
     }
 
-    /// An include of `nginx-conf/` as shipped, or, for stock nginx, a copy without the
+    /// The includes of `nginx-conf/` as shipped, or, for stock nginx, copies without the
     /// module's directives and variables.
-    fn include_conf(&self, name: &str) -> PathBuf {
-        let shipped = repo_root().join("nginx-conf").join(name);
+    fn includes(&self) -> PathBuf {
+        let shipped = repo_root().join("nginx-conf");
         if self.opts.module {
             return shipped;
         }
-        let text = fs::read_to_string(&shipped).expect("read an nginx-conf include");
-        let mut stock = strip_module_directives(&text);
-        for var in MODULE_VARIABLES {
-            stock = stock.replace(var, "-");
+        let stock = self.dir.path().join("stock-conf");
+        fs::create_dir_all(&stock).expect("a directory for stock includes");
+        for entry in fs::read_dir(&shipped).expect("read nginx-conf/") {
+            let path = entry.expect("an nginx-conf entry").path();
+            let text = fs::read_to_string(&path).expect("read an nginx-conf include");
+            let mut text = strip_module_directives(&text);
+            for var in MODULE_VARIABLES {
+                text = text.replace(var, "-");
+            }
+            fs::write(stock.join(path.file_name().unwrap()), text).expect("write a stock include");
         }
-        let path = self.dir.path().join(format!("stock-{name}"));
-        fs::write(&path, stock).expect("write a stock include");
-        path
+        stock
     }
 
     /// Starts the sidecar with the built-in configuration adapted to this gateway.

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use dockgate_nginxconf::{NginxConf, PackageCacheServer};
+
 use crate::nginx::{
     http_get_unix, sidecar_binary, spawn_nginx, stop_within, token_sha256, Flavor, Gateway,
     GatewayOptions,
@@ -395,22 +397,31 @@ pub struct Nginx {
 impl Nginx {
     /// Starts nginx with `http_body` inside `http {}`; `ready` says when it serves.
     pub fn start(dir: &Path, http_body: &str, ready: impl Fn() -> bool) -> Nginx {
+        Nginx::start_with(dir, |c| c.http_extra = http_body.to_string(), ready)
+    }
+
+    /// Starts nginx with the renderer's configuration for `dir`, as `setup` completes it.
+    pub fn start_with(
+        dir: &Path,
+        setup: impl FnOnce(&mut NginxConf),
+        ready: impl Fn() -> bool,
+    ) -> Nginx {
         fs::create_dir_all(dir.join("logs")).unwrap();
-        let user = if running_as_root() {
-            "user root root;\n"
-        } else {
-            ""
-        };
         let d = dir.display();
-        let conf = format!(
-            "{user}daemon off;\nworker_processes 2;\npid {d}/nginx.pid;\n\
-             error_log {d}/logs/error.log notice;\nevents {{ worker_connections 1024; }}\n\
-             http {{\n  client_body_temp_path {d}/tmp_body;\n  proxy_temp_path {d}/tmp_proxy;\n\
-             fastcgi_temp_path {d}/tmp_fastcgi;\n  uwsgi_temp_path {d}/tmp_uwsgi;\n\
-             scgi_temp_path {d}/tmp_scgi;\n  access_log {d}/logs/access.log;\n\
+        let mut c = NginxConf::new(repo_root().join("nginx-conf")).in_prefix(dir);
+        c.user = running_as_root().then(|| "root root".to_string());
+        c.workers = "2".into();
+        c.worker_connections = 1024;
+        c.error_log = format!("{d}/logs/error.log notice");
+        setup(&mut c);
+        // A fixture's static files: the types it serves and where it logs.
+        c.http_extra = format!(
+            "access_log {d}/logs/access.log;\n\
              types {{ text/html html; application/octet-stream deb whl gz; }}\n\
-             default_type application/octet-stream;\n{http_body}\n}}\n"
+             default_type application/octet-stream;\n{}",
+            c.http_extra
         );
+        let conf = dockgate_nginxconf::render(&c);
         let conf_path = dir.join("nginx.conf");
         fs::write(&conf_path, conf).unwrap();
         let child = spawn_nginx(&Flavor::Debian.nginx(), dir, &conf_path).expect("spawn nginx");
@@ -565,22 +576,20 @@ impl Stack {
             gateway.sidecar_log()
         );
 
-        let conf = repo_root().join("nginx-conf");
-        let cache_conf = format!(
-            "proxy_cache_path {d}/cache/store levels=1:2 use_temp_path=off \
-             keys_zone=dockgate_pkgcache:8m max_size=2g inactive=1d;\n\
-             include {conf}/package-cache-http.conf;\n\
-             include {state}/nginx-http.conf;\n\
-             server {{\n  listen {cache_address}:80;\n  listen {cache_address}:443 ssl;\n\
-             proxy_ssl_trusted_certificate {ca};\n\
-             include {state}/nginx-server.conf;\n  include {conf}/package-cache.conf;\n}}\n",
-            d = d.display(),
-            conf = conf.display(),
-            state = state.display(),
-            ca = tls.ca.display(),
-        );
+        let cache_server = PackageCacheServer {
+            address: cache_address.clone(),
+            state: state.clone(),
+            cache: d.join("cache/store"),
+            max_size: "2g".into(),
+            inactive: "1d".into(),
+            origin_cas: tls.ca.clone(),
+        };
         let addr = cache_address.clone();
-        let cache = Nginx::start(&d.join("cache"), &cache_conf, || tcp_open(&addr, 443));
+        let cache = Nginx::start_with(
+            &d.join("cache"),
+            |c| c.package_cache = Some(cache_server),
+            || tcp_open(&addr, 443),
+        );
         Stack {
             origin_ca: tls.ca.clone(),
             dir,

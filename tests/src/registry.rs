@@ -9,6 +9,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use dockgate_nginxconf::{NginxConf, RegistryFrontend, RegistryServer};
+
 use crate::nginx::{spawn_nginx, spawn_sidecar, stop_within};
 use crate::{free_port, repo_root, running_as_root, unique_name, wait_until, TempDir};
 
@@ -237,55 +239,36 @@ impl Frontend {
         self.sidecar = Some(child);
     }
 
+    /// nginx.conf from the one renderer: the front-end's servers, host and port mapping.
     fn render(&self) -> String {
-        let dir = self.dir.path().display();
-        let conf = |name: &str| {
-            repo_root()
-                .join("nginx-conf")
-                .join(name)
-                .display()
-                .to_string()
+        let dir = self.dir.path();
+        let server = |port: u16, name: &str, team: &str| RegistryServer {
+            listen: format!("127.0.0.1:{port}"),
+            server_name: Some(name.to_string()),
+            team: team.to_string(),
         };
-        let user = if running_as_root() {
-            "user root root;\n"
-        } else {
-            ""
-        };
-        let server = |listen: String, name: &str, team: &str| {
-            format!(
-                "server {{\n  listen {listen};\n  server_name {name};\n\
-                 set $dockgate_registry_team \"{team}\";\n\
-                 proxy_cache_valid 200 {ttl};\n\
-                 access_log {dir}/logs/registry.log dockgate_registry;\n\
-                 access_log syslog:server=unix:{dir}/registry-stats.sock,nohostname dockgate_registry_stats;\n\
-                 include {frontend};\n}}\n",
-                ttl = self.opts.tag_ttl,
-                frontend = conf("registry-frontend.conf"),
-            )
-        };
-        format!(
-            "{user}daemon off;\nworker_processes 2;\npid {dir}/nginx.pid;\n\
-             error_log {dir}/logs/error.log info;\n\
-             events {{ worker_connections 1024; }}\n\
-             http {{\n\
-             client_body_temp_path {dir}/tmp_body;\nproxy_temp_path {dir}/tmp_proxy;\n\
-             fastcgi_temp_path {dir}/tmp_fastcgi;\nuwsgi_temp_path {dir}/tmp_uwsgi;\n\
-             scgi_temp_path {dir}/tmp_scgi;\n\
-             include {http};\n\
-             proxy_cache_path {dir}/cache levels=1:2 keys_zone=dockgate_registry:8m inactive=30d use_temp_path=off;\n\
-             upstream dockgate_registry_hosted {{ server 127.0.0.1:{hosted}; keepalive 8; }}\n\
-             upstream dockgate_registry_upstream {{ server 127.0.0.1:{upstream}; keepalive 8; }}\n\
-             upstream dockgate_sidecar {{ server unix:{dir}/sidecar.sock; keepalive 8; }}\n\
-             {host_a}{host_b}{port_a}{port_b}\
-             }}\n",
-            http = conf("registry-http.conf"),
-            hosted = self.hosted,
-            upstream = self.upstream,
-            host_a = server(format!("127.0.0.1:{}", self.host_port), "localhost", "team-a"),
-            host_b = server(format!("127.0.0.1:{}", self.host_port), "127.0.0.1", "team-b"),
-            port_a = server(format!("127.0.0.1:{}", self.team_a_port), "\"\"", "team-a"),
-            port_b = server(format!("127.0.0.1:{}", self.team_b_port), "\"\"", "team-b"),
-        )
+        let mut c = NginxConf::new(repo_root().join("nginx-conf")).in_prefix(dir);
+        c.user = running_as_root().then(|| "root root".to_string());
+        c.workers = "2".into();
+        c.worker_connections = 1024;
+        c.error_log = format!("{}/logs/error.log info", dir.display());
+        c.sidecar = Some(format!("unix:{}/sidecar.sock", dir.display()));
+        c.registry = Some(RegistryFrontend {
+            hosted: format!("127.0.0.1:{}", self.hosted),
+            upstream: format!("127.0.0.1:{}", self.upstream),
+            cache: dir.join("cache"),
+            inactive: "30d".into(),
+            tag_ttl: self.opts.tag_ttl.to_string(),
+            access_log: Some(dir.join("logs/registry.log")),
+            stats_socket: Some(dir.join("registry-stats.sock")),
+            servers: vec![
+                server(self.host_port, "localhost", "team-a"),
+                server(self.host_port, "127.0.0.1", "team-b"),
+                server(self.team_a_port, "", "team-a"),
+                server(self.team_b_port, "", "team-b"),
+            ],
+        });
+        dockgate_nginxconf::render(&c)
     }
 
     fn start_nginx(&mut self) -> Result<(), String> {

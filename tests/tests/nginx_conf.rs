@@ -1,10 +1,10 @@
 //! The module loads into both nginx builds, refuses bad configuration with nginx's own clear
-//! messages, and the shipped example configuration is valid.
+//! messages, and what the one renderer (`dockgate nginx-conf`) writes is valid.
 
 use std::fs;
 use std::process::Command;
 
-use dockgate_tests::nginx::{tls, Flavor};
+use dockgate_tests::nginx::{sidecar_binary, tls, Flavor};
 use dockgate_tests::{repo_root, TempDir};
 
 /// `nginx -t` on `conf` (placed in a fresh prefix); returns (success, stderr).
@@ -150,50 +150,99 @@ fn the_policy_file_is_checked_when_nginx_loads() {
     assert!(!ok && err.contains("it must name a location"), "{err}");
 }
 
+/// `dockgate nginx-conf ARGS`: the renderer as the scripts, the image and the package use it.
+fn rendered(args: &[&str]) -> String {
+    let out = Command::new(sidecar_binary())
+        .arg("nginx-conf")
+        .args(args)
+        .output()
+        .expect("dockgate nginx-conf");
+    assert!(
+        out.status.success(),
+        "dockgate nginx-conf {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 #[test]
-fn shipped_example_configuration_is_valid() {
+fn the_rendered_configuration_is_valid_for_both_builds_with_every_part() {
     let repo = repo_root();
-    let dir = TempDir::new("example").unwrap();
+    let dir = TempDir::new("rendered").unwrap();
     let d = dir.path().display().to_string();
     let tls = tls();
-    let example = fs::read_to_string(repo.join("nginx-conf/nginx.conf")).unwrap();
-    let conf = example
-        .replace(
-            "/usr/lib/nginx/modules/ngx_http_dockgate_module.so",
-            &Flavor::Debian.module().display().to_string(),
-        )
-        .replace(
-            "/etc/nginx/dockgate/tls/server-cert.pem",
-            &tls.server_cert.display().to_string(),
-        )
-        .replace(
-            "/etc/nginx/dockgate/tls/server-key.pem",
-            &tls.server_key.display().to_string(),
-        )
-        .replace(
-            "/etc/nginx/dockgate/tls/ca.pem",
-            &tls.ca.display().to_string(),
-        )
-        .replace(
-            "/etc/nginx/dockgate/",
-            &format!("{}/", repo.join("nginx-conf").display()),
-        )
+    // The built-in configuration with this test's sockets and a registry table.
+    let config = fs::read_to_string(repo.join("sidecar/decision/src/default.toml"))
+        .unwrap()
         .replace("/run/dockgate/", &format!("{d}/"))
-        .replace("/var/log/nginx/", &format!("{d}/"))
-        .replace("/run/nginx.pid", &format!("{d}/nginx.pid"))
-        .replace("/etc/dockgate/dockgate.toml", &format!("{d}/dockgate.toml"));
-    fs::write(
-        dir.path().join("dockgate.toml"),
-        fs::read_to_string(repo.join("sidecar/decision/src/default.toml")).unwrap(),
-    )
-    .unwrap();
-    let unreplaced = conf
-        .lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .any(|l| l.contains("/etc/nginx"));
-    assert!(!unreplaced, "unreplaced path in:\n{conf}");
+        + "\n[registry]\nrealm = \"test\"\n";
+    let config_path = dir.path().join("dockgate.toml");
+    fs::write(&config_path, config).unwrap();
     // The sidecar makes this directory (mode 0700) before nginx starts.
     fs::create_dir(dir.path().join("private")).unwrap();
-    let (ok, err) = nginx_t(Flavor::Debian, &conf);
-    assert!(ok, "example nginx.conf: {err}");
+    let includes = repo.join("nginx-conf");
+    for flavor in Flavor::ALL {
+        let module = flavor.module();
+        let conf = rendered(&[
+            "--config",
+            &config_path.display().to_string(),
+            "--includes",
+            &includes.display().to_string(),
+            "--module",
+            &module.display().to_string(),
+            "--prefix",
+            &d,
+            "--error-log",
+            "stderr",
+            "--access-log",
+            &format!("{d}/access.log dockgate"),
+            "--listen",
+            "loopback=127.0.0.1:1",
+            "--tls",
+            "tls=127.0.0.1:2",
+            "--tls-dir",
+            &tls.ca.parent().unwrap().display().to_string(),
+            "--registry",
+            "127.0.0.1:3,team=team-a,name=localhost",
+            "--registry",
+            "127.0.0.1:4",
+            "--registry-hosted",
+            "127.0.0.1:5",
+            "--registry-upstream",
+            "127.0.0.1:6",
+            "--registry-cache",
+            &format!("{d}/registry-cache"),
+        ]);
+        assert!(
+            !conf.contains("/etc/nginx"),
+            "an installed path in:\n{conf}"
+        );
+        let (ok, err) = nginx_t(flavor, &conf);
+        assert!(ok, "{flavor}: rendered nginx.conf: {err}\n{conf}");
+    }
+}
+
+#[test]
+fn the_debian_site_is_the_renderers_http_block() {
+    let site = rendered(&[
+        "--config",
+        &repo_root()
+            .join("sidecar/decision/src/default.toml")
+            .display()
+            .to_string(),
+        "--policy-path",
+        "/etc/dockgate/dockgate.toml",
+        "--site",
+        "--tls",
+        "tls=2376",
+    ]);
+    assert!(site.contains("dockgate_policy /etc/dockgate/dockgate.toml;"));
+    assert!(site.contains("listen unix:/run/dockgate/private/docker-api.sock proxy_protocol;"));
+    assert!(!site.contains("load_module") && !site.contains("events"));
+    let err = Command::new(sidecar_binary())
+        .args(["nginx-conf", "--config", "/nonexistent.toml"])
+        .output()
+        .unwrap();
+    assert!(!err.status.success());
+    assert!(String::from_utf8_lossy(&err.stderr).contains("/nonexistent.toml"));
 }

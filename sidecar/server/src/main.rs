@@ -7,6 +7,7 @@
                                             print the decision `serve` would make
     dockgate hash-token TOKEN               the token_sha256 value to put in the config
     dockgate ca show|rotate --config FILE   the package cache's CA: print it, or rotate it now
+    dockgate nginx-conf --config FILE ...   the nginx.conf for this configuration
 
 WHO is a user name from the configuration, or `anonymous@LISTENER`.
 Without --config, the built-in default configuration is used.
@@ -23,6 +24,7 @@ mod host_paths;
 mod jobs;
 mod lookups;
 mod metrics;
+mod nginx_conf_command;
 mod package_cache;
 mod pipeline;
 mod pull;
@@ -75,6 +77,7 @@ fn run() -> anyhow::Result<ExitCode> {
         }
         "explain" => explain(rest),
         "ca" => ca_command(rest),
+        "nginx-conf" => nginx_conf_command::run(rest, load),
         "hash-token" => {
             let [token] = rest else {
                 bail!("usage: dockgate hash-token TOKEN");
@@ -96,6 +99,7 @@ const USAGE: &str = "usage:
   dockgate explain [--config FILE] --as WHO METHOD URI [--body FILE]
   dockgate hash-token TOKEN
   dockgate ca show|rotate --config FILE
+  dockgate nginx-conf [--config FILE | --transport-only] [OPTIONS]   (--help for the options)
 ";
 
 /// `dockgate ca show` prints the package cache's CA and when it expires and rotates;
