@@ -9,6 +9,8 @@
 #                     DOCKGATE_REGISTRY_HOSTED and DOCKGATE_REGISTRY_UPSTREAM (host:port);
 #                     the configuration's [registry] table says who may pull and push
 #   DOCKGATE_PACKAGE_CACHE  "on": serve the configuration's [package_cache] on its address
+#   DOCKGATE_ORIGIN_CAS     the CAs the package cache checks its origins with (default: the
+#                     system's)
 # The configuration is /etc/dockgate/dockgate.toml (the package's default: anonymous
 # developers under the conservative policy); mount your own over it. dockerd's socket is
 # expected at /var/run/docker.sock. nginx.conf is rendered by `dockgate nginx-conf`.
@@ -40,7 +42,8 @@ if [ -n "${DOCKGATE_REGISTRY:-}" ]; then
         --registry-cache /var/cache/dockgate/registry
 fi
 if [ "${DOCKGATE_PACKAGE_CACHE:-off}" = on ]; then
-    set -- "$@" --package-cache /var/cache/dockgate/packages
+    set -- "$@" --package-cache /var/cache/dockgate/packages \
+        --origin-cas "${DOCKGATE_ORIGIN_CAS:-/etc/ssl/certs/ca-certificates.crt}"
 fi
 mkdir -p /run/dockgate
 # nginx's workers reach dockerd's socket in the group that owns it on the host.

@@ -2,8 +2,9 @@
 # Builds the offline test image `dockgate-test/debian:host` (nothing can be pulled here): a
 # Debian rootfs made of the host's own installed files for apt, dpkg, python3 and pip and
 # everything they depend on, with a dpkg database listing exactly those packages, then
-# `docker import`ed. No CA bundle (ca-certificates is left out on purpose: the package-cache
-# suite checks that the injected bundle makes TLS work in an image without one).
+# `docker import`ed. No CA bundle unless a PACKAGE names ca-certificates (left out on purpose:
+# the package-cache suite checks that the injected bundle makes TLS work in an image without
+# one).
 # Keeps an existing image: CI builds it once. DOCKER_HOST selects the engine.
 #
 #   test-debian-image.sh [IMAGE [PACKAGE...]]
@@ -18,6 +19,7 @@ docker image inspect "$image" >/dev/null 2>&1 && exit 0
 roots=(base-files base-passwd bash coreutils dash debianutils diffutils findutils grep gzip
     hostname libc-bin login mawk sed tar util-linux apt dpkg gpgv python3 python3-pip "$@")
 skip=" ca-certificates "
+[[ " $* " == *" ca-certificates "* ]] && skip=""   # unless asked for by name
 
 # The installed dependency closure of the roots (Pre-Depends and Depends; alternatives: the
 # first one installed).
@@ -104,13 +106,21 @@ nogroup:x:65534:
 EOF
 printf 'root:*:19000:0:99999:7:::\n_apt:*:19000:0:99999:7:::\n' >"$root/etc/shadow"
 chmod 0640 "$root/etc/shadow"
+# ca-certificates' bundle is made by its postinst, not shipped: the host's, as installed.
+if [ -z "$skip" ]; then
+    mkdir -p "$root/etc/ssl/certs"
+    cp -L /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/"
+fi
 for pair in ${DOCKGATE_IMAGE_COPY:-}; do
     mkdir -p "$root$(dirname "${pair#*=}")"
     cp -L "${pair%%=*}" "$root${pair#*=}"
 done
 # Names resolve from /etc/hosts only (dockerd writes it): nothing in a test asks DNS.
 echo 'hosts: files' >"$root/etc/nsswitch.conf"
-[ -e "$root/etc/ssl/certs/ca-certificates.crt" ] && { echo "test-debian-image: a CA bundle slipped in" >&2; exit 1; }
+if [ -n "$skip" ] && [ -e "$root/etc/ssl/certs/ca-certificates.crt" ]; then
+    echo "test-debian-image: a CA bundle slipped in" >&2
+    exit 1
+fi
 
 tar -C "$root" -c . | docker import \
     -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \

@@ -258,6 +258,7 @@ impl Frontend {
             upstream: format!("127.0.0.1:{}", self.upstream),
             cache: dir.join("cache"),
             inactive: "30d".into(),
+            max_size: None,
             tag_ttl: self.opts.tag_ttl.to_string(),
             access_log: Some(dir.join("logs/registry.log")),
             stats_socket: Some(dir.join("registry-stats.sock")),

@@ -397,3 +397,22 @@ pub fn report(failures: &[(String, Outcome, Outcome)]) -> String {
         })
         .collect()
 }
+
+/// The conformance scenarios, both CLIs, through a deployed gateway (installed from the
+/// packages, started from the image): each scenario that differs from the socket, reported.
+pub fn conformance_failures(endpoint: &Endpoint) -> Vec<String> {
+    Cli::ALL
+        .into_iter()
+        .filter_map(|cli| {
+            let failures = compare_all(cli, endpoint);
+            (!failures.is_empty()).then(|| {
+                format!(
+                    "{} with {cli}: {} scenario(s) differ\n{}",
+                    endpoint.label,
+                    failures.len(),
+                    report(&failures)
+                )
+            })
+        })
+        .collect()
+}

@@ -12,6 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use dockgate_tests::docker::{deployed_gateway_failures, Endpoint};
+use dockgate_tests::scenarios::conformance_failures;
 use dockgate_tests::{repo_root, running_as_root, wait_until, TempDir};
 
 const PACKAGES: [&str; 2] = ["dockgate", "libnginx-mod-http-dockgate"];
@@ -155,10 +156,12 @@ fn the_packages_install_serve_and_purge_cleanly() {
     // nginx after the sidecar, as the unit orders them (its private listener directory is
     // the sidecar's to make).
     must("nginx -t 2>&1");
+    rendered_as_documented(out.path());
     must("nginx 2>&1");
     let socket = Path::new("/run/dockgate/docker.sock");
     let endpoint = Endpoint::unix("installed", socket);
-    let failures = deployed_gateway_failures(&endpoint);
+    let mut failures = deployed_gateway_failures(&endpoint);
+    failures.extend(conformance_failures(&endpoint));
     let error_log = fs::read_to_string("/var/log/nginx/error.log").unwrap_or_default();
     must("nginx -s quit");
     let mut sidecar = sidecar;
@@ -194,4 +197,22 @@ fn the_packages_install_serve_and_purge_cleanly() {
         www_data_in_docker,
         "www-data's docker membership after the purge"
     );
+}
+
+/// docs/nginx.md's `dockgate nginx-conf` example on the installed packages, into a file of
+/// the test's instead of /etc/nginx/nginx.conf (Debian nginx's own), then `nginx -t` on it.
+fn rendered_as_documented(dir: &Path) {
+    let doc = fs::read_to_string(repo_root().join("docs/nginx.md")).unwrap();
+    let block = doc
+        .split("On a Debian host with the packages installed:")
+        .nth(1)
+        .and_then(|rest| rest.split("```sh\n").nth(1))
+        .and_then(|rest| rest.split("```").next())
+        .expect("docs/nginx.md's example");
+    let conf = dir.join("rendered-nginx.conf");
+    let script = block
+        .replace(">/etc/nginx/nginx.conf", &format!(">{}", conf.display()))
+        .replace("nginx -t", &format!("nginx -t -c {}", conf.display()));
+    assert!(!script.contains("/etc/nginx/nginx.conf"), "{script}");
+    must(&format!("set -e\n{script} 2>&1"));
 }

@@ -116,8 +116,10 @@ pub struct RegistryFrontend {
     pub upstream: String,
     /// `proxy_cache_path` of the `dockgate_registry` zone.
     pub cache: PathBuf,
-    /// How long cached entries live unused (`inactive=`).
+    /// How long cached entries live unused (`inactive=`), and the most the cache holds
+    /// (`max_size=`; `None`: the disk).
     pub inactive: String,
+    pub max_size: Option<String>,
     /// How long an answer by tag is reused (`proxy_cache_valid 200`).
     pub tag_ttl: String,
     /// One request line per request (`dockgate_registry` format); `None`: no log.

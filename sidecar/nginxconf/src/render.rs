@@ -35,7 +35,9 @@ pub fn render(c: &NginxConf) -> String {
 /// What goes inside `http {}`: on its own, a Debian site (`sites-available/`), whose nginx.conf
 /// already has the main context.
 pub fn render_http(c: &NginxConf) -> String {
-    let mut out = String::new();
+    // The Docker API's, the registry's and the package cache's variables together outgrow
+    // nginx's default variables hash (1024).
+    let mut out = String::from("variables_hash_max_size 2048;\n");
     if let Some(temp) = &c.temp {
         for (directive, dir) in [
             ("client_body_temp_path", "tmp_body"),
@@ -137,8 +139,12 @@ fn registry_frontend(out: &mut String, c: &NginxConf, r: &RegistryFrontend) {
         out,
         0,
         &format!(
-            "proxy_cache_path {} levels=1:2 keys_zone=dockgate_registry:8m inactive={} use_temp_path=off",
+            "proxy_cache_path {} levels=1:2 keys_zone=dockgate_registry:32m{} inactive={} use_temp_path=off",
             path(&r.cache),
+            r.max_size
+                .as_ref()
+                .map(|m| format!(" max_size={m}"))
+                .unwrap_or_default(),
             r.inactive
         ),
     );

@@ -30,6 +30,8 @@ pub const USAGE: &str = "usage: dockgate nginx-conf [--config FILE | --transport
                          '/var/log/nginx/docker-api.log dockgate buffer=64k flush=1s'; off)
   --daemon               let nginx detach (default: daemon off)
   --dockerd SOCKET       dockerd's socket (default: the configuration's [server] dockerd)
+  --docker-api           the Docker API servers even without --listen or --tls: the
+                         configuration's relayed unix sockets alone
   --listen NAME=ADDR     a Docker API listener for [listeners.NAME] on ADDR (repeatable);
                          with --transport-only NAME may be empty and ADDR unix:PATH
   --tls NAME=ADDR        a TLS listener with client certificates (repeatable)
@@ -39,6 +41,7 @@ pub const USAGE: &str = "usage: dockgate nginx-conf [--config FILE | --transport
   --registry-hosted ADDR --registry-upstream ADDR
                          the hosted registry and the proxied upstream (host:port)
   --registry-cache DIR   the front-end's cache (default /var/cache/dockgate/registry)
+  --registry-cache-size S  the most that cache holds (max_size, e.g. 50g; default: the disk)
   --registry-tag-ttl D   how long a tag's answer is reused (default 1m)
   --registry-log FILE    the front-end's access log
   --package-cache DIR    serve the configuration's [package_cache], caching in DIR
@@ -55,7 +58,7 @@ struct Args {
     switches: Vec<String>,
 }
 
-const SWITCHES: &[&str] = &["--transport-only", "--daemon", "--site"];
+const SWITCHES: &[&str] = &["--transport-only", "--daemon", "--site", "--docker-api"];
 const VALUED: &[&str] = &[
     "--config",
     "--policy-path",
@@ -75,6 +78,7 @@ const VALUED: &[&str] = &[
     "--registry-upstream",
     "--registry-cache",
     "--registry-tag-ttl",
+    "--registry-cache-size",
     "--registry-log",
     "--package-cache",
     "--origin-cas",
@@ -197,7 +201,10 @@ fn build(
         };
         servers.push(server(&config, name, listen, spec)?);
     }
-    if let Some(cfg) = &config {
+    // The Docker API when asked for: its listeners, or --docker-api (the relays alone); a
+    // registry-only or cache-only nginx has none.
+    let docker_api = !servers.is_empty() || args.has("--docker-api");
+    if let (true, Some(cfg)) = (docker_api, &config) {
         for (name, l) in &cfg.listeners {
             if let Some(relay) = &l.relay {
                 servers.push(ApiServer {
@@ -207,7 +214,7 @@ fn build(
             }
         }
     }
-    if !servers.is_empty() {
+    if docker_api {
         let dockerd = match (args.one("--dockerd"), &config) {
             (Some(d), _) => PathBuf::from(d),
             (None, Some(cfg)) => cfg.dockerd.clone(),
@@ -253,6 +260,7 @@ fn build(
                 .unwrap_or("/var/cache/dockgate/registry")
                 .into(),
             inactive: "30d".into(),
+            max_size: args.one("--registry-cache-size").map(str::to_string),
             tag_ttl: args.one("--registry-tag-ttl").unwrap_or("1m").to_string(),
             access_log: args.one("--registry-log").map(PathBuf::from),
             stats_socket: registry.stats_socket.as_ref().map(PathBuf::from),
@@ -374,6 +382,14 @@ mod tests {
         assert!(text.contains("listen unix:/run/dockgate/private/docker-api.sock proxy_protocol;"));
         assert!(text.contains("ssl_certificate /etc/nginx/dockgate/tls/server-cert.pem;"));
         assert!(text.contains("server unix:/var/run/docker.sock;"));
+    }
+
+    #[test]
+    fn the_docker_api_is_there_only_when_asked_for() {
+        let none = render(&conf(&["--config", "x"]).unwrap());
+        assert!(!none.contains("upstream dockerd") && !none.contains("proxy_protocol"));
+        let relays = render(&conf(&["--config", "x", "--docker-api"]).unwrap());
+        assert!(relays.contains("proxy_protocol") && !relays.contains("listen 127.0.0.1"));
     }
 
     #[test]

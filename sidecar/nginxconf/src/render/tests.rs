@@ -81,7 +81,7 @@ fn a_site_is_the_http_block_alone() {
     assert!(!site.contains("load_module"));
     assert!(!site.contains("events"));
     assert!(!site.contains("temp_path"));
-    assert!(site.starts_with("# The sidecar"));
+    assert!(site.starts_with("variables_hash_max_size"));
 }
 
 #[test]
@@ -93,6 +93,7 @@ fn the_registry_front_end_has_a_server_per_mapping() {
         upstream: "127.0.0.1:5001".into(),
         cache: PathBuf::from("/cache"),
         inactive: "30d".into(),
+        max_size: Some("50g".into()),
         tag_ttl: "1m".into(),
         access_log: Some("/logs/registry.log".into()),
         stats_socket: Some("/stats.sock".into()),
@@ -114,6 +115,7 @@ fn the_registry_front_end_has_a_server_per_mapping() {
     assert!(text.contains("set $dockgate_registry_team team-a;"));
     assert!(text.contains("set $dockgate_registry_team \"\";"));
     assert!(text.contains("server 127.0.0.1:5000;"));
+    assert!(text.contains("keys_zone=dockgate_registry:32m max_size=50g inactive=30d"));
     assert!(text.contains("syslog:server=unix:/stats.sock,nohostname"));
     assert!(!text.contains("load_module"));
 }
