@@ -563,7 +563,7 @@ cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 echo "# dockgate bench, $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo
 echo "- machine: $(nproc) CPUs (${cpu_model:-unknown}), $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) RAM, Linux $(uname -r)"
-echo "- nginx: Debian $debian_version${vendored_version:+, nginx.org $vendored_version (build/vendored)}; worker_processes 2; $conf_note: dockgate-http.conf, dockerd-upstream.conf, docker-api-common.conf + docker-api.conf (transport only, no policy sidecar); access log on"
+echo "- nginx: Debian $debian_version${vendored_version:+, nginx.org $vendored_version (build/vendored)}; worker_processes 2; nginx.conf by dockgate nginx-conf; $conf_note: dockgate-http.conf, docker-api-common.conf + docker-api.conf (transport only, no policy sidecar); access log on"
 echo "- dockerd $(DOCKER_HOST=${host[direct]} docker version -f '{{.Server.Version}}' 2>/dev/null), docker CLI $(docker version -f '{{.Client.Version}}' 2>/dev/null)"
 echo "- machine busy (all CPUs, 1 s sample): ${busy_start}% at start, ${busy_end}% at end; before measurements: max ${busy_max}%, over 20% before $busy_over of ${#busy_seen[@]}; load average at start $load_start, at end $load_end"
 echo "- modules (sha256, built): $module_note; repository at $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')"
