@@ -48,7 +48,7 @@ fn image() -> &'static str {
              packaging/deb/build.sh target/deb >/dev/null\n\
              DOCKER_BUILDKIT=0 docker build -q --network none -f docker/Dockerfile -t dockgate:local . >/dev/null\n\
              DOCKER_BUILDKIT=0 docker build -q --network none -f docker/registry.Dockerfile \
-               -t dockgate-registry:local . >/dev/null",
+               -t dockgate/registry:local . >/dev/null",
         );
         assert!(ok, "building the gateway image: {out}");
     });
