@@ -340,3 +340,136 @@ fn the_ci_runner_configurations_are_valid_as_written() {
         String::from_utf8_lossy(&parsed.stderr)
     );
 }
+
+/// `make run`'s gateway (scripts/run-gateway.sh, what `make run` starts once the module and
+/// the sidecar are built: `make test` built them), stopped however the test ends.
+struct MakeRun(std::process::Child);
+
+impl Drop for MakeRun {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let _ = wait_until(Duration::from_secs(15), || {
+            matches!(self.0.try_wait(), Ok(Some(_)))
+        });
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        // The tour's one named container.
+        let _ = DockerClient::new().run(&["rm", "-f", "tour"]);
+    }
+}
+
+#[test]
+fn the_quick_tour_works_as_written_through_make_runs_gateway() {
+    if !running_as_root() {
+        eprintln!("skipped: make run as root");
+        return;
+    }
+    for port in [2375, 2376] {
+        assert!(
+            std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
+            "make run's port {port} is taken on this machine"
+        );
+    }
+    let exists = DockerClient::new().run(&["inspect", "--type", "container", "tour"]);
+    assert!(
+        !exists.status.success(),
+        "a container named tour exists: the tour would fail on it"
+    );
+    let log = TempDir::new("make-run").expect("dir");
+    let child = Command::new(repo_root().join("scripts/run-gateway.sh"))
+        .current_dir(repo_root())
+        .stdin(std::process::Stdio::null())
+        .stdout(fs::File::create(log.path().join("out")).unwrap())
+        .stderr(fs::File::create(log.path().join("err")).unwrap())
+        .spawn()
+        .expect("scripts/run-gateway.sh");
+    let mut running = MakeRun(child);
+    let up = wait_until(Duration::from_secs(30), || {
+        std::net::TcpStream::connect(("127.0.0.1", 2375)).is_ok()
+            && repo_root().join("run/docker.sock").exists()
+    });
+    let run_log = || fs::read_to_string(log.path().join("err")).unwrap_or_default();
+    assert!(up, "make run's gateway did not come up:\n{}", run_log());
+
+    // The tour as written, but for the interactive shell (no terminal here), with each
+    // command's output after a marker, and a reader's pause before the access log (written
+    // in 64k buffers, flushed within a second).
+    let tour: String = readme_block("With `make run` going, in another shell:", "sh")
+        .lines()
+        .filter(|l| !l.contains(" -it "))
+        .map(|l| {
+            let pause = if l.starts_with("tail ") {
+                "sleep 2\n"
+            } else {
+                ""
+            };
+            format!(
+                "echo '>>> {}'\n{pause}{{\n{l}\n}} 2>&1\n",
+                l.replace('\'', "")
+            )
+        })
+        .collect();
+    let tls = readme_block("(made by `make run` in `run/tls/`):", "sh");
+    let script = format!(
+        "{tour}echo '>>> unix'\n\
+         DOCKER_HOST=unix://$PWD/run/docker.sock docker run --rm --pull never busybox echo over-unix 2>&1\n\
+         echo '>>> tls'\nunset DOCKER_HOST\n{tls}"
+    );
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(repo_root())
+        .output()
+        .expect("bash");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = |marker: &str| -> String {
+        text.split(&format!(">>> {marker}"))
+            .nth(1)
+            .and_then(|rest| rest.split_once('\n'))
+            .map(|(_, rest)| rest.split(">>> ").next().unwrap_or("").to_string())
+            .unwrap_or_default()
+    };
+    let checks = [
+        ("docker run --rm busybox echo hi", "hi"),
+        (
+            "docker run --rm --privileged busybox true",
+            "dockgate: privileged containers are not allowed",
+        ),
+        ("docker exec tour sh -c exit 7; echo $?", "7"),
+        ("echo piped | docker exec -i tour cat", "piped"),
+        (
+            "curl -s http://127.0.0.1:2375/_dockgate/metrics",
+            "dockgate_",
+        ),
+        (
+            "tail run/logs/dockgate-access.log",
+            "hijack=upgrade half_close=to_upstream",
+        ),
+        ("unix", "over-unix"),
+        ("tls", "CONTAINER ID"),
+    ];
+    let failed: Vec<String> = checks
+        .iter()
+        .filter(|(marker, want)| !after(marker).contains(want))
+        .map(|(marker, want)| format!("{marker:?} should print {want:?}: {:?}", after(marker)))
+        .collect();
+    drop(running.0.stdin.take());
+    drop(running);
+    assert!(
+        failed.is_empty(),
+        "{}\n--- the tour's output:\n{text}\n--- make run:\n{}",
+        failed.join("\n"),
+        fs::read_to_string(log.path().join("err")).unwrap_or_default()
+    );
+    // SIGTERM stopped everything it started.
+    assert!(
+        std::net::TcpListener::bind(("127.0.0.1", 2375)).is_ok(),
+        "2375 still served after SIGTERM"
+    );
+}
