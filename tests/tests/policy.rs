@@ -3,13 +3,14 @@
 //! closed when the sidecar is down.
 
 use std::io::Write;
+use std::time::Duration;
 
 use dockgate_tests::docker::{
     docker_direct, docker_direct_quiet, run_script, Cli, Endpoint, Transport,
 };
 use dockgate_tests::nginx::{Flavor, Gateway, GatewayOptions, SYSTEM_DOCKERD};
 use dockgate_tests::raw::{self, Conn, Target};
-use dockgate_tests::unique_name;
+use dockgate_tests::{unique_name, wait_until};
 
 /// One attempt: a raw request that creates something named `name` if it gets through.
 struct Attempt {
@@ -475,7 +476,13 @@ fn identities_are_checked_on_every_listener() {
         None,
     );
     assert_eq!(out.stdout, "ok\n", "{out}");
-    assert!(gw.access_log().contains("GET /v1."), "nothing logged");
+    // nginx logs a request once its answer is sent: the client can be quicker.
+    assert!(
+        wait_until(Duration::from_secs(5), || gw
+            .access_log()
+            .contains("GET /v1.")),
+        "nothing logged"
+    );
     // A token on the loopback listener: its role (reader) applies, not the anonymous one.
     let tcp = Target::Tcp(gw.port);
     let call = |auth: &str, method: &str, path: &str| {

@@ -165,7 +165,9 @@ fn upstream_close_first_is_relayed_as_a_half_close_to_the_client() {
             .metric("dockgate_hijacked_streams_active")
             == 0));
         assert!(gw.metric("dockgate_half_closes_total{direction=\"to_client\"}") >= 1);
-        assert!(gw.access_log().contains("half_close=to_client"));
+        assert!(wait_until(Duration::from_secs(5), || gw
+            .access_log()
+            .contains("half_close=to_client")));
     }
 }
 
