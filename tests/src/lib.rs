@@ -91,3 +91,21 @@ pub fn running_as_root() -> bool {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
+
+/// `bash -c script` in the repository root, stdin closed, with `env` added: whether it
+/// succeeded, and its stdout then stderr.
+pub fn bash(script: &str, env: &[(&str, &str)]) -> (bool, String) {
+    let out = std::process::Command::new("bash")
+        .args(["-c", script])
+        .current_dir(repo_root())
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("bash");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}

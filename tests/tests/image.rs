@@ -7,7 +7,6 @@
 //! reason, and over TLS with the test client's certificate; then it is taken down.
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -18,23 +17,12 @@ use dockgate_tests::nginx::tls;
 use dockgate_tests::package_cache::{debian_image, free_loopback_address, Nginx, OriginTls};
 use dockgate_tests::registry::{sha256_hex, skopeo, Distribution};
 use dockgate_tests::scenarios::conformance_failures;
-use dockgate_tests::{free_port, repo_root, unique_name, wait_until, TempDir};
+use dockgate_tests::{bash, free_port, repo_root, unique_name, wait_until, TempDir};
 
 const IMAGE: &str = "dockgate:local";
 
 fn sh(script: &str) -> (bool, String) {
-    let out = Command::new("bash")
-        .args(["-c", script])
-        .current_dir(repo_root())
-        .env("DOCKER_HOST", "unix:///var/run/docker.sock")
-        .output()
-        .expect("bash");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    bash(script, &[("DOCKER_HOST", "unix:///var/run/docker.sock")])
 }
 
 /// The base image under the Dockerfile's `FROM` name, the packages, the gateway image.

@@ -8,27 +8,17 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use dockgate_tests::docker::{deployed_gateway_failures, Endpoint};
 use dockgate_tests::scenarios::conformance_failures;
-use dockgate_tests::{repo_root, running_as_root, wait_until, TempDir};
+use dockgate_tests::{bash, repo_root, running_as_root, wait_until, TempDir};
 
 const PACKAGES: [&str; 2] = ["dockgate", "libnginx-mod-http-dockgate"];
 
 fn sh(script: &str) -> (bool, String) {
-    let out = Command::new("bash")
-        .args(["-c", script])
-        .stdin(Stdio::null())
-        .output()
-        .expect("bash");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    bash(script, &[])
 }
 
 fn must(script: &str) -> String {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use dockgate_tests::package_cache::{Stack, StackOptions, APT_HOST};
 use dockgate_tests::registry::DockerClient;
-use dockgate_tests::{repo_root, running_as_root, wait_until, TempDir};
+use dockgate_tests::{bash, repo_root, running_as_root, wait_until, TempDir};
 
 /// The fenced block of language `lang` that first follows the line containing `marker`.
 fn readme_block(marker: &str, lang: &str) -> String {
@@ -417,17 +417,7 @@ fn the_quick_tour_works_as_written_through_make_runs_gateway() {
          DOCKER_HOST=unix://$PWD/run/docker.sock docker run --rm --pull never busybox echo over-unix 2>&1\n\
          echo '>>> tls'\nunset DOCKER_HOST\n{tls}"
     );
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(&script)
-        .current_dir(repo_root())
-        .output()
-        .expect("bash");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (_, text) = bash(&script, &[]);
     let after = |marker: &str| -> String {
         text.split(&format!(">>> {marker}"))
             .nth(1)
